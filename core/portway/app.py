@@ -1,0 +1,59 @@
+"""The ASGI application factory."""
+
+from __future__ import annotations
+
+import contextlib
+import gc
+import os
+from collections.abc import AsyncIterator
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.routing import Route
+
+from portway import config as config_module
+from portway.endpoints import anthropic, openai
+from portway.gateway import Gateway
+
+
+def create_app(gateway: Gateway) -> Starlette:
+    routes = [
+        Route("/v1/chat/completions", openai.chat_completions, methods=["POST"]),
+        Route("/v1/embeddings", openai.embeddings, methods=["POST"]),
+        Route("/v1/models", openai.models, methods=["GET"]),
+        Route("/v1/messages", anthropic.messages, methods=["POST"]),
+        Route("/health", openai.health, methods=["GET"]),
+    ]
+
+    def register(path: str, endpoint: Any, methods: list[str] | None = None) -> None:
+        routes.append(Route(path, endpoint, methods=methods or ["GET"]))
+
+    gateway.pm.hook.register_routes(register=register)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        await gateway.startup()
+        # Everything allocated so far lives as long as the process: move it
+        # out of the collector's way so full collections stay short.
+        gc.collect()
+        gc.freeze()
+        try:
+            yield
+        finally:
+            await gateway.shutdown()
+
+    app = Starlette(routes=routes, lifespan=lifespan)
+    app.state.gateway = gateway
+    return app
+
+
+def gateway_from_config_path(path: str | None) -> Gateway:
+    if path:
+        return Gateway(config_module.load(path))
+    return Gateway(config_module.parse({}), auto_providers=True)
+
+
+def app_from_env() -> Starlette:
+    """Factory used by ``portway serve`` workers (``--workers N`` starts N
+    processes, each building its own gateway from the same config file)."""
+    return create_app(gateway_from_config_path(os.environ.get("PORTWAY_CONFIG") or None))

@@ -1,0 +1,25 @@
+"""The default failure policy.
+
+Retryable failures (rate limit, overload, server error, timeout, broken
+connection) are retried on the same target up to the model's ``retries``
+(or ``routing.retries``), then fall back to the next configured target.
+Anything else (bad request, auth, content filter) goes straight to the
+client: another attempt would fail the same way.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from portway.hookspecs import hookimpl
+
+PORTWAY_PLUGIN_KIND = "router"
+
+
+@hookimpl(trylast=True)
+def on_error(ctx: Any, error: Any, candidates: list[Any]) -> str:
+    if not getattr(error, "retryable", False):
+        return "raise"
+    if ctx.metadata.get("retries_on_target", 0) < ctx.metadata.get("retry_limit", 0):
+        return "retry"
+    return "fallback" if len(candidates) > 1 else "raise"

@@ -1,0 +1,184 @@
+"""The ``portway`` command."""
+
+from __future__ import annotations
+
+import argparse
+import ipaddress
+import json
+import logging
+import os
+import sys
+from collections.abc import Callable
+from typing import Any
+
+from portway import __version__
+from portway import config as config_module
+from portway import plugins as plugin_loader
+from portway.config import ConfigError
+
+EXIT_OK, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _gateway(path: str | None) -> Any:
+    from portway.app import gateway_from_config_path
+
+    return gateway_from_config_path(path)
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from portway.app import create_app
+
+    gateway = _gateway(args.config)
+    server = gateway.config.server
+    host = args.host or server.host
+    port = server.port if args.port is None else args.port
+    workers = args.workers or server.workers
+    insecure = args.insecure or server.insecure
+    if gateway.master_key is None and not _is_loopback(host):
+        if not insecure:
+            print(
+                f"portway: refusing to listen on {host} without auth.master_key: anyone who can reach it could "
+                "spend your provider credits. Set auth.master_key in the config, bind to 127.0.0.1, "
+                "or pass --insecure.",
+                file=sys.stderr,
+            )
+            return EXIT_USAGE
+        print(f"portway: WARNING: listening on {host} with no API key required (--insecure)", file=sys.stderr)
+    providers = ", ".join(f"{n} ({p.type})" for n, p in gateway.providers.items()) or "none"
+    print(f"portway {__version__}: http://{host}:{port} | providers: {providers} | config: {gateway.config.source}",
+          file=sys.stderr)
+    for reason in gateway.unavailable.values():
+        print(f"portway: WARNING: {reason}", file=sys.stderr)
+    options: dict[str, Any] = dict(host=host, port=port, log_level=args.log_level, access_log=False,
+                                   http="httptools", loop="uvloop" if sys.platform != "win32" else "asyncio",
+                                   timeout_graceful_shutdown=10)
+    if workers > 1:
+        # Each worker process builds its own gateway from the same file.
+        if args.config:
+            os.environ["PORTWAY_CONFIG"] = os.path.abspath(args.config)
+        else:
+            os.environ.pop("PORTWAY_CONFIG", None)
+        uvicorn.run("portway.app:app_from_env", factory=True, workers=workers, **options)
+    else:
+        uvicorn.run(create_app(gateway), **options)
+    return EXIT_OK
+
+
+def cmd_plugins(args: argparse.Namespace) -> int:
+    pm = plugin_loader.new_manager()
+    disable: list[str] = []
+    if args.config:
+        disable = config_module.load(args.config).plugins.disable
+    infos = plugin_loader.load(pm, disable=disable)
+    if args.json:
+        print(json.dumps([info.as_dict() for info in infos], indent=2))
+        return EXIT_OK
+    rows = [("NAME", "KIND", "DISTRIBUTION", "VERSION", "STATUS", "HOOKS")]
+    for info in infos:
+        status = "error" if info.error else ("enabled" if info.enabled else "disabled")
+        dist = info.distribution or "-"
+        rows.append((info.name, info.kind, dist, info.version or ("builtin" if info.builtin else "-"), status,
+                     ",".join(info.hooks) or "-"))
+    widths = [max(len(row[i]) for row in rows) for i in range(5)]
+    for row in rows:
+        print("  ".join(cell.ljust(widths[i]) for i, cell in enumerate(row[:5])) + "  " + row[5])
+    for info in infos:
+        if info.error:
+            print(f"\n{info.name}: failed to load: {info.error}")
+    return EXIT_OK
+
+
+def cmd_config_check(args: argparse.Namespace) -> int:
+    gateway = _gateway(args.file)
+    for reason in gateway.unavailable.values():
+        print(f"warning: {reason}")
+    print(f"{args.file}: ok ({len(gateway.providers)} providers, {len(gateway.aliases)} model aliases)")
+    return EXIT_OK
+
+
+def cmd_models(args: argparse.Namespace) -> int:
+    gateway = _gateway(args.config)
+    for model_id, owner in gateway.model_ids():
+        print(f"{model_id}\t{owner}")
+    return EXIT_OK
+
+
+def build_parser(extra: list[tuple[str, Callable[..., int], str, Callable[..., None] | None]]) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="portway", description="Portway LLM gateway")
+    parser.add_argument("--version", action="version", version=f"portway {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    serve = sub.add_parser("serve", help="run the gateway")
+    serve.add_argument("--config", "-c", help="YAML config file (default: embedded defaults with the mock provider)")
+    serve.add_argument("--host", help="interface to bind (default: server.host, 127.0.0.1)")
+    serve.add_argument("--port", type=int, help="port (default: server.port, 8787)")
+    serve.add_argument("--workers", type=int, help="worker processes sharing the port")
+    serve.add_argument("--insecure", action="store_true", help="allow a non-loopback bind without a master key")
+    serve.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])
+    serve.set_defaults(handler=cmd_serve)
+
+    plugins = sub.add_parser("plugins", help="list installed plugins and load errors")
+    plugins.add_argument("--json", action="store_true")
+    plugins.add_argument("--config", "-c", help="apply this config's plugins.disable")
+    plugins.set_defaults(handler=cmd_plugins)
+
+    config = sub.add_parser("config", help="configuration tools")
+    config_sub = config.add_subparsers(dest="config_command", metavar="ACTION", required=True)
+    check = config_sub.add_parser("check", help="validate a config file")
+    check.add_argument("file")
+    check.set_defaults(handler=cmd_config_check)
+
+    models = sub.add_parser("models", help="list the model names the config exposes")
+    models.add_argument("--config", "-c")
+    models.set_defaults(handler=cmd_models)
+
+    for name, handler, help_text, configure in extra:
+        cmd = sub.add_parser(name, help=help_text)
+        if configure is not None:
+            configure(cmd)
+        cmd.set_defaults(handler=handler)
+    return parser
+
+
+def _plugin_commands() -> list[tuple[str, Callable[..., int], str, Callable[..., None] | None]]:
+    commands: list[tuple[str, Callable[..., int], str, Callable[..., None] | None]] = []
+
+    def register(name: str, handler: Callable[..., int], help: str = "", arguments: Callable[..., None] | None = None) -> None:
+        commands.append((name, handler, help, arguments))
+
+    pm = plugin_loader.new_manager()
+    logging.getLogger("portway.plugins").setLevel(logging.CRITICAL)  # `portway plugins` reports failures itself
+    plugin_loader.load(pm)
+    pm.hook.register_commands(register=register)
+    return commands
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    parser = build_parser(_plugin_commands())
+    args = parser.parse_args(argv)
+    if not getattr(args, "handler", None):
+        parser.print_help()
+        return EXIT_USAGE
+    try:
+        return int(args.handler(args) or 0)
+    except ConfigError as exc:
+        print(f"portway: config error:\n{exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        return EXIT_FAIL
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,70 @@
+"""What travels with one request through the hooks."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from portway.providers import Provider
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """One place a model name can be served from: a provider instance and the
+    upstream model name, plus routing data the router may use."""
+
+    provider: Provider
+    model: str
+    weight: float = 1.0
+    params: tuple[tuple[str, Any], ...] = ()
+
+    @property
+    def name(self) -> str:
+        return f"{self.provider.name}/{self.model}"
+
+
+@dataclass(slots=True, eq=False)
+class RequestContext:
+    """One client request.
+
+    ``body`` is the canonical request: an OpenAI Chat Completions (or
+    Embeddings) body as a plain dict, already validated.  ``pre_request``
+    implementations may change it in place (redact a message, render a
+    prompt template, rewrite ``model``).  ``metadata`` is scratch space for
+    plugins; key it by plugin name.
+    """
+
+    request_id: str
+    endpoint: str  # "chat.completions" | "embeddings" | "messages"
+    body: dict[str, Any]
+    api_key: str | None = None
+    client_format: str = "openai"  # the shape errors and responses go back in
+    headers: dict[str, str] = field(default_factory=dict)
+    metadata: dict[str, Any] = field(default_factory=dict)
+    target: Target | None = None
+    attempts: int = 0
+    started: float = field(default_factory=time.perf_counter)
+    first_token_at: float | None = None
+    finished_at: float | None = None
+    usage: dict[str, Any] | None = None
+    status: int = 200
+    error: Exception | None = None
+    cached: bool = False
+
+    @property
+    def model(self) -> str:
+        return self.body.get("model", "")
+
+    @property
+    def stream(self) -> bool:
+        return bool(self.body.get("stream"))
+
+    @property
+    def latency(self) -> float | None:
+        return None if self.finished_at is None else self.finished_at - self.started
+
+    @property
+    def time_to_first_token(self) -> float | None:
+        return None if self.first_token_at is None else self.first_token_at - self.started

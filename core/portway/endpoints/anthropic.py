@@ -1,0 +1,75 @@
+"""The Anthropic Messages API, ``POST /v1/messages``, in front of any
+provider: the request is translated to the canonical (OpenAI) form, runs
+the same pipeline as ``/v1/chat/completions``, and the answer (or stream)
+is translated back.  Every error here is in Anthropic's shape."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import Response, StreamingResponse
+
+from portway import sse
+from portway.context import RequestContext
+from portway.endpoints.common import JSONResponse, check_key, context_for, presented_key, read_json, route_headers
+from portway.endpoints.openai import _crashed, _failed
+from portway.errors import PortwayError
+from portway.formats.anthropic import (
+    OpenAIStreamToAnthropic, anthropic_request_to_openai, openai_response_to_anthropic,
+)
+from portway.gateway import Gateway
+from portway.schemas import validate
+from portway.schemas.anthropic import MessagesRequest
+
+log = logging.getLogger("portway.endpoints")
+
+
+async def messages(request: Request) -> Response:
+    gateway: Gateway = request.app.state.gateway
+    ctx: RequestContext | None = None
+    try:
+        key = presented_key(request)
+        check_key(gateway.master_key, key)
+        body = await read_json(request, gateway.config.server.max_body_bytes)
+        validate(MessagesRequest, body)
+        ctx = context_for(request, "messages", anthropic_request_to_openai(body), key, client_format="anthropic")
+        if ctx.stream:
+            chunks = await gateway.open_stream(ctx)
+            return StreamingResponse(_anthropic_sse(gateway, ctx, chunks), media_type="text/event-stream",
+                                     headers={**route_headers(ctx), "cache-control": "no-cache"})
+        response = await gateway.chat(ctx)
+        result: Response = JSONResponse(openai_response_to_anthropic(response), headers=route_headers(ctx))
+    except PortwayError as error:
+        result = _failed(gateway, ctx, error, request, "anthropic")
+    except Exception as error:
+        result = _crashed(gateway, ctx, error, request, "anthropic")
+    if ctx is not None:
+        gateway.finish(ctx)
+    return result
+
+
+async def _anthropic_sse(gateway: Gateway, ctx: RequestContext, chunks: AsyncIterator[dict[str, Any]]) -> AsyncIterator[bytes]:
+    converter = OpenAIStreamToAnthropic()
+    try:
+        async for chunk in chunks:
+            for name, data in converter.feed(chunk):
+                yield sse.encode(data, event=name)
+        for name, data in converter.finish():
+            yield sse.encode(data, event=name)
+    except PortwayError as error:
+        ctx.error, ctx.status = error, error.status
+        yield sse.encode(error.anthropic_body(), event="error")
+    except asyncio.CancelledError:
+        ctx.status = 499
+        raise
+    except Exception as error:
+        log.exception("stream %s failed", ctx.request_id)
+        ctx.error, ctx.status = error, 500
+        yield sse.encode(PortwayError("internal error while streaming", kind="server_error").anthropic_body(),
+                         event="error")
+    finally:
+        gateway.finish(ctx)

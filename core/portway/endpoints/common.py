@@ -1,0 +1,98 @@
+"""What every API endpoint shares: reading the body, checking the key,
+building the context, and rendering errors in the client's API shape."""
+
+from __future__ import annotations
+
+import hmac
+import logging
+import uuid
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from portway import serialization
+from portway.context import RequestContext
+from portway.errors import PortwayError, ValidationFailed
+
+log = logging.getLogger("portway.endpoints")
+
+
+class JSONResponse(Response):
+    media_type = "application/json"
+
+    def render(self, content: Any) -> bytes:
+        return serialization.dumps(content)
+
+
+#: Never copied into the request context, so no plugin can log them.
+SECRET_HEADERS = frozenset({"authorization", "x-api-key", "api-key", "cookie", "proxy-authorization"})
+
+
+def new_request_id() -> str:
+    return "req_" + uuid.uuid4().hex
+
+
+def error_response(error: PortwayError, client_format: str, request_id: str) -> JSONResponse:
+    body = error.anthropic_body() if client_format == "anthropic" else error.openai_body()
+    if client_format == "anthropic":
+        body["request_id"] = request_id
+    headers = {"x-request-id": request_id, **error.headers()}
+    if error.provider:
+        headers["x-portway-provider"] = error.provider
+    return JSONResponse(body, status_code=error.status, headers=headers)
+
+
+def presented_key(request: Request) -> str | None:
+    """The key a client sent: ``Authorization: Bearer`` (OpenAI SDK, and the
+    Anthropic SDK since 2.14) or ``x-api-key`` (older Anthropic clients)."""
+    auth = request.headers.get("authorization")
+    if auth:
+        scheme, _, value = auth.partition(" ")
+        if scheme.lower() == "bearer" and value:
+            return value.strip()
+    return request.headers.get("x-api-key") or request.headers.get("api-key")
+
+
+def check_key(master_key: str | None, presented: str | None) -> None:
+    if master_key is None:
+        return
+    if presented is None:
+        raise PortwayError("missing API key: send 'Authorization: Bearer <key>'", kind="authentication",
+                           code="missing_api_key")
+    if not hmac.compare_digest(presented.encode(), master_key.encode()):
+        raise PortwayError("invalid API key", kind="authentication", code="invalid_api_key")
+
+
+async def read_json(request: Request, limit: int) -> Any:
+    length = request.headers.get("content-length")
+    if length is not None and length.isdigit() and int(length) > limit:
+        raise PortwayError(f"request body is larger than {limit} bytes", kind="request_too_large")
+    raw = await request.body()
+    if len(raw) > limit:
+        raise PortwayError(f"request body is larger than {limit} bytes", kind="request_too_large")
+    if not raw:
+        raise ValidationFailed("the request body is empty; send a JSON object")
+    try:
+        return serialization.loads(raw)
+    except serialization.JSONDecodeError as exc:
+        raise ValidationFailed(f"the request body is not valid JSON: {exc}") from None
+
+
+def context_for(request: Request, endpoint: str, body: dict[str, Any], key: str | None,
+                client_format: str = "openai") -> RequestContext:
+    request_id = request.headers.get("x-request-id") or new_request_id()
+    return RequestContext(request_id=request_id, endpoint=endpoint, body=body, api_key=key,
+                          client_format=client_format,
+                          headers={k: v for k, v in request.headers.items() if k not in SECRET_HEADERS})
+
+
+def route_headers(ctx: RequestContext) -> dict[str, str]:
+    headers = {"x-request-id": ctx.request_id}
+    if ctx.target is not None:
+        headers["x-portway-provider"] = ctx.target.provider.name
+        headers["x-portway-model"] = ctx.target.model
+    elif ctx.cached:
+        headers["x-portway-provider"] = "cache"
+        headers["x-portway-model"] = ctx.model
+    return headers

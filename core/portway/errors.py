@@ -1,0 +1,153 @@
+"""Errors as values the router can reason about.
+
+Every failure on the request path becomes a :class:`PortwayError` with a
+``kind`` (rate limit, auth, server error, ...).  The endpoint renders it in the
+shape the client's API expects: OpenAI's ``{"error": {...}}`` or Anthropic's
+``{"type": "error", "error": {...}}``.  Nothing here ever carries a traceback
+or a credential to the client.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+# kind -> (default HTTP status, OpenAI error type, Anthropic error type)
+KINDS: dict[str, tuple[int, str, str]] = {
+    "bad_request": (400, "invalid_request_error", "invalid_request_error"),
+    "authentication": (401, "authentication_error", "authentication_error"),
+    "billing": (402, "insufficient_quota", "billing_error"),
+    "permission": (403, "permission_error", "permission_error"),
+    "not_found": (404, "not_found_error", "not_found_error"),
+    "request_too_large": (413, "invalid_request_error", "request_too_large"),
+    "context_length": (400, "invalid_request_error", "invalid_request_error"),
+    "content_filter": (400, "invalid_request_error", "invalid_request_error"),
+    "rate_limit": (429, "rate_limit_error", "rate_limit_error"),
+    "server_error": (500, "api_error", "api_error"),
+    "connection": (502, "api_error", "api_error"),
+    "unavailable": (503, "api_error", "api_error"),
+    "timeout": (504, "timeout_error", "timeout_error"),
+    "overloaded": (529, "overloaded_error", "overloaded_error"),
+}
+
+# Kinds worth another attempt, on the same target or the next one.
+RETRYABLE_KINDS = frozenset({"rate_limit", "server_error", "connection", "unavailable", "timeout", "overloaded"})
+
+
+def kind_for_status(status: int) -> str:
+    """Classify an upstream HTTP status the way every provider SDK does."""
+    if status == 400 or status == 422:
+        return "bad_request"
+    if status == 401:
+        return "authentication"
+    if status == 402:
+        return "billing"
+    if status == 403:
+        return "permission"
+    if status == 404:
+        return "not_found"
+    if status == 408 or status == 504:
+        return "timeout"
+    if status == 413:
+        return "request_too_large"
+    if status == 429:
+        return "rate_limit"
+    if status == 503 or status == 529:
+        return "overloaded"
+    if status >= 500:
+        return "server_error"
+    return "bad_request"
+
+
+class PortwayError(Exception):
+    """A failure with a class, a status and a client-safe message."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        kind: str = "server_error",
+        status: int | None = None,
+        code: str | None = None,
+        param: str | None = None,
+        retry_after: str | None = None,
+        provider: str | None = None,
+        plugin: str | None = None,
+    ) -> None:
+        super().__init__(message)
+        if kind not in KINDS:
+            raise ValueError(f"unknown error kind {kind!r}")
+        self.message = message
+        self.kind = kind
+        self.status = status or KINDS[kind][0]
+        self.code = code
+        self.param = param
+        self.retry_after = retry_after
+        self.provider = provider
+        self.plugin = plugin
+
+    @property
+    def retryable(self) -> bool:
+        return self.kind in RETRYABLE_KINDS
+
+    def openai_body(self) -> dict[str, Any]:
+        return {
+            "error": {
+                "message": self.message,
+                "type": KINDS[self.kind][1],
+                "param": self.param,
+                "code": self.code,
+            }
+        }
+
+    def anthropic_body(self) -> dict[str, Any]:
+        return {"type": "error", "error": {"type": KINDS[self.kind][2], "message": self.message}}
+
+    def headers(self) -> dict[str, str]:
+        return {"retry-after": self.retry_after} if self.retry_after else {}
+
+    def __repr__(self) -> str:
+        return f"PortwayError({self.kind}, {self.status}, {self.message!r})"
+
+
+class ProviderError(PortwayError):
+    """The upstream provider answered with an error (or could not be reached)."""
+
+
+class ValidationFailed(PortwayError):
+    def __init__(self, message: str, *, param: str | None = None) -> None:
+        super().__init__(message, kind="bad_request", param=param)
+
+
+def redact(text: str, secrets: list[str] | tuple[str, ...]) -> str:
+    """Remove every configured secret from text that may reach a client or a log."""
+    for secret in secrets:
+        if secret and len(secret) >= 4 and secret in text:
+            text = text.replace(secret, "[redacted]")
+    return text
+
+
+_TYPE_KINDS = {
+    "invalid_request_error": "bad_request",
+    "authentication_error": "authentication",
+    "billing_error": "billing",
+    "insufficient_quota": "billing",
+    "permission_error": "permission",
+    "not_found_error": "not_found",
+    "request_too_large": "request_too_large",
+    "rate_limit_error": "rate_limit",
+    "rate_limit_exceeded": "rate_limit",
+    "tokens": "rate_limit",
+    "requests": "rate_limit",
+    "api_error": "server_error",
+    "server_error": "server_error",
+    "timeout_error": "timeout",
+    "overloaded_error": "overloaded",
+    "context_length_exceeded": "context_length",
+    "content_filter": "content_filter",
+}
+
+
+def kind_for_type(error_type: str | None, default: str = "server_error") -> str:
+    """Classify a provider's error ``type``/``code`` string (OpenAI's and
+    Anthropic's vocabularies; mid-stream errors carry no HTTP status)."""
+    return _TYPE_KINDS.get(error_type or "", default)

@@ -1,0 +1,317 @@
+"""The gateway: plugins, providers and the request pipeline.
+
+One :class:`Gateway` per app (never a module global): it owns its pluggy
+manager, its provider instances and their connection pools.  Everything
+that can be decided once (plugin discovery, which hooks have
+implementations, model aliases) is decided in ``__init__``; the request
+path only looks things up.
+
+The pipeline of one chat request::
+
+    pre_request ─▶ resolve model ─▶ select_provider ─▶ provider.chat ─▶ post_response
+                       ▲                                    │ error
+                       └──────── on_error: retry / fallback ┘
+
+For a stream, errors before the first chunk go through ``on_error`` the same
+way; after it, the client already has a 200 and the error ends the stream.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+from portway import plugins as plugin_loader
+from portway.config import Config, ConfigError, validate_section
+from portway.context import RequestContext, Target
+from portway.errors import PortwayError
+from portway.formats.openai import StreamAssembler, completion_to_chunks
+from portway.hooks import Hooks
+from portway.providers import Provider
+
+log = logging.getLogger("portway")
+
+
+class Gateway:
+    def __init__(
+        self,
+        config: Config,
+        *,
+        extra_plugins: list[tuple[str, Any]] | None = None,
+        auto_providers: bool = False,
+        environ: dict[str, str] | None = None,
+    ) -> None:
+        self.config = config
+        self.started_at = int(time.time())
+        self.pm = plugin_loader.new_manager()
+        self.plugins = plugin_loader.load(self.pm, disable=config.plugins.disable, extra=extra_plugins)
+        self.hooks = Hooks(self.pm, order=config.plugins.order)
+        environ = dict(os.environ) if environ is None else environ
+
+        self.provider_types: dict[str, type[Provider]] = {}
+        self.pm.hook.register_providers(register=self._register_provider_type)
+        self._load_plugin_config()
+
+        provider_configs = dict(config.providers)
+        if auto_providers:
+            provider_configs.update(self._auto_providers(provider_configs, environ))
+        self.providers: dict[str, Provider] = {}
+        #: Configured provider instances that cannot serve, with the reason.
+        self.unavailable: dict[str, str] = {}
+        for name, raw in provider_configs.items():
+            cls = self.provider_types.get(raw["type"])
+            if cls is None:
+                self.unavailable[name] = (
+                    f"provider type {raw['type']!r} is not installed "
+                    f"(pip install portway-{raw['type']}); needed by provider {name!r}"
+                )
+                log.warning("%s", self.unavailable[name])
+                continue
+            settings = validate_section(cls.config_model, raw, config.source, f"providers.{name}")
+            try:
+                self.providers[name] = cls(name, settings)
+            except PortwayError as exc:
+                raise ConfigError(f"{config.source}: providers.{name}: {exc.message}") from None
+
+        self.aliases: dict[str, tuple[list[Target], int]] = {}
+        for alias, model in config.models.items():
+            targets = [
+                Target(self.providers[t.provider], t.model, t.weight, tuple(t.params.items()))
+                for t in model.targets
+                if t.provider in self.providers
+            ]
+            retries = config.routing.retries if model.retries is None else model.retries
+            self.aliases[alias] = (targets, retries)
+
+        key = config.auth.master_key
+        self.master_key: str | None = key.get_secret_value() if key is not None else None
+        self._post_chunk = self.hooks.implemented("post_chunk")
+        self._post_response = self.hooks.implemented("post_response")
+        self._pre_request = self.hooks.implemented("pre_request")
+        self._background: set[asyncio.Task[Any]] = set()
+
+    # -- set-up ----------------------------------------------------------------
+
+    def _register_provider_type(self, cls: type[Provider]) -> None:
+        if not cls.type:
+            raise ConfigError(f"provider class {cls.__qualname__} has no 'type'")
+        self.provider_types[cls.type] = cls
+
+    def _load_plugin_config(self) -> None:
+        models: dict[str, Any] = {}
+        self.pm.hook.register_config(register=lambda section, model: models.__setitem__(section, model))
+        self.plugin_config: dict[str, Any] = {}
+        extra = self.config.extra_sections()
+        for section, data in extra.items():
+            if section not in models:
+                raise ConfigError(
+                    f"{self.config.source}: {section}: unknown section (no installed plugin declares it)"
+                )
+        for section, model in models.items():
+            self.plugin_config[section] = validate_section(model, extra.get(section, {}), self.config.source, section)
+
+    def _auto_providers(self, existing: dict[str, Any], environ: dict[str, str]) -> dict[str, dict[str, Any]]:
+        """Embedded defaults: the mock provider, plus every installed
+        provider whose standard key variable is set."""
+        found: dict[str, dict[str, Any]] = {}
+        for type_name, cls in sorted(self.provider_types.items()):
+            if type_name in existing:
+                continue
+            if type_name == "mock" or (cls.env_key and environ.get(cls.env_key)):
+                found[type_name] = {"type": type_name}
+        return found
+
+    async def startup(self) -> None:
+        for provider in self.providers.values():
+            await provider.start()
+        await self.hooks.each("startup", gateway=self)
+
+    async def shutdown(self) -> None:
+        await self.hooks.each_contained("shutdown", gateway=self)
+        for provider in self.providers.values():
+            await provider.close()
+        for task in list(self._background):
+            task.cancel()
+
+    # -- routing -----------------------------------------------------------------
+
+    def resolve(self, model: str) -> tuple[list[Target], int]:
+        """The targets that can serve ``model`` (an alias or
+        ``<provider>/<model>``) and the retry limit."""
+        entry = self.aliases.get(model)
+        if entry is not None:
+            if not entry[0]:
+                reasons = "; ".join(self.unavailable.values()) or "no usable target"
+                raise PortwayError(f"model {model!r} has no usable target: {reasons}", kind="bad_request",
+                                   code="provider_not_installed", param="model")
+            return list(entry[0]), entry[1]
+        prefix, sep, rest = model.partition("/")
+        if sep and rest:
+            provider = self.providers.get(prefix)
+            if provider is not None:
+                return [Target(provider, rest)], self.config.routing.retries
+            if prefix in self.unavailable:
+                raise PortwayError(self.unavailable[prefix], kind="bad_request", code="provider_not_installed",
+                                   param="model")
+        raise PortwayError(
+            f"model {model!r} is not configured: use an alias ({', '.join(sorted(self.aliases)) or 'none defined'}) "
+            f"or '<provider>/<model>' with a provider of {', '.join(sorted(self.providers)) or 'none'}",
+            kind="not_found", code="model_not_found", param="model",
+        )
+
+    def model_ids(self) -> list[tuple[str, str]]:
+        """(id, owner) for ``GET /v1/models``: aliases, then provider models."""
+        ids = [(alias, "portway") for alias in self.aliases]
+        for name, provider in self.providers.items():
+            ids += [(f"{name}/{model}", name) for model in provider.models()]
+        return ids
+
+    @staticmethod
+    def upstream_body(ctx: RequestContext, target: Target) -> dict[str, Any]:
+        body = dict(ctx.body)
+        body["model"] = target.model
+        for key, value in target.params:
+            body.setdefault(key, value)
+        if body.get("stream"):
+            # Always ask for usage, for cost and token accounting; the relay
+            # hides the usage chunk from a client that did not ask for it.
+            options = dict(body.get("stream_options") or {})
+            options["include_usage"] = True
+            body["stream_options"] = options
+        return body
+
+    async def _select(self, ctx: RequestContext, candidates: list[Target]) -> Target:
+        target = await self.hooks.first("select_provider", ctx=ctx, candidates=candidates)
+        if target is None:
+            raise PortwayError("no provider could be selected for this request", kind="unavailable")
+        ctx.target = target
+        ctx.attempts += 1
+        return target
+
+    async def _recover(self, ctx: RequestContext, error: PortwayError, candidates: list[Target]) -> list[Target]:
+        """Ask ``on_error`` what to do; return the candidates for the next
+        attempt or raise ``error``."""
+        action = await self.hooks.first("on_error", ctx=ctx, error=error, candidates=candidates)
+        if action == "retry":
+            tries = ctx.metadata.get("retries_on_target", 0) + 1
+            ctx.metadata["retries_on_target"] = tries
+            await asyncio.sleep(self.config.routing.retry_backoff * (2 ** (tries - 1)))
+            return candidates
+        if action == "fallback":
+            remaining = [t for t in candidates if t is not ctx.target]
+            if remaining:
+                ctx.metadata["retries_on_target"] = 0
+                log.info("request %s: falling back from %s after %s", ctx.request_id,
+                         ctx.target.name if ctx.target else "?", error.kind)
+                return remaining
+        raise error
+
+    async def _prepare(self, ctx: RequestContext) -> dict[str, Any] | None:
+        if self._pre_request:
+            answer = await self.hooks.first("pre_request", ctx=ctx)
+            if answer is not None:
+                ctx.cached = True
+                return answer
+        return None
+
+    # -- the request path ----------------------------------------------------------
+
+    async def chat(self, ctx: RequestContext) -> dict[str, Any]:
+        response = await self._prepare(ctx)
+        if response is None:
+            candidates, ctx.metadata["retry_limit"] = self.resolve(ctx.model)
+            while True:
+                target = await self._select(ctx, candidates)
+                try:
+                    response = await target.provider.chat(self.upstream_body(ctx, target), ctx)
+                    break
+                except PortwayError as error:
+                    candidates = await self._recover(ctx, error, candidates)
+        ctx.usage = response.get("usage")
+        if self._post_response:
+            await self.hooks.each("post_response", ctx=ctx, response=response)
+        return response
+
+    async def embeddings(self, ctx: RequestContext) -> dict[str, Any]:
+        response = await self._prepare(ctx)
+        if response is None:
+            candidates, ctx.metadata["retry_limit"] = self.resolve(ctx.model)
+            while True:
+                target = await self._select(ctx, candidates)
+                try:
+                    response = await target.provider.embeddings(self.upstream_body(ctx, target), ctx)
+                    break
+                except PortwayError as error:
+                    candidates = await self._recover(ctx, error, candidates)
+        ctx.usage = response.get("usage")
+        return response
+
+    async def open_stream(self, ctx: RequestContext) -> AsyncIterator[dict[str, Any]]:
+        """Start a streamed chat completion.  Returns once the first chunk
+        is in hand (so failures before it are retried, or answered with a
+        proper HTTP error); the returned iterator yields every chunk."""
+        wants_usage = bool((ctx.body.get("stream_options") or {}).get("include_usage"))
+        answer = await self._prepare(ctx)
+        if answer is not None:
+            replay = _replay(completion_to_chunks(answer))
+            return self._relay(ctx, replay, await anext(replay, None), wants_usage)
+        candidates, ctx.metadata["retry_limit"] = self.resolve(ctx.model)
+        while True:
+            target = await self._select(ctx, candidates)
+            stream = target.provider.chat_stream(self.upstream_body(ctx, target), ctx)
+            try:
+                first = await anext(stream)
+                break
+            except StopAsyncIteration:
+                first = None
+                break
+            except PortwayError as error:
+                await stream.aclose()
+                candidates = await self._recover(ctx, error, candidates)
+        return self._relay(ctx, stream, first, wants_usage)
+
+    async def _relay(
+        self, ctx: RequestContext, stream: AsyncIterator[dict[str, Any]], first: dict[str, Any] | None,
+        wants_usage: bool,
+    ) -> AsyncIterator[dict[str, Any]]:
+        assembler = StreamAssembler() if self._post_response else None
+        try:
+            chunk = first
+            while chunk is not None:
+                if ctx.first_token_at is None and chunk.get("choices"):
+                    ctx.first_token_at = time.perf_counter()
+                usage = chunk.get("usage")
+                if usage:
+                    ctx.usage = usage
+                if assembler is not None:
+                    assembler.add(chunk)
+                keep = True
+                if self._post_chunk:
+                    keep = all(r is not False for r in await self.hooks.each("post_chunk", ctx=ctx, chunk=chunk))
+                if keep and (wants_usage or chunk.get("choices") or not usage):
+                    if not wants_usage and "usage" in chunk:
+                        chunk.pop("usage")
+                    yield chunk
+                chunk = await anext(stream, None)
+            if assembler is not None:
+                await self.hooks.each("post_response", ctx=ctx, response=assembler.result())
+        finally:
+            closer = getattr(stream, "aclose", None)
+            if closer is not None:
+                await closer()
+
+    # -- after the response ----------------------------------------------------------
+
+    def finish(self, ctx: RequestContext) -> None:
+        """The response is sent: hand the record to observability plugins."""
+        ctx.finished_at = time.perf_counter()
+        self.hooks.each_sync("request_finished", ctx=ctx)
+
+
+async def _replay(chunks: list[dict[str, Any]]) -> AsyncIterator[dict[str, Any]]:
+    for chunk in chunks:
+        yield chunk

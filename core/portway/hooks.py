@@ -1,0 +1,122 @@
+"""How the host calls hooks.
+
+pluggy calls implementations synchronously, so an ``async def``
+implementation hands back a coroutine, which pluggy's ``firstresult`` would
+take as the answer before it is known.  The host therefore walks the
+implementations itself, in pluggy's order (``tryfirst`` first, last
+registered first, ``trylast`` last), and awaits each result that is
+awaitable.  The list of implementations per hook is computed once when the
+gateway starts, so a hook nobody implements costs one empty-tuple check.
+
+An exception from an implementation is contained: it becomes a
+:class:`PortwayError` that names the plugin (a :class:`PortwayError` raised
+on purpose, e.g. a guardrail block, passes through unchanged).
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import pluggy
+
+from portway import hookspecs
+from portway.errors import PortwayError
+
+log = logging.getLogger("portway.hooks")
+
+HOOK_NAMES: tuple[str, ...] = tuple(
+    name for name, fn in vars(hookspecs).items() if callable(fn) and hasattr(fn, "portway_spec")
+)
+
+Impl = tuple[str, Callable[..., Any], tuple[str, ...]]
+
+
+class HookFailed(PortwayError):
+    """A plugin raised something other than a PortwayError inside a hook."""
+
+
+class Hooks:
+    def __init__(self, pm: pluggy.PluginManager, order: dict[str, list[str]] | None = None) -> None:
+        self.pm = pm
+        self._impls: dict[str, tuple[Impl, ...]] = {}
+        self.errors: dict[str, int] = {}
+        self.order = order or {}
+        self.refresh()
+
+    def refresh(self) -> None:
+        """Recompute who implements what (after plugins are (un)registered)."""
+        for name in HOOK_NAMES:
+            caller = getattr(self.pm.hook, name)
+            impls = [
+                (impl.plugin_name, impl.function, tuple(impl.argnames))
+                for impl in reversed(caller.get_hookimpls())
+            ]
+            wanted = self.order.get(name)
+            if wanted:
+                rank = {plugin: i for i, plugin in enumerate(wanted)}
+                # Named plugins first, in the configured order; the rest keep pluggy's order.
+                impls.sort(key=lambda impl: rank.get(impl[0], len(rank)))
+            self._impls[name] = tuple(impls)
+
+    def implemented(self, name: str) -> bool:
+        return bool(self._impls[name])
+
+    def implementers(self, name: str) -> list[str]:
+        return [plugin for plugin, _, _ in self._impls[name]]
+
+    async def first(self, name: str, **kwargs: Any) -> Any:
+        """Call implementations in order until one answers non-None."""
+        for plugin, fn, argnames in self._impls[name]:
+            result = await self._call(plugin, name, fn, argnames, kwargs)
+            if result is not None:
+                return result
+        return None
+
+    async def each(self, name: str, **kwargs: Any) -> list[Any]:
+        """Call every implementation in order; return their answers."""
+        return [await self._call(plugin, name, fn, argnames, kwargs) for plugin, fn, argnames in self._impls[name]]
+
+    def each_sync(self, name: str, *, contain: bool = True, **kwargs: Any) -> None:
+        """Call every implementation of a synchronous hook; log and count
+        failures instead of raising when ``contain``."""
+        for plugin, fn, argnames in self._impls[name]:
+            try:
+                fn(*[kwargs[arg] for arg in argnames])
+            except Exception:
+                self._count(plugin)
+                if not contain:
+                    raise
+                log.exception("plugin %s failed in %s", plugin, name)
+
+    async def each_contained(self, name: str, **kwargs: Any) -> None:
+        """Like :meth:`each`, but a failing plugin is logged and skipped."""
+        for plugin, fn, argnames in self._impls[name]:
+            try:
+                await self._call(plugin, name, fn, argnames, kwargs)
+            except Exception:
+                log.exception("plugin %s failed in %s", plugin, name)
+
+    async def _call(
+        self, plugin: str, name: str, fn: Callable[..., Any], argnames: Iterable[str], kwargs: dict[str, Any]
+    ) -> Any:
+        try:
+            result = fn(*[kwargs[arg] for arg in argnames])
+            if inspect.isawaitable(result):
+                result = await result
+            return result
+        except PortwayError as exc:
+            if exc.plugin is None:
+                exc.plugin = plugin
+            raise
+        except Exception as exc:
+            self._count(plugin)
+            log.exception("plugin %s raised in %s", plugin, name)
+            raise HookFailed(
+                f"plugin {plugin!r} failed in {name}: {type(exc).__name__}", kind="server_error", plugin=plugin
+            ) from exc
+
+    def _count(self, plugin: str) -> None:
+        self.errors[plugin] = self.errors.get(plugin, 0) + 1

@@ -1,0 +1,142 @@
+"""The provider contract.
+
+A provider plugin registers a :class:`Provider` subclass through the
+``register_providers`` hook.  The gateway makes one instance per entry in
+the config's ``providers:`` section at start-up, calls :meth:`start` (which
+opens the pooled :class:`~portway.upstream.Upstream`), and then only calls
+:meth:`chat`, :meth:`chat_stream` and :meth:`embeddings` on the request
+path.  Requests and responses are canonical: OpenAI Chat Completions and
+Embeddings bodies as plain dicts; the adapter translates to and from its
+wire format.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator
+from typing import Any, ClassVar
+
+from portway import serialization
+from portway.config import ProviderConfig
+from portway.errors import PortwayError, ProviderError, kind_for_status, kind_for_type, redact
+from portway.upstream import Upstream, UpstreamResponse
+
+
+class Provider:
+    #: The name used as ``type:`` in config.
+    type: ClassVar[str] = ""
+    #: Pydantic model for this provider's config entry.
+    config_model: ClassVar[type[ProviderConfig]] = ProviderConfig
+    #: Used when the config gives no ``base_url`` (the official SDK's default).
+    default_base_url: ClassVar[str | None] = None
+    #: The standard environment variable holding the key; with no config
+    #: file, a provider whose variable is set is enabled automatically.
+    env_key: ClassVar[str | None] = None
+    #: Models listed by ``GET /v1/models`` when the config lists none.
+    default_models: ClassVar[tuple[str, ...]] = ()
+
+    def __init__(self, name: str, config: ProviderConfig) -> None:
+        self.name = name
+        self.config = config
+        base_url = config.base_url or self.default_base_url
+        if not base_url:
+            raise PortwayError(f"provider {name!r} needs a base_url", kind="bad_request")
+        self.base_url = base_url.rstrip("/")
+        key = config.api_key.get_secret_value() if config.api_key is not None else None
+        if key is None and self.env_key:
+            key = os.environ.get(self.env_key)
+        self.api_key: str | None = key or None
+        self._http: Upstream | None = None
+
+    # -- lifecycle ---------------------------------------------------------
+
+    def auth_headers(self) -> dict[str, str]:
+        """Headers that carry the credentials; override per provider."""
+        return {"authorization": f"Bearer {self.api_key}"} if self.api_key else {}
+
+    async def start(self) -> None:
+        self._http = Upstream(
+            self.base_url,
+            headers={**self.auth_headers(), **self.config.headers},
+            timeout=self.config.timeout,
+            connect_timeout=self.config.connect_timeout,
+            max_connections=self.config.max_connections,
+        )
+
+    async def close(self) -> None:
+        if self._http is not None:
+            await self._http.aclose()
+            self._http = None
+
+    @property
+    def http(self) -> Upstream:
+        if self._http is None:
+            raise PortwayError(f"provider {self.name!r} is not started", kind="unavailable")
+        return self._http
+
+    # -- the request path --------------------------------------------------
+
+    async def chat(self, body: dict[str, Any], ctx: Any) -> dict[str, Any]:
+        """Non-streamed chat completion: return an OpenAI ``chat.completion`` dict."""
+        raise self.unsupported("chat completions")
+
+    def chat_stream(self, body: dict[str, Any], ctx: Any) -> AsyncIterator[dict[str, Any]]:
+        """Streamed chat completion: yield OpenAI ``chat.completion.chunk``
+        dicts, ending with a chunk that has ``usage`` when the upstream
+        reports it."""
+        raise self.unsupported("streamed chat completions")
+
+    async def embeddings(self, body: dict[str, Any], ctx: Any) -> dict[str, Any]:
+        """Return an OpenAI embeddings ``list`` dict."""
+        raise self.unsupported("embeddings")
+
+    def models(self) -> list[str]:
+        return list(self.config.models or self.default_models)
+
+    # -- helpers shared by adapters ------------------------------------------
+
+    def unsupported(self, what: str) -> PortwayError:
+        return PortwayError(
+            f"provider {self.name!r} (type {self.type}) does not support {what}", kind="bad_request",
+            code="unsupported",
+        )
+
+    def secrets(self) -> list[str]:
+        values = [self.api_key or ""]
+        values += [v for k, v in self.config.headers.items() if k.lower() in {"authorization", "x-api-key", "api-key"}]
+        return values
+
+    def error_from_response(self, response: UpstreamResponse) -> ProviderError:
+        """Turn an upstream error answer into a classified, client-safe error."""
+        error_type, message = self.parse_error_body(response.content)
+        kind = kind_for_status(response.status)
+        if kind == "bad_request":
+            kind = kind_for_type(error_type, "bad_request") if error_type in {"context_length_exceeded", "content_filter"} else kind
+        return self.make_error(message, kind=kind, status=response.status, code=error_type,
+                               retry_after=response.headers.get("retry-after"))
+
+    def make_error(self, message: str, *, kind: str, status: int | None = None, code: str | None = None,
+                   retry_after: str | None = None) -> ProviderError:
+        message = redact(message, self.secrets())
+        if kind == "authentication":
+            message = f"provider {self.name!r} rejected the gateway's credentials: {message}"
+        else:
+            message = f"provider {self.name!r}: {message}"
+        return ProviderError(message, kind=kind, status=status, code=code, retry_after=retry_after, provider=self.name)
+
+    @staticmethod
+    def parse_error_body(content: bytes) -> tuple[str | None, str]:
+        """(type or code, message) from the common ``{"error": {...}}`` shapes."""
+        try:
+            data = serialization.loads(content)
+        except serialization.JSONDecodeError:
+            text = content[:500].decode("utf-8", "replace").strip()
+            return None, text or "upstream returned an error with no body"
+        if isinstance(data, dict):
+            err = data.get("error", data)
+            if isinstance(err, dict):
+                code = err.get("code") if isinstance(err.get("code"), str) else None
+                return code or err.get("type"), str(err.get("message") or err)
+            if isinstance(err, str):
+                return None, err
+        return None, str(data)[:500]

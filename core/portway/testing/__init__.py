@@ -1,0 +1,10 @@
+"""Test kit for Portway and its plugins: fake upstreams and a real gateway
+on a socket.  Also registered as a pytest plugin (fixtures ``fake_upstream``
+and ``gateway_server``)."""
+
+from portway.testing.servers import ThreadedServer, free_port
+from portway.testing.upstream import FakeUpstream, RecordedRequest, Reply, json_reply, ndjson_reply, sse_reply
+
+__all__ = [
+    "FakeUpstream", "RecordedRequest", "Reply", "ThreadedServer", "free_port", "json_reply", "ndjson_reply", "sse_reply",
+]

@@ -1,0 +1,36 @@
+"""pytest fixtures for Portway and its plugins (registered through the
+``pytest11`` entry point, so installing ``portway`` makes them available)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+
+from portway.testing.upstream import FakeUpstream
+
+
+@pytest.fixture
+def fake_upstream() -> Iterator[FakeUpstream]:
+    """A fresh fake provider upstream on a real socket."""
+    with FakeUpstream() as upstream:
+        yield upstream
+
+
+@pytest.fixture
+def gateway_server() -> Iterator[Callable[..., Any]]:
+    """Factory: ``gateway_server(config_dict, plugins=[(name, obj)])``
+    starts a real gateway on a free port; it is stopped after the test."""
+    from portway.testing.gateway import GatewayServer
+
+    started: list[GatewayServer] = []
+
+    def start(config: dict[str, Any] | None = None, **options: Any) -> GatewayServer:
+        server = GatewayServer(config, **options).start()
+        started.append(server)
+        return server
+
+    yield start
+    for server in started:
+        server.stop()

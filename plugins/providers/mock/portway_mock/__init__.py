@@ -1,0 +1,195 @@
+"""The mock provider: deterministic answers with no keys and no network.
+
+It is what ``portway serve`` runs with no config, and what demos and
+client-side tests use.  Behaviour by model name (``mock/<model>``):
+
+- any name: echoes the last user message (``"Mock reply to: ..."``);
+  with ``tools`` (and ``tool_choice`` not ``none``) it calls the named or
+  first tool, with arguments built from the tool's JSON schema, until a
+  tool result comes back;
+- ``error-<status>`` (e.g. ``mock/error-429``): fails with that status;
+- ``response_format`` json_object / json_schema: answers a JSON object.
+
+Streams arrive word by word; ``chunk_delay_ms`` paces them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import math
+import struct
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+from portway import hookimpl, serialization
+from portway.config import ProviderConfig
+from portway.errors import kind_for_status
+from portway.providers import Provider
+
+PORTWAY_PLUGIN_KIND = "provider"
+
+
+class MockConfig(ProviderConfig):
+    latency_ms: float = 0.0
+    chunk_delay_ms: float = 0.0
+    embedding_dimensions: int = 8
+
+
+def _text_of(content: Any) -> str:
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        parts = [p.get("text", "") for p in content if isinstance(p, dict) and p.get("type") == "text"]
+        images = sum(1 for p in content if isinstance(p, dict) and p.get("type") == "image_url")
+        return " ".join(parts) + (f" [{images} image(s)]" if images else "")
+    return ""
+
+
+def _tokens(text: str) -> int:
+    return max(1, len(text.split()))
+
+
+def _example(schema: Any) -> Any:
+    """A value that satisfies a (simple) JSON schema."""
+    if not isinstance(schema, dict):
+        return "mock"
+    if "enum" in schema and schema["enum"]:
+        return schema["enum"][0]
+    kind = schema.get("type")
+    if kind == "object" or "properties" in schema:
+        props = schema.get("properties") or {}
+        required = schema.get("required") or list(props)
+        return {name: _example(props.get(name, {})) for name in required}
+    if kind == "array":
+        return [_example(schema.get("items", {}))]
+    return {"integer": 1, "number": 1.5, "boolean": True, "null": None}.get(kind, "mock")
+
+
+class MockProvider(Provider):
+    type = "mock"
+    config_model = MockConfig
+    default_base_url = "mock://in-process"
+    default_models = ("echo", "tools", "error-429", "error-500")
+
+    async def start(self) -> None:  # nothing to connect to
+        pass
+
+    async def close(self) -> None:
+        pass
+
+    def _fail_if_asked(self, model: str) -> None:
+        if model.startswith("error-") and model[6:].isdigit():
+            status = int(model[6:])
+            raise self.make_error(f"mock failure {status} (asked for by model {model!r})", kind=kind_for_status(status),
+                                  status=status, retry_after="1" if status == 429 else None)
+
+    def _answer(self, body: dict[str, Any]) -> tuple[str | None, list[dict[str, Any]], str]:
+        messages = body.get("messages") or []
+        last = messages[-1] if messages else {}
+        tools = body.get("tools") or []
+        choice = body.get("tool_choice", "auto")
+        if tools and choice != "none" and last.get("role") != "tool":
+            tool = tools[0]
+            if isinstance(choice, dict):
+                wanted = (choice.get("function") or {}).get("name")
+                tool = next((t for t in tools if t["function"]["name"] == wanted), tool)
+            function = tool["function"]
+            digest = hashlib.sha256(serialization.dumps(messages)).hexdigest()[:24]
+            call = {"id": f"call_{digest}", "type": "function",
+                    "function": {"name": function["name"],
+                                 "arguments": serialization.dumps_str(_example(function.get("parameters") or {}))}}
+            return None, [call], "tool_calls"
+        user = next((m for m in reversed(messages) if m.get("role") in ("user", "tool")), {})
+        said = _text_of(user.get("content"))
+        fmt = (body.get("response_format") or {}).get("type")
+        if fmt == "json_schema":
+            schema = ((body["response_format"].get("json_schema") or {}).get("schema")) or {}
+            return serialization.dumps_str(_example(schema)), [], "stop"
+        if fmt == "json_object":
+            return serialization.dumps_str({"reply": said}), [], "stop"
+        prefix = "Mock result for: " if user.get("role") == "tool" else "Mock reply to: "
+        text = prefix + said
+        limit = body.get("max_completion_tokens") or body.get("max_tokens")
+        if limit and _tokens(text) > limit:
+            return " ".join(text.split()[:limit]), [], "length"
+        return text, [], "stop"
+
+    def _usage(self, body: dict[str, Any], text: str | None, calls: list[dict[str, Any]]) -> dict[str, Any]:
+        prompt = sum(_tokens(_text_of(m.get("content"))) for m in body.get("messages") or [])
+        completion = _tokens(text or "") + sum(_tokens(c["function"]["arguments"]) for c in calls)
+        return {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion}
+
+    async def chat(self, body: dict[str, Any], ctx: Any) -> dict[str, Any]:
+        model = body["model"]
+        self._fail_if_asked(model)
+        if self.config.latency_ms:  # type: ignore[attr-defined]
+            await asyncio.sleep(self.config.latency_ms / 1000)  # type: ignore[attr-defined]
+        text, calls, finish = self._answer(body)
+        message: dict[str, Any] = {"role": "assistant", "content": text, "refusal": None}
+        if calls:
+            message["tool_calls"] = calls
+        return {
+            "id": "chatcmpl-mock-" + hashlib.sha256(serialization.dumps(body)).hexdigest()[:16],
+            "object": "chat.completion",
+            "created": int(time.time()),
+            "model": model,
+            "choices": [{"index": 0, "message": message, "logprobs": None, "finish_reason": finish}],
+            "usage": self._usage(body, text, calls),
+        }
+
+    async def chat_stream(self, body: dict[str, Any], ctx: Any) -> AsyncIterator[dict[str, Any]]:
+        model = body["model"]
+        self._fail_if_asked(model)
+        text, calls, finish = self._answer(body)
+        base = {"id": "chatcmpl-mock-" + hashlib.sha256(serialization.dumps(body)).hexdigest()[:16],
+                "object": "chat.completion.chunk", "created": int(time.time()), "model": model}
+        delay = self.config.chunk_delay_ms / 1000  # type: ignore[attr-defined]
+
+        def chunk(delta: dict[str, Any], finish_reason: str | None = None) -> dict[str, Any]:
+            return {**base, "choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish_reason}]}
+
+        yield chunk({"role": "assistant", "content": ""})
+        words = (text or "").split(" ") if text else []
+        for i, word in enumerate(words):
+            if delay:
+                await asyncio.sleep(delay)
+            yield chunk({"content": word if i == 0 else " " + word})
+        for i, call in enumerate(calls):
+            yield chunk({"tool_calls": [{"index": i, "id": call["id"], "type": "function",
+                                         "function": {"name": call["function"]["name"], "arguments": ""}}]})
+            arguments = call["function"]["arguments"]
+            half = len(arguments) // 2
+            for piece in (arguments[:half], arguments[half:]):
+                yield chunk({"tool_calls": [{"index": i, "function": {"arguments": piece}}]})
+        yield chunk({}, finish)
+        yield {**base, "choices": [], "usage": self._usage(body, text, calls)}
+
+    async def embeddings(self, body: dict[str, Any], ctx: Any) -> dict[str, Any]:
+        self._fail_if_asked(body["model"])
+        inputs = body["input"]
+        if isinstance(inputs, str) or (inputs and isinstance(inputs[0], int)):
+            inputs = [inputs]
+        dims = body.get("dimensions") or self.config.embedding_dimensions  # type: ignore[attr-defined]
+        data = []
+        for index, item in enumerate(inputs):
+            seed = hashlib.sha256(serialization.dumps(item)).digest()
+            raw = [struct.unpack_from(">H", hashlib.sha256(seed + bytes([i % 256, i // 256])).digest())[0] - 32768
+                   for i in range(dims)]
+            norm = math.sqrt(sum(v * v for v in raw)) or 1.0
+            vector = [v / norm for v in raw]
+            if body.get("encoding_format") == "base64":  # the openai SDK asks for this by default
+                data.append({"object": "embedding", "index": index,
+                             "embedding": base64.b64encode(struct.pack(f"<{dims}f", *vector)).decode()})
+            else:
+                data.append({"object": "embedding", "index": index, "embedding": vector})
+        tokens = sum(_tokens(item) if isinstance(item, str) else len(item) for item in inputs)
+        return {"object": "list", "data": data, "model": body["model"],
+                "usage": {"prompt_tokens": tokens, "total_tokens": tokens}}
+
+
+@hookimpl
+def register_providers(register: Any) -> None:
+    register(MockProvider)
