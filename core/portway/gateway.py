@@ -65,10 +65,10 @@ class Gateway:
         for name, raw in provider_configs.items():
             cls = self.provider_types.get(raw["type"])
             if cls is None:
-                self.unavailable[name] = (
-                    f"provider type {raw['type']!r} is not installed "
-                    f"(pip install portway-{raw['type']}); needed by provider {name!r}"
-                )
+                disabled = any(p.name == raw["type"] and not p.enabled and not p.error for p in self.plugins
+                               if p.distribution)
+                why = "is disabled (plugins.disable)" if disabled else f"is not installed (pip install portway-{raw['type']})"
+                self.unavailable[name] = f"provider type {raw['type']!r} {why}; needed by provider {name!r}"
                 log.warning("%s", self.unavailable[name])
                 continue
             settings = validate_section(cls.config_model, raw, config.source, f"providers.{name}")
