@@ -9,10 +9,14 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
 from starlette.routing import Route
 
 from portway import config as config_module
 from portway.endpoints import anthropic, openai
+from portway.endpoints.common import error_response, new_request_id
+from portway.errors import PortwayError
 from portway.gateway import Gateway
 
 
@@ -42,9 +46,23 @@ def create_app(gateway: Gateway) -> Starlette:
         finally:
             await gateway.shutdown()
 
-    app = Starlette(routes=routes, lifespan=lifespan)
+    app = Starlette(routes=routes, lifespan=lifespan,
+                    exception_handlers={404: _http_error, 405: _http_error})
     app.state.gateway = gateway
     return app
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    """Unknown paths and methods answer in the API's error shape too."""
+    status = getattr(exc, "status_code", 404)
+    if status == 405:
+        error = PortwayError(f"method {request.method} is not allowed on {request.url.path}", kind="bad_request",
+                             status=405, code="method_not_allowed")
+    else:
+        error = PortwayError(f"no such endpoint: {request.method} {request.url.path}", kind="not_found",
+                             code="unknown_url")
+    fmt = "anthropic" if request.url.path.startswith("/v1/messages") else "openai"
+    return error_response(error, fmt, request.headers.get("x-request-id") or new_request_id())
 
 
 def gateway_from_config_path(path: str | None) -> Gateway:

@@ -112,7 +112,7 @@ def load(
 
     manager = NamedExtensionManager(
         ENTRY_POINT_GROUP, names=wanted, invoke_on_load=False, on_load_failure_callback=on_failure,
-        name_order=True, warn_on_missing_entrypoint=False,
+        name_order=True, on_missing_entrypoints_callback=lambda missing: None,
     )
     loaded = {ext.name: ext for ext in manager.extensions}
     for ep in eps:
