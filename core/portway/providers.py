@@ -110,8 +110,8 @@ class Provider:
         """Turn an upstream error answer into a classified, client-safe error."""
         error_type, message = self.parse_error_body(response.content)
         kind = kind_for_status(response.status)
-        if kind == "bad_request":
-            kind = kind_for_type(error_type, "bad_request") if error_type in {"context_length_exceeded", "content_filter"} else kind
+        if kind == "bad_request" and error_type in {"context_length_exceeded", "content_filter"}:
+            kind = kind_for_type(error_type)  # a 400 the router can act on (e.g. fall back to a bigger window)
         return self.make_error(message, kind=kind, status=response.status, code=error_type,
                                retry_after=response.headers.get("retry-after"))
 
