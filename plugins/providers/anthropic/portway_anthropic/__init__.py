@@ -1,0 +1,115 @@
+"""Anthropic provider: the Messages API behind the canonical OpenAI format.
+
+All format work lives in :mod:`portway.formats.anthropic` (shared with the
+gateway's ``/v1/messages`` endpoint); this module only speaks HTTP.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+from pydantic import Field
+
+from portway import hookimpl, serialization
+from portway.config import ProviderConfig
+from portway.errors import ProviderError
+from portway.formats.anthropic import (
+    SAMPLING_PARAMS,
+    AnthropicStreamToOpenAI,
+    anthropic_response_to_openai,
+    openai_to_anthropic_request,
+)
+from portway.providers import Provider
+from portway.sse import aiter_events
+from portway.upstream import UpstreamResponse
+
+PORTWAY_PLUGIN_KIND = "provider"
+
+
+class AnthropicConfig(ProviderConfig):
+    anthropic_version: str = "2023-06-01"
+    #: Anthropic requires max_tokens; used when the client sends none.
+    default_max_tokens: int = Field(4096, ge=1)
+    #: Beta feature flags, sent as one comma-separated ``anthropic-beta`` header.
+    beta: list[str] = Field(default_factory=list)
+    #: Send temperature/top_p/top_k.  API version 2023-06-01 takes them; the
+    #: anthropic SDK 2.x (API version 2026-10-21) no longer has them at all.
+    sampling_params: bool = True
+
+
+class AnthropicProvider(Provider):
+    type = "anthropic"
+    config_model = AnthropicConfig
+    default_base_url = "https://api.anthropic.com"
+    env_key = "ANTHROPIC_API_KEY"
+    default_models = ("claude-sonnet-4-5", "claude-haiku-4-5", "claude-opus-4-1")
+
+    @property
+    def settings(self) -> AnthropicConfig:
+        return self.config  # type: ignore[return-value]
+
+    @property
+    def path(self) -> str:
+        # The SDK convention is a bare host; accept a base_url that already ends in /v1 too.
+        return "/messages" if self.base_url.endswith("/v1") else "/v1/messages"
+
+    def auth_headers(self) -> dict[str, str]:
+        headers = {"anthropic-version": self.settings.anthropic_version}
+        if self.api_key:
+            headers["x-api-key"] = self.api_key
+        if self.settings.beta:
+            headers["anthropic-beta"] = ",".join(self.settings.beta)
+        return headers
+
+    def error_from_response(self, response: UpstreamResponse) -> ProviderError:
+        error = super().error_from_response(response)
+        # Anthropic reports an over-long prompt as a plain invalid_request_error;
+        # naming it lets the router fall back to a model with a larger window.
+        if error.kind == "bad_request" and "prompt is too long" in error.message:
+            error.kind = "context_length"
+        return error
+
+    def _payload(self, body: dict[str, Any], stream: bool) -> dict[str, Any]:
+        payload = openai_to_anthropic_request(body, default_max_tokens=self.settings.default_max_tokens)
+        payload.pop("stream", None)
+        if not self.settings.sampling_params:
+            for key in SAMPLING_PARAMS:
+                payload.pop(key, None)
+        if stream:
+            payload["stream"] = True
+        return payload
+
+    async def chat(self, body: dict[str, Any], ctx: Any) -> dict[str, Any]:
+        response = await self.http.request("POST", self.path, json=self._payload(body, stream=False))
+        if response.status >= 300:
+            raise self.error_from_response(response)
+        try:
+            data = response.json()
+        except serialization.JSONDecodeError:
+            raise self.make_error("upstream returned a body that is not JSON", kind="server_error") from None
+        return anthropic_response_to_openai(data)
+
+    async def chat_stream(self, body: dict[str, Any], ctx: Any) -> AsyncIterator[dict[str, Any]]:
+        async with self.http.stream("POST", self.path, json=self._payload(body, stream=True)) as response:
+            if response.status >= 300:
+                raise self.error_from_response(UpstreamResponse(response.status, response.headers, await response.aread()))
+            converter = AnthropicStreamToOpenAI()
+            async for event in aiter_events(response.aiter_bytes()):
+                if not event.data:
+                    continue
+                try:
+                    chunks = converter.feed(event.event, event.json())
+                except serialization.JSONDecodeError:
+                    raise self.make_error("upstream sent a stream event that is not JSON", kind="server_error") from None
+                except ProviderError as exc:  # an `event: error` mid-stream
+                    raise self.make_error(exc.message, kind=exc.kind, code=exc.code) from None
+                for chunk in chunks:
+                    yield chunk
+            if not converter.done:
+                raise self.make_error("upstream stream ended before message_stop", kind="connection")
+
+
+@hookimpl
+def register_providers(register: Any) -> None:
+    register(AnthropicProvider)
