@@ -278,3 +278,22 @@ def test_disabled_provider_plugin_says_so() -> None:
             gw.anthropic_client().messages.create(model="claude/x", max_tokens=5,
                                                   messages=[{"role": "user", "content": "x"}])
         assert "disabled" in disabled.value.body["error"]["message"]
+
+
+def test_anthropic_only_keys_do_not_reach_an_openai_upstream(upstream: FakeUpstream) -> None:
+    upstream.json("/v1/chat/completions", {
+        "id": "chatcmpl-1", "object": "chat.completion", "created": 1, "model": "gpt-4o-mini",
+        "choices": [{"index": 0, "message": {"role": "assistant", "content": "ok"}, "finish_reason": "stop"}],
+        "usage": {"prompt_tokens": 3, "completion_tokens": 1, "total_tokens": 4}})
+    config = {"providers": {"oai": {"type": "openai", "api_key": "sk-x", "base_url": upstream.url + "/v1"}}}
+    with GatewayServer(config) as gw:
+        reply = gw.anthropic_client().messages.create(
+            model="oai/gpt-4o-mini", max_tokens=20, extra_body={"top_k": 5},
+            tools=[{**WEATHER_TOOL, "cache_control": {"type": "ephemeral"}}],
+            messages=[{"role": "user", "content": [
+                {"type": "text", "text": "hi", "cache_control": {"type": "ephemeral"}}]}])
+    assert reply.content[0].text == "ok"
+    wire = upstream.last.json()
+    assert "top_k" not in wire
+    assert "cache_control" not in str(wire)
+    assert wire["max_tokens"] == 20 and wire["tools"][0]["function"]["name"] == "get_weather"

@@ -25,6 +25,9 @@ class OpenAICompatibleProvider(Provider):
     embeddings_path: ClassVar[str] = "/embeddings"
     #: Request keys this upstream rejects; removed before sending.
     drop_params: ClassVar[frozenset[str]] = frozenset()
+    #: Whether Anthropic-only keys (``top_k``, ``thinking``, ``cache_control``)
+    #: that a ``/v1/messages`` client sent may go upstream (vLLM accepts ``top_k``).
+    accepts_anthropic_extras: ClassVar[bool] = False
 
     def prepare(self, body: dict[str, Any]) -> dict[str, Any]:
         """Last chance to adapt the canonical body to this upstream."""
@@ -32,14 +35,19 @@ class OpenAICompatibleProvider(Provider):
             return {k: v for k, v in body.items() if k not in self.drop_params}
         return body
 
+    def _wire_body(self, body: dict[str, Any], ctx: Any) -> dict[str, Any]:
+        if not self.accepts_anthropic_extras and getattr(ctx, "client_format", None) == "anthropic":
+            body = strip_anthropic_extras(body)
+        return self.prepare(body)
+
     async def chat(self, body: dict[str, Any], ctx: Any) -> dict[str, Any]:
-        response = await self.http.request("POST", self.chat_path, json=self.prepare(body))
+        response = await self.http.request("POST", self.chat_path, json=self._wire_body(body, ctx))
         if response.status >= 400:
             raise self.error_from_response(response)
         return response.json()
 
     async def chat_stream(self, body: dict[str, Any], ctx: Any) -> AsyncIterator[dict[str, Any]]:
-        async with self.http.stream("POST", self.chat_path, json=self.prepare(body)) as response:
+        async with self.http.stream("POST", self.chat_path, json=self._wire_body(body, ctx)) as response:
             if response.status >= 400:
                 raise self.error_from_response(UpstreamResponse(response.status, response.headers, await response.aread()))
             async for event in sse.aiter_events(response.aiter_bytes()):
@@ -64,6 +72,27 @@ class OpenAICompatibleProvider(Provider):
         code = error.get("code") if isinstance(error.get("code"), str) else None
         kind = kind_for_type(code or error.get("type"))
         return self.make_error(str(error.get("message", "stream error")), kind=kind, code=code)
+
+
+def strip_anthropic_extras(body: dict[str, Any]) -> dict[str, Any]:
+    """A copy of ``body`` without the Anthropic-only keys that
+    ``/v1/messages`` keeps in the canonical form (see
+    :data:`portway.formats.anthropic.ANTHROPIC_PASSTHROUGH`): OpenAI rejects
+    unknown parameters."""
+    from portway.formats.anthropic import ANTHROPIC_PASSTHROUGH
+
+    out = {k: v for k, v in body.items() if k not in ANTHROPIC_PASSTHROUGH}
+    messages = []
+    for message in body.get("messages") or ():
+        message = {k: v for k, v in message.items() if k != "thinking_blocks"}
+        content = message.get("content")
+        if isinstance(content, list):
+            message["content"] = [{k: v for k, v in part.items() if k != "cache_control"} for part in content]
+        messages.append(message)
+    out["messages"] = messages
+    if body.get("tools"):
+        out["tools"] = [{k: v for k, v in tool.items() if k != "cache_control"} for tool in body["tools"]]
+    return out
 
 
 def completion_to_chunks(response: dict[str, Any], include_usage: bool = True) -> list[dict[str, Any]]:
