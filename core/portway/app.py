@@ -68,7 +68,7 @@ async def _http_error(request: Request, exc: Exception) -> Response:
 def gateway_from_config_path(path: str | None) -> Gateway:
     if path:
         return Gateway(config_module.load(path))
-    return Gateway(config_module.parse({}), auto_providers=True)
+    return Gateway(config_module.parse({}, "<embedded defaults>"), auto_providers=True)
 
 
 def app_from_env() -> Starlette:

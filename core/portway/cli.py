@@ -60,6 +60,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
           file=sys.stderr)
     for reason in gateway.unavailable.values():
         print(f"portway: WARNING: {reason}", file=sys.stderr)
+    for info in gateway.plugins:
+        if info.error:
+            print(f"portway: WARNING: plugin {info.name} failed to load and is skipped: {info.error}", file=sys.stderr)
     options: dict[str, Any] = dict(host=host, port=port, log_level=args.log_level, access_log=False,
                                    http="httptools", loop="uvloop" if sys.platform != "win32" else "asyncio",
                                    timeout_graceful_shutdown=10)
@@ -158,8 +161,14 @@ def _plugin_commands() -> list[tuple[str, Callable[..., int], str, Callable[...,
         commands.append((name, handler, help, arguments))
 
     pm = plugin_loader.new_manager()
-    logging.getLogger("portway.plugins").setLevel(logging.CRITICAL)  # `portway plugins` reports failures itself
-    plugin_loader.load(pm)
+    # Quiet while collecting commands: each command reports load failures its own way.
+    plugin_log = logging.getLogger("portway.plugins")
+    level = plugin_log.level
+    plugin_log.setLevel(logging.CRITICAL)
+    try:
+        plugin_loader.load(pm)
+    finally:
+        plugin_log.setLevel(level)
     pm.hook.register_commands(register=register)
     return commands
 

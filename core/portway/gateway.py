@@ -296,11 +296,12 @@ class Gateway:
                 usage = chunk.get("usage")
                 if usage:
                     ctx.usage = usage
-                if assembler is not None:
-                    assembler.add(chunk)
                 keep = True
                 if self._post_chunk:
                     keep = all(r is not False for r in await self.hooks.each("post_chunk", ctx=ctx, chunk=chunk))
+                # The assembled whole is what the client got: after post_chunk edits, without dropped chunks.
+                if keep and assembler is not None:
+                    assembler.add(chunk)
                 if keep and (wants_usage or chunk.get("choices") or not usage):
                     if not wants_usage and "usage" in chunk:
                         chunk.pop("usage")

@@ -1,0 +1,345 @@
+"""The real ``portway`` console script, run as a subprocess."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from importlib import metadata
+from pathlib import Path
+
+import httpx
+import openai
+import pytest
+
+from portway.testing import free_port
+
+PORTWAY = shutil.which("portway", path=os.path.dirname(sys.executable)) or "portway"
+TIMEOUT = 15.0
+CHAT = {"model": "mock/echo", "messages": [{"role": "user", "content": "hi"}]}
+
+
+def clean_env(**extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items()
+           if k not in {"PORTWAY_CONFIG", "PORTWAY_LOAD_PLUGINS", "OPENAI_API_KEY", "ANTHROPIC_API_KEY"}}
+    env.update(extra)
+    return env
+
+
+def run(*args: str, env: dict[str, str] | None = None, timeout: float = 30) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([PORTWAY, *args], capture_output=True, text=True, env=env or clean_env(), timeout=timeout,
+                          stdin=subprocess.DEVNULL)
+
+
+def write(tmp_path: Path, text: str, name: str = "portway.yaml") -> Path:
+    path = tmp_path / name
+    path.write_text(textwrap.dedent(text))
+    return path
+
+
+@dataclass
+class Served:
+    url: str
+    proc: subprocess.Popen[bytes]
+    log: Path
+
+    @property
+    def stderr(self) -> str:
+        return self.log.read_text(errors="replace")
+
+    def client(self, api_key: str = "portway-test") -> openai.OpenAI:
+        return openai.OpenAI(base_url=self.url + "/v1", api_key=api_key, max_retries=0, timeout=10)
+
+
+@contextlib.contextmanager
+def serve(*args: str, tmp_path: Path, env: dict[str, str] | None = None) -> Iterator[Served]:
+    """``portway serve --port <free> ARGS`` until ``/health`` answers; always
+    stopped (and its worker processes with it) on the way out."""
+    port = free_port()
+    log = tmp_path / f"serve-{port}.log"
+    with open(log, "wb") as sink:
+        proc = subprocess.Popen([PORTWAY, "serve", "--port", str(port), "--log-level", "warning", *args],
+                                stdin=subprocess.DEVNULL, stdout=sink, stderr=subprocess.STDOUT, env=env or clean_env(),
+                                start_new_session=True)
+    served = Served(f"http://127.0.0.1:{port}", proc, log)
+    try:
+        deadline = time.monotonic() + TIMEOUT
+        while True:
+            if proc.poll() is not None:
+                raise AssertionError(f"portway serve exited with {proc.returncode}:\n{served.stderr}")
+            try:
+                if httpx.get(served.url + "/health", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            if time.monotonic() > deadline:
+                raise AssertionError(f"portway serve did not answer /health in {TIMEOUT}s:\n{served.stderr}")
+            time.sleep(0.05)
+        yield served
+    finally:
+        if proc.poll() is None:
+            proc.terminate()
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                pass
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(proc.pid, signal.SIGKILL)  # the group we started: stray workers, if any
+        proc.wait(timeout=5)
+
+
+def broken_distribution(root: Path) -> Path:
+    """An installed-looking distribution whose plugin module raises on import."""
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "broken_plugin.py").write_text('raise RuntimeError("boom")\n')
+    info = root / "broken_plugin-0.1.dist-info"
+    info.mkdir(parents=True)
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: portway-broken\nVersion: 0.1\n")
+    (info / "entry_points.txt").write_text("[portway.plugins]\nbroken = broken_plugin\n")
+    return root
+
+
+# -- commands that do not serve ---------------------------------------------------------
+
+
+def test_help() -> None:
+    result = run("--help")
+    assert result.returncode == 0
+    for command in ("serve", "plugins", "config", "models"):
+        assert command in result.stdout
+    version = run("--version")
+    assert version.returncode == 0 and version.stdout.strip() == f"portway {metadata.version('portway')}"
+
+
+def test_no_command_prints_help_and_exits_2() -> None:
+    result = run()
+    assert result.returncode == 2 and "serve" in result.stdout
+
+
+def test_plugins_table() -> None:
+    result = run("plugins")
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0].split()[:5] == ["NAME", "KIND", "DISTRIBUTION", "VERSION", "STATUS"]
+    rows = {line.split()[0]: line.split() for line in lines[1:] if line.strip() and not line.startswith(" ")}
+    for name in ("mock", "openai"):
+        dist = f"portway-{name}"
+        assert rows[name][:5] == [name, "provider", dist, metadata.version(dist), "enabled"]
+        assert rows[name][5] == "register_providers"
+    assert rows["router"][:5] == ["router", "router", "portway", "builtin", "enabled"]
+    assert rows["retries"][:5] == ["retries", "router", "portway", "builtin", "enabled"]
+
+
+def test_plugins_json() -> None:
+    result = run("plugins", "--json")
+    assert result.returncode == 0, result.stderr
+    infos = {info["name"]: info for info in json.loads(result.stdout)}
+    for name in ("mock", "openai"):
+        info = infos[name]
+        assert info["distribution"] == f"portway-{name}"
+        assert info["version"] == metadata.version(f"portway-{name}")
+        assert info["kind"] == "provider" and info["enabled"] is True and info["error"] is None
+        assert info["hooks"] == ["register_providers"] and info["builtin"] is False
+    assert infos["router"]["builtin"] is True and infos["router"]["hooks"] == ["select_provider"]
+
+
+def test_plugins_respects_config_disable(tmp_path: Path) -> None:
+    path = write(tmp_path, "plugins: {disable: [openai]}\n")
+    infos = {i["name"]: i for i in json.loads(run("plugins", "--json", "--config", str(path)).stdout)}
+    assert infos["openai"]["enabled"] is False and infos["openai"]["error"] is None
+    assert infos["mock"]["enabled"] is True
+
+
+def test_broken_plugin_is_listed_with_its_error(tmp_path: Path) -> None:
+    env = clean_env(PYTHONPATH=str(broken_distribution(tmp_path / "site")))
+    result = run("plugins", env=env)
+    assert result.returncode == 0, result.stderr
+    row = next(line.split() for line in result.stdout.splitlines() if line.startswith("broken "))
+    assert row[2:5] == ["portway-broken", "0.1", "error"]
+    assert "RuntimeError: boom" in result.stdout
+    assert any(line.split()[:1] == ["mock"] for line in result.stdout.splitlines())  # the others still load
+
+    infos = {i["name"]: i for i in json.loads(run("plugins", "--json", env=env).stdout)}
+    assert infos["broken"]["error"] == "RuntimeError: boom" and infos["broken"]["enabled"] is False
+    assert infos["broken"]["version"] == "0.1" and infos["mock"]["error"] is None
+
+
+def test_broken_plugin_does_not_stop_serve(tmp_path: Path) -> None:
+    env = clean_env(PYTHONPATH=str(broken_distribution(tmp_path / "site")))
+    with serve(tmp_path=tmp_path, env=env) as served:
+        assert "mock" in httpx.get(served.url + "/health").json()["providers"]
+        reply = served.client().chat.completions.create(**CHAT)
+        assert reply.choices[0].message.content == "Mock reply to: hi"
+
+
+def test_serve_reports_a_broken_plugin(tmp_path: Path) -> None:
+    """plugins.py: "one broken plugin is reported, never fatal".  `portway
+    plugins` reports it, but `portway serve` says nothing: cli.main() sets
+    the ``portway.plugins`` logger to CRITICAL for every command (meant for
+    `portway plugins` only), so the load error is never logged."""
+    env = clean_env(PYTHONPATH=str(broken_distribution(tmp_path / "site")))
+    with serve(tmp_path=tmp_path, env=env) as served:
+        pass
+    assert "broken" in served.stderr and "boom" in served.stderr
+
+
+def test_provider_type_of_a_broken_plugin_is_not_called_not_installed(tmp_path: Path) -> None:
+    """A provider whose plugin is installed but failed to import is reported
+    with the import error, not as "not installed (pip install ...)"."""
+    env = clean_env(PYTHONPATH=str(broken_distribution(tmp_path / "site")))
+    path = write(tmp_path, "providers: {b: {type: broken}, mock: {type: mock}}\n")
+    with serve("--config", str(path), tmp_path=tmp_path, env=env) as served:
+        response = httpx.post(served.url + "/v1/chat/completions", json={**CHAT, "model": "b/x"})
+        assert response.status_code == 400
+        assert httpx.post(served.url + "/v1/chat/completions", json=CHAT).status_code == 200
+    message = response.json()["error"]["message"]
+    assert "not installed" not in message and "failed to load" in message
+
+
+def test_config_check(tmp_path: Path) -> None:
+    good = write(tmp_path, """
+        providers: {m: {type: mock}}
+        models: {fast: {target: {provider: m, model: echo}}}
+    """, "good.yaml")
+    result = run("config", "check", str(good))
+    assert result.returncode == 0, result.stderr
+    assert "ok" in result.stdout and "1 providers" in result.stdout and "1 model aliases" in result.stdout
+
+
+@pytest.mark.parametrize(("text", "key"), [
+    ('server: {port: "abc"}\n', "server.port"),
+    ("providers: {m: {type: mock, latency_ms: slow}}\n", "providers.m.latency_ms"),
+    ("providers: {m: {type: mock}}\nmodels: {fast: {target: {provider: ghost, model: x}}}\n", "models.fast"),
+    ("providers: {m: {type: mock}}\nnot_a_section: {a: 1}\n", "not_a_section"),
+    ("providers: [\n", "not valid YAML"),
+])
+def test_config_check_bad_file(tmp_path: Path, text: str, key: str) -> None:
+    bad = write(tmp_path, text, "bad.yaml")
+    result = run("config", "check", str(bad))
+    assert result.returncode == 2
+    assert key in result.stderr and str(bad) in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_config_check_unset_env_var(tmp_path: Path) -> None:
+    path = write(tmp_path, "auth: {master_key: '${PW_TEST_UNSET_KEY}'}\n")
+    result = run("config", "check", str(path))
+    assert result.returncode == 2 and "auth.master_key" in result.stderr and "PW_TEST_UNSET_KEY" in result.stderr
+    ok = run("config", "check", str(path), env=clean_env(PW_TEST_UNSET_KEY="sk-1234"))
+    assert ok.returncode == 0, ok.stderr
+
+
+def test_models(tmp_path: Path) -> None:
+    path = write(tmp_path, """
+        providers: {m: {type: mock, models: [echo, tools]}}
+        models: {fast: {target: {provider: m, model: echo}}}
+    """)
+    result = run("models", "--config", str(path))
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == ["fast\tportway", "m/echo\tm", "m/tools\tm"]
+
+
+# -- serve --------------------------------------------------------------------------------
+
+
+def test_serve_without_config_serves_mock(tmp_path: Path) -> None:
+    with serve(tmp_path=tmp_path) as served:
+        health = httpx.get(served.url + "/health").json()
+        assert health["status"] == "ok" and "mock" in health["providers"]
+        client = served.client()
+        reply = client.chat.completions.create(**CHAT)
+        assert reply.choices[0].message.content == "Mock reply to: hi"
+        assert "mock/echo" in [m.id for m in client.models.list()]
+        text = "".join(c.choices[0].delta.content or "" for c in client.chat.completions.create(**CHAT, stream=True)
+                       if c.choices)
+        assert text == "Mock reply to: hi"
+    assert "providers: mock (mock)" in served.stderr  # the start-up banner
+
+
+def test_serve_refuses_public_bind_without_master_key() -> None:
+    result = run("serve", "--host", "0.0.0.0", "--port", str(free_port()), timeout=15)
+    assert result.returncode == 2
+    assert "--insecure" in result.stderr
+
+
+def test_serve_public_bind_with_insecure(tmp_path: Path) -> None:
+    with serve("--host", "0.0.0.0", "--insecure", tmp_path=tmp_path) as served:
+        assert served.client().chat.completions.create(**CHAT).choices[0].message.content == "Mock reply to: hi"
+    assert "--insecure" in served.stderr  # the warning
+
+
+def test_serve_with_master_key(tmp_path: Path) -> None:
+    path = write(tmp_path, """
+        auth: {master_key: "${PW_TEST_MASTER_KEY}"}
+        providers: {mock: {type: mock}}
+    """)
+    key = "sk-portway-master-test"
+    env = clean_env(PW_TEST_MASTER_KEY=key)
+    # A master key makes a non-loopback bind acceptable without --insecure.
+    with serve("--config", str(path), "--host", "0.0.0.0", tmp_path=tmp_path, env=env) as served:
+        url = served.url
+        missing = httpx.post(url + "/v1/chat/completions", json=CHAT)
+        assert missing.status_code == 401
+        error = missing.json()["error"]
+        assert error["type"] == "authentication_error" and error["message"] and "code" in error and "param" in error
+
+        wrong = httpx.post(url + "/v1/chat/completions", json=CHAT, headers={"authorization": "Bearer sk-wrong"})
+        assert wrong.status_code == 401 and key not in wrong.text
+        assert httpx.get(url + "/v1/models").status_code == 401
+
+        with pytest.raises(openai.AuthenticationError):
+            served.client("sk-wrong").chat.completions.create(**CHAT)
+        assert served.client(key).chat.completions.create(**CHAT).choices[0].message.content == "Mock reply to: hi"
+        ok = httpx.post(url + "/v1/chat/completions", json=CHAT, headers={"authorization": f"Bearer {key}"})
+        assert ok.status_code == 200
+
+        message = {"model": "mock/echo", "max_tokens": 64, "messages": [{"role": "user", "content": "hi"}]}
+        anthropic_headers = {"anthropic-version": "2023-06-01"}
+        accepted = httpx.post(url + "/v1/messages", json=message, headers={**anthropic_headers, "x-api-key": key})
+        assert accepted.status_code != 401, accepted.text
+        assert accepted.status_code == 200, accepted.text
+        refused = httpx.post(url + "/v1/messages", json=message, headers=anthropic_headers)
+        assert refused.status_code == 401
+        assert refused.json()["type"] == "error" and refused.json()["error"]["type"] == "authentication_error"
+
+        assert httpx.get(url + "/health").status_code == 200  # for load balancers: no key
+    assert key not in served.stderr
+
+
+def test_serve_with_two_workers(tmp_path: Path) -> None:
+    path = write(tmp_path, "providers: {mock: {type: mock}}\n")
+    with serve("--config", str(path), "--workers", "2", tmp_path=tmp_path) as served:
+        with httpx.Client(base_url=served.url, timeout=10) as http:
+            for i in range(20):
+                body = {**CHAT, "messages": [{"role": "user", "content": f"request {i}"}]}
+                response = http.post("/v1/chat/completions", json=body, headers={"connection": "close"})
+                assert response.status_code == 200, response.text
+                assert response.json()["choices"][0]["message"]["content"] == f"Mock reply to: request {i}"
+
+
+def test_serve_with_a_provider_type_that_is_not_installed(tmp_path: Path) -> None:
+    path = write(tmp_path, """
+        providers:
+          nosuchprovider-instance: {type: nosuchprovider}
+          mock: {type: mock}
+    """)
+    with serve("--config", str(path), tmp_path=tmp_path) as served:
+        health = httpx.get(served.url + "/health").json()
+        assert "nosuchprovider-instance" in health["unavailable"]
+        response = httpx.post(served.url + "/v1/chat/completions",
+                              json={**CHAT, "model": "nosuchprovider-instance/x"})
+        assert response.status_code == 400
+        assert "is not installed" in response.json()["error"]["message"]
+        with pytest.raises(openai.BadRequestError) as info:
+            served.client().chat.completions.create(**{**CHAT, "model": "nosuchprovider-instance/x"})
+        assert "is not installed" in info.value.message
+        assert served.client().chat.completions.create(**CHAT).choices[0].message.content == "Mock reply to: hi"
+    assert "is not installed" in served.stderr  # warned at start-up

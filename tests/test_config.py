@@ -1,0 +1,317 @@
+"""The configuration file: YAML + pydantic, ``${VAR}`` interpolation, and
+errors that always name the file and the dotted key.
+
+Core keys are checked by :func:`portway.config.load`; provider-specific keys
+and plugin sections are checked when the gateway is built (each provider
+type validates its entry with its own ``config_model``), so those cases go
+through :func:`portway.app.gateway_from_config_path`, exactly as
+``portway serve`` and ``portway config check`` do.
+"""
+
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from portway import config as config_module
+from portway.app import gateway_from_config_path
+from portway.config import ConfigError
+from portway.errors import PortwayError
+
+
+def write(tmp_path: Path, text: str, name: str = "portway.yaml") -> Path:
+    path = tmp_path / name
+    path.write_text(textwrap.dedent(text))
+    return path
+
+
+def load_error(path: Path, environ: dict[str, str] | None = None) -> str:
+    with pytest.raises(ConfigError) as info:
+        config_module.load(path, environ=environ if environ is not None else {})
+    return str(info.value)
+
+
+def gateway_error(path: Path) -> str:
+    with pytest.raises(ConfigError) as info:
+        gateway_from_config_path(str(path))
+    return str(info.value)
+
+
+# -- valid files ----------------------------------------------------------------
+
+
+def test_minimal_config_is_valid(tmp_path: Path) -> None:
+    path = write(tmp_path, """
+        providers:
+          m: {type: mock}
+        models:
+          fast: {target: {provider: m, model: echo}}
+    """)
+    config = config_module.load(path, environ={})
+    assert config.source == str(path)
+    assert config.server.host == "127.0.0.1" and config.server.port == 8787 and config.server.workers == 1
+    assert config.auth.master_key is None
+    assert [(t.provider, t.model) for t in config.models["fast"].targets] == [("m", "echo")]
+
+    gateway = gateway_from_config_path(str(path))
+    assert set(gateway.providers) == {"m"} and gateway.unavailable == {}
+    targets, retries = gateway.resolve("fast")
+    assert [t.name for t in targets] == ["m/echo"] and retries == 0
+    assert gateway.resolve("m/anything")[0][0].name == "m/anything"
+
+
+def test_empty_file_is_the_defaults(tmp_path: Path) -> None:
+    config = config_module.load(write(tmp_path, ""), environ={})
+    assert config.providers == {} and config.models == {} and config.server.port == 8787
+
+
+def test_top_level_must_be_a_mapping(tmp_path: Path) -> None:
+    path = write(tmp_path, "- just\n- a list\n")
+    message = load_error(path)
+    assert str(path) in message and "mapping" in message
+
+
+def test_missing_file_names_the_file(tmp_path: Path) -> None:
+    path = tmp_path / "nope.yaml"
+    message = load_error(path)
+    assert str(path) in message and "cannot read" in message
+
+
+# -- ${VAR} interpolation -----------------------------------------------------------
+
+
+def test_env_interpolation_with_values_and_defaults(tmp_path: Path) -> None:
+    path = write(tmp_path, """
+        server:
+          port: ${PW_PORT}
+          host: ${PW_HOST:-127.0.0.1}
+        auth:
+          master_key: "sk-${PW_TEAM}-${PW_SUFFIX:-xyz}"
+        providers:
+          m:
+            type: mock
+            headers: {x-team: "${PW_TEAM}", x-empty: "${PW_EMPTY:-}"}
+            models: ["${PW_MODEL:-echo}", fixed]
+    """)
+    config = config_module.load(path, environ={"PW_PORT": "9123", "PW_TEAM": "blue"})
+    assert config.server.port == 9123  # the string from the environment is validated as an int
+    assert config.server.host == "127.0.0.1"
+    assert config.auth.master_key is not None and config.auth.master_key.get_secret_value() == "sk-blue-xyz"
+    assert config.providers["m"]["headers"] == {"x-team": "blue", "x-empty": ""}
+    assert config.providers["m"]["models"] == ["echo", "fixed"]
+
+
+def test_env_value_wins_over_default_and_is_not_reinterpolated(tmp_path: Path) -> None:
+    path = write(tmp_path, """
+        providers:
+          m: {type: mock, base_url: "${PW_URL:-http://127.0.0.1:1}"}
+    """)
+    config = config_module.load(path, environ={"PW_URL": "${OTHER}"})
+    assert config.providers["m"]["base_url"] == "${OTHER}"
+
+
+def test_env_interpolation_uses_the_process_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PW_TEST_KEY", "sk-from-env")
+    path = write(tmp_path, """
+        auth: {master_key: "${PW_TEST_KEY}"}
+        providers: {m: {type: mock}}
+    """)
+    gateway = gateway_from_config_path(str(path))
+    assert gateway.master_key == "sk-from-env"
+
+
+def test_unset_env_var_names_file_and_key(tmp_path: Path) -> None:
+    path = write(tmp_path, """
+        providers:
+          oai:
+            type: openai
+            api_key: ${PW_DEFINITELY_UNSET_KEY}
+    """)
+    message = load_error(path, environ={})
+    assert str(path) in message
+    assert "providers.oai.api_key" in message
+    assert "PW_DEFINITELY_UNSET_KEY" in message
+
+
+def test_unset_env_var_in_a_list_names_the_index(tmp_path: Path) -> None:
+    path = write(tmp_path, """
+        providers:
+          m: {type: mock, models: [echo, "${PW_UNSET_MODEL}"]}
+    """)
+    message = load_error(path, environ={})
+    assert str(path) in message and "providers.m.models.1" in message and "PW_UNSET_MODEL" in message
+
+
+# -- bad values -----------------------------------------------------------------------
+
+
+def test_bad_type_names_file_and_key(tmp_path: Path) -> None:
+    path = write(tmp_path, """
+        server:
+          port: "abc"
+    """)
+    message = load_error(path)
+    assert str(path) in message
+    assert "server.port" in message
+
+
+def test_out_of_range_value_names_the_key(tmp_path: Path) -> None:
+    path = write(tmp_path, "server: {port: 70000}\nrouting: {retries: -1}\n")
+    message = load_error(path)
+    assert "server.port" in message and "routing.retries" in message  # every error, not only the first
+
+
+def test_unknown_key_in_a_core_section(tmp_path: Path) -> None:
+    path = write(tmp_path, "server: {prot: 8080}\n")
+    message = load_error(path)
+    assert str(path) in message and "server.prot" in message
+
+
+def test_alias_pointing_at_undefined_provider(tmp_path: Path) -> None:
+    path = write(tmp_path, """
+        providers:
+          m: {type: mock}
+        models:
+          fast: {target: {provider: ghost, model: echo}}
+    """)
+    message = load_error(path)
+    assert str(path) in message
+    assert "models.fast" in message and ".provider" in message
+    assert "ghost" in message
+
+
+def test_alias_needs_exactly_one_of_target_and_targets(tmp_path: Path) -> None:
+    path = write(tmp_path, """
+        providers: {m: {type: mock}}
+        models:
+          both:
+            target: {provider: m, model: echo}
+            targets: [{provider: m, model: echo}]
+    """)
+    message = load_error(path)
+    assert "models.both" in message and "target" in message
+
+
+def test_provider_without_type(tmp_path: Path) -> None:
+    path = write(tmp_path, """
+        providers:
+          oai: {api_key: sk-test}
+    """)
+    message = load_error(path)
+    assert str(path) in message
+    assert "providers.oai" in message and "type" in message
+
+
+def test_provider_name_cannot_contain_slash(tmp_path: Path) -> None:
+    path = write(tmp_path, """
+        providers:
+          "a/b": {type: mock}
+    """)
+    assert "providers.a/b" in load_error(path)
+
+
+# -- provider-specific keys: the provider type's config_model ---------------------------
+
+
+def test_provider_specific_keys_are_accepted(tmp_path: Path) -> None:
+    path = write(tmp_path, """
+        providers:
+          m: {type: mock, latency_ms: 5, chunk_delay_ms: 1, embedding_dimensions: 4}
+          oai: {type: openai, api_key: sk-test, organization: org-1, base_url: "http://127.0.0.1:9/v1"}
+    """)
+    gateway = gateway_from_config_path(str(path))
+    assert gateway.providers["m"].config.latency_ms == 5  # type: ignore[attr-defined]
+    assert gateway.providers["oai"].config.organization == "org-1"  # type: ignore[attr-defined]
+
+
+def test_provider_specific_bad_type_names_the_key(tmp_path: Path) -> None:
+    path = write(tmp_path, """
+        providers:
+          m: {type: mock, latency_ms: "slow"}
+    """)
+    config_module.load(path, environ={})  # the core schema does not know mock's keys...
+    message = gateway_error(path)  # ...the mock provider's config_model does
+    assert str(path) in message
+    assert "providers.m.latency_ms" in message
+
+
+def test_provider_specific_unknown_key_is_an_error(tmp_path: Path) -> None:
+    path = write(tmp_path, """
+        providers:
+          m: {type: mock, latency: 5}
+    """)
+    message = gateway_error(path)
+    assert str(path) in message and "providers.m.latency" in message
+
+
+def test_keys_of_another_provider_type_are_rejected(tmp_path: Path) -> None:
+    path = write(tmp_path, """
+        providers:
+          m: {type: mock, organization: org-1}
+    """)
+    assert "providers.m.organization" in gateway_error(path)
+
+
+def test_common_provider_key_bad_value(tmp_path: Path) -> None:
+    path = write(tmp_path, """
+        providers:
+          oai: {type: openai, api_key: sk-test, timeout: 0}
+    """)
+    message = gateway_error(path)
+    assert str(path) in message and "providers.oai.timeout" in message
+
+
+def test_provider_type_not_installed_is_not_a_config_error(tmp_path: Path) -> None:
+    path = write(tmp_path, """
+        providers:
+          gone: {type: nosuchprovider, whatever: 1}
+          m: {type: mock}
+        models:
+          fast: {target: {provider: gone, model: x}}
+    """)
+    gateway = gateway_from_config_path(str(path))
+    assert set(gateway.providers) == {"m"}
+    assert "is not installed" in gateway.unavailable["gone"]
+    with pytest.raises(PortwayError) as info:
+        gateway.resolve("gone/x")
+    assert info.value.status == 400 and "is not installed" in info.value.message
+    with pytest.raises(PortwayError) as info:
+        gateway.resolve("fast")
+    assert info.value.status == 400 and "is not installed" in info.value.message
+
+
+# -- sections and syntax ------------------------------------------------------------------
+
+
+def test_unknown_top_level_section(tmp_path: Path) -> None:
+    path = write(tmp_path, """
+        providers: {m: {type: mock}}
+        rate_limits: {rpm: 10}
+    """)
+    message = gateway_error(path)
+    assert str(path) in message
+    assert "rate_limits" in message and "unknown section" in message
+
+
+def test_yaml_syntax_error_names_the_file(tmp_path: Path) -> None:
+    path = write(tmp_path, "providers:\n  m: {type: mock\nmodels: [\n", name="broken.yaml")
+    message = load_error(path)
+    assert str(path) in message
+    assert "YAML" in message
+    assert "line" in message  # where the error is
+
+
+def test_embedded_defaults_serve_mock() -> None:
+    gateway = gateway_from_config_path(None)
+    assert "mock" in gateway.providers
+    assert gateway.resolve("mock/echo")[0][0].name == "mock/echo"
+
+
+def test_embedded_defaults_say_so() -> None:
+    """``Config.source`` defaults to ``<embedded defaults>`` and the serve
+    banner prints it, but ``gateway_from_config_path(None)`` calls
+    ``parse({})``, whose ``source`` argument defaults to ``<config>``: the
+    banner of a bare ``portway serve`` says ``config: <config>``."""
+    assert gateway_from_config_path(None).config.source == "<embedded defaults>"
