@@ -96,10 +96,10 @@ def serve(*args: str, tmp_path: Path, env: dict[str, str] | None = None) -> Iter
         proc.wait(timeout=5)
 
 
-def broken_distribution(root: Path) -> Path:
+def broken_distribution(root: Path, source: str = 'raise RuntimeError("boom")\n') -> Path:
     """An installed-looking distribution whose plugin module raises on import."""
     root.mkdir(parents=True, exist_ok=True)
-    (root / "broken_plugin.py").write_text('raise RuntimeError("boom")\n')
+    (root / "broken_plugin.py").write_text(source)
     info = root / "broken_plugin-0.1.dist-info"
     info.mkdir(parents=True)
     (info / "METADATA").write_text("Metadata-Version: 2.1\nName: portway-broken\nVersion: 0.1\n")
@@ -178,6 +178,16 @@ def test_broken_plugin_does_not_stop_serve(tmp_path: Path) -> None:
         assert "mock" in httpx.get(served.url + "/health").json()["providers"]
         reply = served.client().chat.completions.create(**CHAT)
         assert reply.choices[0].message.content == "Mock reply to: hi"
+
+
+def test_misspelt_hook_fails_that_plugin_only(tmp_path: Path) -> None:
+    source = "from portway import hookimpl\n\n@hookimpl\ndef pre_reqest(ctx):\n    return None\n"
+    env = clean_env(PYTHONPATH=str(broken_distribution(tmp_path / "site", source)))
+    infos = {i["name"]: i for i in json.loads(run("plugins", "--json", env=env).stdout)}
+    assert infos["broken"]["enabled"] is False and "pre_reqest" in infos["broken"]["error"]
+    with serve(tmp_path=tmp_path, env=env) as served:
+        assert served.client().chat.completions.create(**CHAT).choices[0].message.content == "Mock reply to: hi"
+    assert "pre_reqest" in served.stderr
 
 
 def test_serve_reports_a_broken_plugin(tmp_path: Path) -> None:

@@ -572,3 +572,36 @@ def test_section_without_its_plugin_is_unknown() -> None:
     with pytest.raises(ConfigError) as info:
         GatewayServer({**MOCK, "my_cache": {"ttl": 5}})
     assert "my_cache" in str(info.value) and "unknown section" in str(info.value)
+
+
+def test_explicit_plugin_replaces_the_installed_one_of_that_name() -> None:
+    import portway_mock
+
+    from portway.testing.gateway import GatewayServer
+
+    with GatewayServer({"providers": {"mock": {"type": "mock"}}}, plugins=[("mock", portway_mock)]) as gw:
+        reply = gw.openai_client().chat.completions.create(model="mock/echo", messages=[{"role": "user", "content": "x"}])
+        assert reply.choices[0].message.content == "Mock reply to: x"
+        assert [p.name for p in gw.gateway.plugins].count("mock") == 1
+
+
+def test_request_hooks_reach_their_gateways_config() -> None:
+    from portway import hookimpl
+    from portway.testing.gateway import GatewayServer
+
+    class Settings(BaseModel):
+        greeting: str
+
+    class Plugin:
+        @hookimpl
+        def register_config(self, register: Any) -> None:
+            register("greeter", Settings)
+
+        @hookimpl
+        def pre_request(self, ctx: Any) -> None:
+            ctx.body["messages"][-1]["content"] = ctx.gateway.plugin_config["greeter"].greeting
+
+    config = {"providers": {"mock": {"type": "mock"}}, "greeter": {"greeting": "bonjour"}}
+    with GatewayServer(config, plugins=[("greeter", Plugin())]) as gw:
+        reply = gw.openai_client().chat.completions.create(model="mock/echo", messages=[{"role": "user", "content": "x"}])
+    assert reply.choices[0].message.content == "Mock reply to: bonjour"

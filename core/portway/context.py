@@ -52,6 +52,9 @@ class RequestContext:
     status: int = 200
     error: Exception | None = None
     cached: bool = False
+    #: The gateway serving this request: ``ctx.gateway.plugin_config[section]``
+    #: is a plugin's validated config section.
+    gateway: Any = None
 
     @property
     def model(self) -> str:

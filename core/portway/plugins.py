@@ -102,7 +102,9 @@ def load(
             info.kind = kind_of(module, info.hooks)
         infos.append(info)
 
-    eps = entry_points()
+    # A plugin handed in explicitly (tests, embedding apps) replaces the installed one of that name.
+    overridden = {name for name, _ in extra or []}
+    eps = [ep for ep in entry_points() if ep.name not in overridden]
     wanted = [ep.name for ep in eps if ep.name not in disabled and (only is None or ep.name in only)]
     failures: dict[str, str] = {}
 
@@ -132,9 +134,14 @@ def load(
                 pm.register(plugin, name=ep.name)
                 info.hooks = _hooks_of(pm, plugin)
                 info.kind = kind_of(plugin, info.hooks)
-            except Exception as exc:  # e.g. a hook name that does not exist
+                pm.check_pending()  # a misspelt hook name fails this plugin, not the server
+            except Exception as exc:
+                if pm.is_registered(plugin):
+                    pm.unregister(plugin)
                 info.enabled = False
+                info.hooks = []
                 info.error = f"{type(exc).__name__}: {exc}"
+                log.error("plugin %s rejected: %s", ep.name, info.error)
         infos.append(info)
 
     for name, obj in extra or []:

@@ -22,6 +22,10 @@ from portway.errors import PortwayError, ProviderError, kind_for_status, kind_fo
 from portway.upstream import Upstream, UpstreamResponse
 
 
+#: Longest upstream error message passed on to a client.
+MAX_MESSAGE = 1000
+
+
 class Provider:
     #: The name used as ``type:`` in config.
     type: ClassVar[str] = ""
@@ -57,6 +61,7 @@ class Provider:
     async def start(self) -> None:
         self._http = Upstream(
             self.base_url,
+            name=self.name,
             headers={**self.auth_headers(), **self.config.headers},
             timeout=self.config.timeout,
             connect_timeout=self.config.connect_timeout,
@@ -112,12 +117,15 @@ class Provider:
         kind = kind_for_status(response.status)
         if kind == "bad_request" and error_type in {"context_length_exceeded", "content_filter"}:
             kind = kind_for_type(error_type)  # a 400 the router can act on (e.g. fall back to a bigger window)
+        elif kind == "rate_limit" and error_type == "insufficient_quota":
+            kind = "billing"  # a 429 that no retry can fix
         return self.make_error(message, kind=kind, status=response.status, code=error_type,
                                retry_after=response.headers.get("retry-after"))
 
     def make_error(self, message: str, *, kind: str, status: int | None = None, code: str | None = None,
                    retry_after: str | None = None) -> ProviderError:
-        message = redact(message, self.secrets())
+        # Redact before cutting: a key straddling the cut would survive in part.
+        message = redact(message, self.secrets())[:MAX_MESSAGE]
         if kind == "authentication":
             message = f"provider {self.name!r} rejected the gateway's credentials: {message}"
         else:
@@ -130,7 +138,7 @@ class Provider:
         try:
             data = serialization.loads(content)
         except serialization.JSONDecodeError:
-            text = content[:500].decode("utf-8", "replace").strip()
+            text = content.decode("utf-8", "replace").strip()
             return None, text or "upstream returned an error with no body"
         if isinstance(data, dict):
             err = data.get("error", data)
@@ -139,4 +147,4 @@ class Provider:
                 return code or err.get("type"), str(err.get("message") or err)
             if isinstance(err, str):
                 return None, err
-        return None, str(data)[:500]
+        return None, str(data)

@@ -33,21 +33,22 @@ class UpstreamResponse:
 class UpstreamStream:
     """An open streamed response; read it with :meth:`aiter_bytes`."""
 
-    __slots__ = ("status", "headers", "_response")
+    __slots__ = ("status", "headers", "_response", "_upstream")
 
-    def __init__(self, response: httpx.Response) -> None:
+    def __init__(self, response: httpx.Response, upstream: Upstream) -> None:
         self.status = response.status_code
         self.headers = response.headers
         self._response = response
+        self._upstream = upstream
 
     async def aiter_bytes(self) -> AsyncIterator[bytes]:
         try:
             async for chunk in self._response.aiter_raw():
                 yield chunk
         except httpx.TimeoutException as exc:
-            raise ProviderError("upstream stream timed out", kind="timeout") from exc
+            raise self._upstream._error("upstream stream timed out", "timeout") from exc
         except httpx.TransportError as exc:
-            raise ProviderError(f"upstream stream broke: {type(exc).__name__}", kind="connection") from exc
+            raise self._upstream._error(f"upstream stream broke: {type(exc).__name__}", "connection") from exc
 
     async def aread(self) -> bytes:
         return await self._response.aread()
@@ -58,12 +59,14 @@ class Upstream:
         self,
         base_url: str,
         *,
+        name: str = "upstream",
         headers: Mapping[str, str] | None = None,
         timeout: float = 600.0,
         connect_timeout: float = 10.0,
         max_connections: int = 1000,
     ) -> None:
         self.base_url = base_url.rstrip("/")
+        self.name = name
         self._client = httpx.AsyncClient(
             headers=dict(headers or {}),
             timeout=httpx.Timeout(timeout, connect=connect_timeout),
@@ -71,6 +74,9 @@ class Upstream:
             follow_redirects=False,
             trust_env=False,
         )
+
+    def _error(self, message: str, kind: str) -> ProviderError:
+        return ProviderError(f"provider {self.name!r}: {message}", kind=kind, provider=self.name)
 
     def url(self, path: str) -> str:
         return path if path.startswith(("http://", "https://")) else self.base_url + path
@@ -92,9 +98,9 @@ class Upstream:
         try:
             response = await self._client.request(method, self.url(path), content=content, headers=req_headers)
         except httpx.TimeoutException as exc:
-            raise ProviderError("upstream request timed out", kind="timeout") from exc
+            raise self._error("upstream request timed out", "timeout") from exc
         except httpx.TransportError as exc:
-            raise ProviderError(f"could not reach upstream: {type(exc).__name__}", kind="connection") from exc
+            raise self._error(f"could not reach upstream: {type(exc).__name__}", "connection") from exc
         return UpstreamResponse(response.status_code, response.headers, response.content)
 
     @asynccontextmanager
@@ -113,11 +119,11 @@ class Upstream:
         try:
             response = await self._client.send(request, stream=True)
         except httpx.TimeoutException as exc:
-            raise ProviderError("upstream request timed out", kind="timeout") from exc
+            raise self._error("upstream request timed out", "timeout") from exc
         except httpx.TransportError as exc:
-            raise ProviderError(f"could not reach upstream: {type(exc).__name__}", kind="connection") from exc
+            raise self._error(f"could not reach upstream: {type(exc).__name__}", "connection") from exc
         try:
-            yield UpstreamStream(response)
+            yield UpstreamStream(response, self)
         finally:
             # Closing mid-stream drops the upstream connection: a client that
             # went away stops the provider generating (and billing) tokens.

@@ -15,7 +15,10 @@ from starlette.responses import Response, StreamingResponse
 
 from portway import sse
 from portway.context import RequestContext
-from portway.endpoints.common import JSONResponse, check_key, context_for, presented_key, read_json, route_headers
+from portway.endpoints.common import (
+    ClientDisconnected, JSONResponse, check_key, client_gone, context_for, presented_key, read_json, route_headers,
+    unless_disconnected,
+)
 from portway.endpoints.openai import _crashed, _failed
 from portway.errors import PortwayError
 from portway.formats.anthropic import (
@@ -38,11 +41,13 @@ async def messages(request: Request) -> Response:
         validate(MessagesRequest, body)
         ctx = context_for(request, "messages", anthropic_request_to_openai(body), key, client_format="anthropic")
         if ctx.stream:
-            chunks = await gateway.open_stream(ctx)
+            chunks = await unless_disconnected(request, gateway.open_stream(ctx))
             return StreamingResponse(_anthropic_sse(gateway, ctx, chunks), media_type="text/event-stream",
                                      headers={**route_headers(ctx), "cache-control": "no-cache"})
-        response = await gateway.chat(ctx)
+        response = await unless_disconnected(request, gateway.chat(ctx))
         result: Response = JSONResponse(openai_response_to_anthropic(response), headers=route_headers(ctx))
+    except ClientDisconnected:
+        result = client_gone(ctx)
     except PortwayError as error:
         result = _failed(gateway, ctx, error, request, "anthropic")
     except Exception as error:

@@ -3,10 +3,12 @@ building the context, and rendering errors in the client's API shape."""
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import logging
 import uuid
-from typing import Any
+from collections.abc import Awaitable
+from typing import Any, TypeVar
 
 from starlette.requests import Request
 from starlette.responses import Response
@@ -83,7 +85,7 @@ def context_for(request: Request, endpoint: str, body: dict[str, Any], key: str 
                 client_format: str = "openai") -> RequestContext:
     request_id = request.headers.get("x-request-id") or new_request_id()
     return RequestContext(request_id=request_id, endpoint=endpoint, body=body, api_key=key,
-                          client_format=client_format,
+                          client_format=client_format, gateway=request.app.state.gateway,
                           headers={k: v for k, v in request.headers.items() if k not in SECRET_HEADERS})
 
 
@@ -96,3 +98,43 @@ def route_headers(ctx: RequestContext) -> dict[str, str]:
         headers["x-portway-provider"] = "cache"
         headers["x-portway-model"] = ctx.model
     return headers
+
+
+T = TypeVar("T")
+
+
+class ClientDisconnected(Exception):
+    """The client went away before the answer was ready."""
+
+
+async def _disconnected(request: Request) -> None:
+    # The body is already read, so the next ASGI message is the disconnect.
+    while (await request.receive())["type"] != "http.disconnect":
+        pass
+
+
+async def unless_disconnected(request: Request, work: Awaitable[T]) -> T:
+    """Await ``work``, but cancel it as soon as the client disconnects, so a
+    provider stops generating (and billing) an answer nobody will read.
+    Starlette only watches for disconnects once a streamed body has begun;
+    this covers the time before it (a non-streamed answer, or a stream's
+    first token)."""
+    task = asyncio.ensure_future(work)
+    watcher = asyncio.ensure_future(_disconnected(request))
+    try:
+        await asyncio.wait((task, watcher), return_when=asyncio.FIRST_COMPLETED)
+    except asyncio.CancelledError:
+        task.cancel()
+        raise
+    finally:
+        watcher.cancel()
+    if task.done():
+        return task.result()
+    task.cancel()
+    raise ClientDisconnected()
+
+
+def client_gone(ctx: RequestContext | None) -> Response:
+    if ctx is not None:
+        ctx.status = 499  # nginx's "client closed request": nobody receives this response
+    return Response(status_code=499)

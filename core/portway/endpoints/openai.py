@@ -15,7 +15,8 @@ from starlette.responses import Response, StreamingResponse
 from portway import sse
 from portway.context import RequestContext
 from portway.endpoints.common import (
-    JSONResponse, check_key, context_for, error_response, new_request_id, presented_key, read_json, route_headers,
+    ClientDisconnected, JSONResponse, check_key, client_gone, context_for, error_response, new_request_id, presented_key,
+    read_json, route_headers, unless_disconnected,
 )
 from portway.errors import PortwayError
 from portway.gateway import Gateway
@@ -35,11 +36,13 @@ async def chat_completions(request: Request) -> Response:
         validate(ChatCompletionRequest, body)
         ctx = context_for(request, "chat.completions", body, key)
         if ctx.stream:
-            chunks = await gateway.open_stream(ctx)
+            chunks = await unless_disconnected(request, gateway.open_stream(ctx))
             return StreamingResponse(_openai_sse(gateway, ctx, chunks), media_type="text/event-stream",
                                      headers={**route_headers(ctx), "cache-control": "no-cache"})
-        response = await gateway.chat(ctx)
+        response = await unless_disconnected(request, gateway.chat(ctx))
         result = JSONResponse(response, headers=route_headers(ctx))
+    except ClientDisconnected:
+        result = client_gone(ctx)
     except PortwayError as error:
         result = _failed(gateway, ctx, error, request)
     except Exception as error:  # never a traceback to the client
@@ -95,8 +98,10 @@ async def embeddings(request: Request) -> Response:
         body = await read_json(request, gateway.config.server.max_body_bytes)
         validate(EmbeddingsRequest, body)
         ctx = context_for(request, "embeddings", body, key)
-        response = await gateway.embeddings(ctx)
+        response = await unless_disconnected(request, gateway.embeddings(ctx))
         result: Response = JSONResponse(response, headers=route_headers(ctx))
+    except ClientDisconnected:
+        result = client_gone(ctx)
     except PortwayError as error:
         result = _failed(gateway, ctx, error, request)
     except Exception as error:

@@ -48,7 +48,8 @@ class ThreadedServer:
         deadline = time.monotonic() + timeout
         while not self._server.started:
             if self.error is not None or not self._thread.is_alive():
-                raise RuntimeError(f"server failed to start: {self.error!r}")
+                cause = repr(self.error) if self.error else "the app's start-up failed (a plugin's startup hook?); see the log"
+                raise RuntimeError(f"server failed to start: {cause}")
             if time.monotonic() > deadline:
                 raise RuntimeError("server did not start in time")
             time.sleep(0.005)
