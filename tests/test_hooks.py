@@ -605,3 +605,34 @@ def test_request_hooks_reach_their_gateways_config() -> None:
     with GatewayServer(config, plugins=[("greeter", Plugin())]) as gw:
         reply = gw.openai_client().chat.completions.create(model="mock/echo", messages=[{"role": "user", "content": "x"}])
     assert reply.choices[0].message.content == "Mock reply to: bonjour"
+
+
+def test_a_failing_observability_plugin_is_skipped_and_counted() -> None:
+    from portway import hookimpl
+    from portway.testing.gateway import GatewayServer
+
+    class Sink:
+        PORTWAY_PLUGIN_KIND = "observability"
+
+        @hookimpl
+        async def post_response(self, ctx: Any, response: Any) -> None:
+            raise RuntimeError("disk full")
+
+    class Guard:
+        PORTWAY_PLUGIN_KIND = "guardrail"
+
+        @hookimpl
+        def post_response(self, ctx: Any, response: Any) -> None:
+            if "crash" in response["choices"][0]["message"]["content"]:
+                raise RuntimeError("bug")
+
+    with GatewayServer({"providers": {"mock": {"type": "mock"}}}, plugins=[("sink", Sink()), ("guard", Guard())]) as gw:
+        client = gw.openai_client()
+        reply = client.chat.completions.create(model="mock/echo", messages=[{"role": "user", "content": "fine"}])
+        assert reply.choices[0].message.content == "Mock reply to: fine"
+        with pytest.raises(openai.InternalServerError) as failed:
+            client.chat.completions.create(model="mock/echo", messages=[{"role": "user", "content": "crash"}])
+        assert "guard" in failed.value.body["message"]
+        errors = httpx.get(gw.url + "/health").json()["plugin_errors"]
+    # The second request stopped at the guard (registered last, so called first): the sink ran once.
+    assert errors == {"sink": 1, "guard": 1}

@@ -35,6 +35,9 @@ from portway.providers import Provider
 
 log = logging.getLogger("portway")
 
+#: Plugin kinds whose failures are logged and skipped rather than failing a request.
+NON_CRITICAL_KINDS = frozenset({"observability"})
+
 
 class Gateway:
     def __init__(
@@ -49,7 +52,8 @@ class Gateway:
         self.started_at = int(time.time())
         self.pm = plugin_loader.new_manager()
         self.plugins = plugin_loader.load(self.pm, disable=config.plugins.disable, extra=extra_plugins)
-        self.hooks = Hooks(self.pm, order=config.plugins.order)
+        self.hooks = Hooks(self.pm, order=config.plugins.order,
+                           non_critical={p.name for p in self.plugins if p.kind in NON_CRITICAL_KINDS})
         environ = dict(os.environ) if environ is None else environ
 
         self.provider_types: dict[str, type[Provider]] = {}

@@ -10,7 +10,9 @@ gateway starts, so a hook nobody implements costs one empty-tuple check.
 
 An exception from an implementation is contained: it becomes a
 :class:`PortwayError` that names the plugin (a :class:`PortwayError` raised
-on purpose, e.g. a guardrail block, passes through unchanged).
+on purpose, e.g. a guardrail block, passes through unchanged), or, for a
+non-critical plugin (kind ``observability``), it is logged, counted and
+that plugin is skipped.
 """
 
 from __future__ import annotations
@@ -39,11 +41,20 @@ class HookFailed(PortwayError):
 
 
 class Hooks:
-    def __init__(self, pm: pluggy.PluginManager, order: dict[str, list[str]] | None = None) -> None:
+    def __init__(
+        self,
+        pm: pluggy.PluginManager,
+        order: dict[str, list[str]] | None = None,
+        non_critical: set[str] | frozenset[str] = frozenset(),
+    ) -> None:
         self.pm = pm
         self._impls: dict[str, tuple[Impl, ...]] = {}
+        #: Unexpected exceptions per plugin name (shown by ``GET /health``).
         self.errors: dict[str, int] = {}
         self.order = order or {}
+        #: Plugins whose failures skip the plugin instead of failing the
+        #: request (observability: a broken log sink must not cost an answer).
+        self.non_critical = frozenset(non_critical)
         self.refresh()
 
     def refresh(self) -> None:
@@ -114,6 +125,8 @@ class Hooks:
         except Exception as exc:
             self._count(plugin)
             log.exception("plugin %s raised in %s", plugin, name)
+            if plugin in self.non_critical:
+                return None
             raise HookFailed(
                 f"plugin {plugin!r} failed in {name}: {type(exc).__name__}", kind="server_error", plugin=plugin
             ) from exc

@@ -129,5 +129,6 @@ async def health(request: Request) -> Response:
         "status": "ok",
         "providers": sorted(gateway.providers),
         "unavailable": gateway.unavailable,
+        "plugin_errors": gateway.hooks.errors,
         "uptime_s": round(time.time() - gateway.started_at, 3),
     })
