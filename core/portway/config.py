@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
@@ -48,6 +48,7 @@ class ProviderConfig(BaseModel):
     timeout: float = Field(600.0, gt=0)
     connect_timeout: float = Field(10.0, gt=0)
     max_connections: int = Field(1000, ge=1)
+    http_client: Literal["aiohttp", "httpx"] = "aiohttp"
     headers: dict[str, str] = Field(default_factory=dict)
     models: list[str] = Field(default_factory=list)
 

@@ -59,14 +59,17 @@ class Provider:
         return {"authorization": f"Bearer {self.api_key}"} if self.api_key else {}
 
     async def start(self) -> None:
-        self._http = Upstream(
+        http = Upstream(
             self.base_url,
             name=self.name,
             headers={**self.auth_headers(), **self.config.headers},
             timeout=self.config.timeout,
             connect_timeout=self.config.connect_timeout,
             max_connections=self.config.max_connections,
+            transport=self.config.http_client,
         )
+        await http.start()
+        self._http = http
 
     async def close(self) -> None:
         if self._http is not None:

@@ -3,27 +3,35 @@
 Every provider instance owns one :class:`Upstream`, created at start-up
 with a connection pool, and closed at shut-down.  Adapters call
 :meth:`Upstream.request` or :meth:`Upstream.stream` and never touch the
-HTTP library, so the transport can change here and nowhere else
-(docs/architecture.md records why this one).
+HTTP library, so the transport can change here and nowhere else.
+
+Two transports implement it.  ``aiohttp`` is the default: measured on
+this machine its pool keeps up under concurrency where httpx's collapses
+(docs/performance.md has the figures).  ``httpx`` (the design card's
+client) stays available as ``server.http_client: httpx``.
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
+import aiohttp
 import httpx
 
 from portway import serialization
 from portway.errors import ProviderError
 
+TRANSPORTS = ("aiohttp", "httpx")
+
 
 @dataclass(slots=True)
 class UpstreamResponse:
     status: int
-    headers: Mapping[str, str]
+    headers: Mapping[str, str]  # case-insensitive
     content: bytes
 
     def json(self) -> Any:
@@ -31,30 +39,34 @@ class UpstreamResponse:
 
 
 class UpstreamStream:
-    """An open streamed response; read it with :meth:`aiter_bytes`."""
+    """An open streamed response: ``status``, ``headers`` (case-insensitive),
+    :meth:`aiter_bytes` and :meth:`aread`."""
 
-    __slots__ = ("status", "headers", "_response", "_upstream")
+    __slots__ = ("status", "headers", "_chunks", "_read", "_upstream")
 
-    def __init__(self, response: httpx.Response, upstream: Upstream) -> None:
-        self.status = response.status_code
-        self.headers = response.headers
-        self._response = response
+    def __init__(self, status: int, headers: Mapping[str, str], chunks: Any, read: Any, upstream: Upstream) -> None:
+        self.status = status
+        self.headers = headers
+        self._chunks = chunks
+        self._read = read
         self._upstream = upstream
 
     async def aiter_bytes(self) -> AsyncIterator[bytes]:
         try:
-            async for chunk in self._response.aiter_raw():
+            async for chunk in self._chunks():
                 yield chunk
-        except httpx.TimeoutException as exc:
-            raise self._upstream._error("upstream stream timed out", "timeout") from exc
-        except httpx.TransportError as exc:
-            raise self._upstream._error(f"upstream stream broke: {type(exc).__name__}", "connection") from exc
+        except (asyncio.TimeoutError, httpx.TimeoutException) as exc:
+            raise self._upstream.error("upstream stream timed out", "timeout") from exc
+        except (aiohttp.ClientError, httpx.TransportError) as exc:
+            raise self._upstream.error(f"upstream stream broke: {type(exc).__name__}", "connection") from exc
 
     async def aread(self) -> bytes:
-        return await self._response.aread()
+        return await self._read()
 
 
 class Upstream:
+    """A pooled HTTP client for one provider instance."""
+
     def __init__(
         self,
         base_url: str,
@@ -64,25 +76,77 @@ class Upstream:
         timeout: float = 600.0,
         connect_timeout: float = 10.0,
         max_connections: int = 1000,
+        transport: str = "aiohttp",
     ) -> None:
+        if transport not in TRANSPORTS:
+            raise ValueError(f"unknown transport {transport!r}; choose one of {', '.join(TRANSPORTS)}")
         self.base_url = base_url.rstrip("/")
         self.name = name
-        self._client = httpx.AsyncClient(
-            headers=dict(headers or {}),
-            timeout=httpx.Timeout(timeout, connect=connect_timeout),
-            limits=httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections),
-            follow_redirects=False,
-            trust_env=False,
-        )
+        self.transport = transport
+        self._headers = dict(headers or {})
+        self._timeout = timeout
+        self._connect_timeout = connect_timeout
+        self._max_connections = max_connections
+        self._aiohttp: aiohttp.ClientSession | None = None
+        self._httpx: httpx.AsyncClient | None = None
 
-    def _error(self, message: str, kind: str) -> ProviderError:
+    # -- lifecycle ------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Open the pool (inside the running event loop)."""
+        if self.transport == "aiohttp":
+            self._aiohttp = aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector(limit=self._max_connections, limit_per_host=0, ttl_dns_cache=300),
+                headers=self._headers,
+                timeout=aiohttp.ClientTimeout(total=None, connect=self._connect_timeout, sock_read=self._timeout),
+                auto_decompress=True,
+                trust_env=False,
+            )
+        else:
+            self._httpx = httpx.AsyncClient(
+                headers=self._headers,
+                timeout=httpx.Timeout(self._timeout, connect=self._connect_timeout),
+                limits=httpx.Limits(max_connections=self._max_connections,
+                                    max_keepalive_connections=self._max_connections),
+                follow_redirects=False,
+                trust_env=False,
+            )
+
+    async def aclose(self) -> None:
+        if self._aiohttp is not None:
+            await self._aiohttp.close()
+            self._aiohttp = None
+        if self._httpx is not None:
+            await self._httpx.aclose()
+            self._httpx = None
+
+    # -- helpers --------------------------------------------------------------------
+
+    def error(self, message: str, kind: str) -> ProviderError:
         return ProviderError(f"provider {self.name!r}: {message}", kind=kind, provider=self.name)
 
     def url(self, path: str) -> str:
         return path if path.startswith(("http://", "https://")) else self.base_url + path
 
-    def _content(self, json: Any, body: bytes | None) -> bytes | None:
-        return serialization.dumps(json) if json is not None else body
+    @staticmethod
+    def _prepare(json: Any, body: bytes | None, headers: Mapping[str, str] | None) -> tuple[bytes | None, dict[str, str]]:
+        content = serialization.dumps(json) if json is not None else body
+        merged = dict(headers or {})
+        if content is not None:
+            merged.setdefault("content-type", "application/json")
+        return content, merged
+
+    def _session(self) -> aiohttp.ClientSession:
+        if self._aiohttp is None:
+            raise self.error("the HTTP pool is not open (Upstream.start() was not awaited)", "unavailable")
+        return self._aiohttp
+
+    def _client(self) -> httpx.AsyncClient:
+        if self._httpx is None:
+            raise self.error("the HTTP pool is not open (Upstream.start() was not awaited)", "unavailable")
+        return self._httpx
+
+    # -- requests -------------------------------------------------------------------
 
     async def request(
         self,
@@ -93,15 +157,17 @@ class Upstream:
         body: bytes | None = None,
         headers: Mapping[str, str] | None = None,
     ) -> UpstreamResponse:
-        content = self._content(json, body)
-        req_headers = {"content-type": "application/json", **(headers or {})} if content is not None else headers
+        content, merged = self._prepare(json, body, headers)
         try:
-            response = await self._client.request(method, self.url(path), content=content, headers=req_headers)
-        except httpx.TimeoutException as exc:
-            raise self._error("upstream request timed out", "timeout") from exc
-        except httpx.TransportError as exc:
-            raise self._error(f"could not reach upstream: {type(exc).__name__}", "connection") from exc
-        return UpstreamResponse(response.status_code, response.headers, response.content)
+            if self.transport == "aiohttp":
+                async with self._session().request(method, self.url(path), data=content, headers=merged) as resp:
+                    return UpstreamResponse(resp.status, resp.headers, await resp.read())
+            response = await self._client().request(method, self.url(path), content=content, headers=merged)
+            return UpstreamResponse(response.status_code, response.headers, response.content)
+        except (asyncio.TimeoutError, httpx.TimeoutException) as exc:
+            raise self.error("upstream request timed out", "timeout") from exc
+        except (aiohttp.ClientError, httpx.TransportError) as exc:
+            raise self.error(f"could not reach upstream: {type(exc).__name__}", "connection") from exc
 
     @asynccontextmanager
     async def stream(
@@ -113,21 +179,30 @@ class Upstream:
         body: bytes | None = None,
         headers: Mapping[str, str] | None = None,
     ) -> AsyncIterator[UpstreamStream]:
-        content = self._content(json, body)
-        req_headers = {"content-type": "application/json", **(headers or {})}
-        request = self._client.build_request(method, self.url(path), content=content, headers=req_headers)
+        content, merged = self._prepare(json, body, headers)
         try:
-            response = await self._client.send(request, stream=True)
-        except httpx.TimeoutException as exc:
-            raise self._error("upstream request timed out", "timeout") from exc
-        except httpx.TransportError as exc:
-            raise self._error(f"could not reach upstream: {type(exc).__name__}", "connection") from exc
-        try:
-            yield UpstreamStream(response, self)
-        finally:
-            # Closing mid-stream drops the upstream connection: a client that
-            # went away stops the provider generating (and billing) tokens.
-            await response.aclose()
-
-    async def aclose(self) -> None:
-        await self._client.aclose()
+            if self.transport == "aiohttp":
+                aio = await self._session().request(method, self.url(path), data=content, headers=merged)
+            else:
+                client = self._client()
+                hx = await client.send(client.build_request(method, self.url(path), content=content, headers=merged),
+                                       stream=True)
+        except (asyncio.TimeoutError, httpx.TimeoutException) as exc:
+            raise self.error("upstream request timed out", "timeout") from exc
+        except (aiohttp.ClientError, httpx.TransportError) as exc:
+            raise self.error(f"could not reach upstream: {type(exc).__name__}", "connection") from exc
+        if self.transport == "aiohttp":
+            try:
+                yield UpstreamStream(aio.status, aio.headers, aio.content.iter_any, aio.read, self)
+            finally:
+                # Closing mid-stream drops the upstream connection: a client
+                # that went away stops the provider generating (and billing).
+                if aio.content.at_eof():
+                    aio.release()
+                else:
+                    aio.close()
+        else:
+            try:
+                yield UpstreamStream(hx.status_code, hx.headers, hx.aiter_raw, hx.aread, self)
+            finally:
+                await hx.aclose()
