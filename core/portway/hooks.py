@@ -35,6 +35,10 @@ HOOK_NAMES: tuple[str, ...] = tuple(
 
 Impl = tuple[str, Callable[..., Any], tuple[str, ...]]
 
+#: Hooks on the request path; only there can a non-critical plugin be skipped.
+#: A failing ``startup`` still stops the server, whatever the plugin's kind.
+REQUEST_HOOKS = frozenset({"pre_request", "select_provider", "post_chunk", "post_response", "on_error"})
+
 
 class HookFailed(PortwayError):
     """A plugin raised something other than a PortwayError inside a hook."""
@@ -125,7 +129,7 @@ class Hooks:
         except Exception as exc:
             self._count(plugin)
             log.exception("plugin %s raised in %s", plugin, name)
-            if plugin in self.non_critical:
+            if plugin in self.non_critical and name in REQUEST_HOOKS:
                 return None
             raise HookFailed(
                 f"plugin {plugin!r} failed in {name}: {type(exc).__name__}", kind="server_error", plugin=plugin

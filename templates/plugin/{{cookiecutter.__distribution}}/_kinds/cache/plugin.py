@@ -22,6 +22,7 @@ import copy
 import hashlib
 import json
 import time
+import weakref
 from collections import OrderedDict
 from typing import Any
 
@@ -70,9 +71,11 @@ class Store:
             self.entries.popitem(last=False)
 
 
-# The running gateway's store: request-path hooks receive only the request,
-# so startup() keeps it at module level (a fresh, empty one per start).
-store = Store(Settings())
+# One store per gateway, found from a request as stores[ctx.gateway]: two
+# gateways in one process (tests, an app embedding Portway) must not answer
+# from each other's entries, nor with each other's limits.  Weak keys: a
+# store goes away with its gateway.
+stores: weakref.WeakKeyDictionary[Any, Store] = weakref.WeakKeyDictionary()
 
 
 @hookimpl
@@ -82,8 +85,8 @@ def register_config(register: Any) -> None:
 
 @hookimpl
 def startup(gateway: Any) -> None:
-    global store
-    store = Store(gateway.plugin_config[NAME])
+    """A fresh, empty store each time a gateway starts."""
+    stores[gateway] = Store(gateway.plugin_config[NAME])
 
 
 def cache_key(body: dict[str, Any]) -> str:
@@ -99,7 +102,7 @@ def pre_request(ctx: Any) -> dict[str, Any] | None:
     if ctx.endpoint == "embeddings":  # only chat answers pass through post_response
         return None
     key = cache_key(ctx.body)
-    cached = store.get(key)
+    cached = stores[ctx.gateway].get(key)
     if cached is None:
         ctx.metadata[NAME] = key
     return cached
@@ -110,4 +113,4 @@ def post_response(ctx: Any, response: dict[str, Any]) -> None:
     """Store a fresh answer (for a stream: the chunks assembled into one)."""
     key = ctx.metadata.get(NAME)
     if key is not None and not ctx.cached:
-        store.put(key, response)
+        stores[ctx.gateway].put(key, response)

@@ -25,7 +25,7 @@ from typing import Any
 
 from portway import hookimpl
 from portway.errors import PortwayError
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, PrivateAttr
 
 PORTWAY_PLUGIN_KIND = "guardrail"
 NAME = "{{ cookiecutter.name }}"
@@ -34,7 +34,13 @@ EMAIL = r"[\w.+-]+@[\w-]+(\.[\w-]+)+"
 
 
 class Settings(BaseModel):
-    """The ``{{ cookiecutter.name }}:`` config section (unknown keys are errors)."""
+    """The ``{{ cookiecutter.name }}:`` config section (unknown keys are errors).
+
+    Each gateway validates its own instance when it starts.  Keep what is
+    derived from the config here too (compiled patterns), not in module
+    globals: two gateways in one process (tests, an app embedding Portway)
+    then never see each other's settings.
+    """
 
     model_config = ConfigDict(extra="forbid")
 
@@ -44,11 +50,15 @@ class Settings(BaseModel):
     redact: list[re.Pattern[str]] = [re.compile(EMAIL)]
     replacement: str = "[redacted]"
 
+    _banned_words: re.Pattern[str] | None = PrivateAttr(default=None)
 
-# The settings of the running gateway: request-path hooks receive only the
-# request, so startup() keeps what they need at module level.
-settings = Settings()
-banned_words: re.Pattern[str] | None = None
+    def model_post_init(self, context: Any, /) -> None:
+        # Compiled once, when the section is validated, not on every request.
+        words = "|".join(re.escape(word) for word in self.banned)
+        self._banned_words = re.compile(rf"\b(?:{words})\b", re.IGNORECASE) if words else None
+
+    def is_banned(self, text: str) -> bool:
+        return self._banned_words is not None and self._banned_words.search(text) is not None
 
 
 @hookimpl
@@ -56,13 +66,11 @@ def register_config(register: Any) -> None:
     register(NAME, Settings)
 
 
-@hookimpl
-def startup(gateway: Any) -> None:
-    """Take this gateway's validated ``{{ cookiecutter.name }}:`` section."""
-    global settings, banned_words
-    settings = gateway.plugin_config[NAME]
-    words = "|".join(re.escape(word) for word in settings.banned)
-    banned_words = re.compile(rf"\b(?:{words})\b", re.IGNORECASE) if words else None
+def settings_of(ctx: Any) -> Settings:
+    """The settings of the gateway serving this request, looked up per
+    request (a dict lookup) rather than copied at start-up, because one
+    process may run several gateways."""
+    return ctx.gateway.plugin_config[NAME]
 
 
 def texts(body: dict[str, Any]) -> list[str]:
@@ -83,7 +91,7 @@ def texts(body: dict[str, Any]) -> list[str]:
     return found
 
 
-def redact(text: str) -> str:
+def redact(settings: Settings, text: str) -> str:
     """The output check: replace every match of the ``redact`` patterns."""
     for pattern in settings.redact:
         text = pattern.sub(settings.replacement, text)
@@ -98,9 +106,8 @@ def pre_request(ctx: Any) -> None:
     error (in the client's API shape).  Returning ``None`` lets it through;
     you may also change ``ctx.body`` in place (e.g. redact the input).
     """
-    if banned_words is None:
-        return None
-    if any(banned_words.search(text) for text in texts(ctx.body)):
+    settings = settings_of(ctx)
+    if any(settings.is_banned(text) for text in texts(ctx.body)):
         raise PortwayError(
             f"request blocked by {NAME}: it contains a banned word",
             kind="bad_request",
@@ -116,10 +123,11 @@ def post_chunk(ctx: Any, chunk: dict[str, Any]) -> None:
     A match split across two chunks is not caught: to catch those, hold
     text back in ``ctx.metadata[NAME]`` until a word boundary.
     """
+    settings = settings_of(ctx)
     for choice in chunk.get("choices") or ():
         delta = choice.get("delta") or {}
         if delta.get("content"):
-            delta["content"] = redact(delta["content"])
+            delta["content"] = redact(settings, delta["content"])
 
 
 @hookimpl
@@ -129,7 +137,8 @@ def post_response(ctx: Any, response: dict[str, Any]) -> None:
     the work."""
     if ctx.stream:
         return
+    settings = settings_of(ctx)
     for choice in response.get("choices") or ():
         message = choice.get("message") or {}
         if isinstance(message.get("content"), str):
-            message["content"] = redact(message["content"])
+            message["content"] = redact(settings, message["content"])

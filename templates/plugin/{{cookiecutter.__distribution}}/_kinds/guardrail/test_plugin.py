@@ -49,3 +49,20 @@ def test_streamed_output_is_redacted(client: openai.OpenAI) -> None:
 def test_bad_config_is_refused_at_start_up(gateway_server: Any) -> None:
     with pytest.raises(ConfigError, match="redact"):
         gateway_server({"providers": {"mock": {"type": "mock"}}, NAME: {"redact": ["(unclosed"]}})
+
+
+def test_two_gateways_in_one_process_keep_their_own_config(gateway_server: Any) -> None:
+    """Settings live with each gateway, not in the module: starting a second
+    gateway must not change what the first one does."""
+    strict = gateway_server(CONFIG).openai_client()
+    lenient = gateway_server({
+        "providers": {"mock": {"type": "mock"}},
+        NAME: {"banned": [], "redact": [r"\bsecret\b"], "replacement": "[hidden]"},
+    }).openai_client()
+
+    with pytest.raises(openai.BadRequestError):
+        strict.chat.completions.create(model="mock/echo", messages=ask("the forbidden secret"))
+    reply = lenient.chat.completions.create(model="mock/echo", messages=ask("the forbidden secret"))
+    assert reply.choices[0].message.content == "Mock reply to: the forbidden [hidden]"
+    reply = strict.chat.completions.create(model="mock/echo", messages=ask("a secret for bob@example.com"))
+    assert reply.choices[0].message.content == "Mock reply to: a secret for [redacted]"

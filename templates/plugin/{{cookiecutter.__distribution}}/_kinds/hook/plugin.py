@@ -10,6 +10,12 @@ A bare plugin to build on.  As generated it:
 Any other hook can be added the same way: a module-level function named
 after the hook, decorated with ``@hookimpl``.  The hooks and their
 contracts: ``portway.hookspecs`` (and docs/hooks.md in the Portway repo).
+
+For settings, declare a config section with ``register_config`` and read it
+in request hooks as ``ctx.gateway.plugin_config[NAME]``; keep anything else
+that lives longer than a request with its gateway too (see the cache and
+observability kinds), not in module globals, because one process may run
+several gateways.
 """
 
 from __future__ import annotations

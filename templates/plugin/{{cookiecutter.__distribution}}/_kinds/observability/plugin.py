@@ -21,6 +21,7 @@ import asyncio
 import json
 import logging
 import time
+import weakref
 from typing import IO, Any
 
 from portway import hookimpl
@@ -85,9 +86,12 @@ class Sink:
             log.warning("%s: dropped %d records (queue full)", NAME, self.dropped)
 
 
-# The running gateway's sink: request_finished receives only the request,
-# so startup() keeps the sink at module level.
-sink: Sink | None = None
+# One sink per gateway, found from a request as sinks[ctx.gateway].  Several
+# gateways may run in one process (tests, an app embedding Portway), each
+# with its own config and event loop, and a queue or task belongs to one
+# loop; stopping one gateway must not close another's sink.  Weak keys:
+# nothing here keeps a gateway alive.
+sinks: weakref.WeakKeyDictionary[Any, Sink] = weakref.WeakKeyDictionary()
 
 
 @hookimpl
@@ -99,17 +103,15 @@ def register_config(register: Any) -> None:
 async def startup(gateway: Any) -> None:
     """Open the file (a bad path stops the gateway with a clear error) and
     start the writer."""
-    global sink
-    sink = Sink(gateway.plugin_config[NAME])
+    sinks[gateway] = Sink(gateway.plugin_config[NAME])
 
 
 @hookimpl
 async def shutdown(gateway: Any) -> None:
     """Write what is still queued, then close the file."""
-    global sink
+    sink = sinks.pop(gateway, None)
     if sink is not None:
-        current, sink = sink, None
-        await current.close()
+        await sink.close()
 
 
 def record_of(ctx: Any) -> dict[str, Any]:
@@ -136,5 +138,6 @@ def record_of(ctx: Any) -> dict[str, Any]:
 def request_finished(ctx: Any) -> None:
     """Called once the response is sent (or failed).  Synchronous and on
     the request path: build the record and queue it, nothing more."""
-    if sink is not None:
+    sink = sinks.get(ctx.gateway)
+    if sink is not None:  # None: a request still finishing after shutdown
         sink.put(record_of(ctx))
