@@ -263,19 +263,19 @@ class Gateway:
         ctx.usage = response.get("usage")
         return response
 
-    async def open_stream(self, ctx: RequestContext) -> AsyncIterator[dict[str, Any]]:
-        """Start a streamed chat completion.  Returns once the first chunk
-        is in hand (so failures before it are retried, or answered with a
-        proper HTTP error); the returned iterator yields every chunk."""
+    async def open_stream(self, ctx: RequestContext) -> AsyncIterator[list[dict[str, Any]]]:
+        """Start a streamed chat completion.  Returns once the first chunks
+        are in hand (so failures before them are retried, or answered with
+        a proper HTTP error); the returned iterator yields every chunk, in
+        lists of those that arrived together."""
         wants_usage = bool((ctx.body.get("stream_options") or {}).get("include_usage"))
         answer = await self._prepare(ctx)
         if answer is not None:
-            replay = _replay(completion_to_chunks(answer))
-            return self._relay(ctx, replay, await anext(replay, None), wants_usage)
+            return self._relay(ctx, _replay(completion_to_chunks(answer)), None, wants_usage)
         candidates, ctx.metadata["retry_limit"] = self.resolve(ctx.model)
         while True:
             target = await self._select(ctx, candidates)
-            stream = target.provider.chat_stream(self.upstream_body(ctx, target), ctx)
+            stream = target.provider.chat_stream_batches(self.upstream_body(ctx, target), ctx)
             try:
                 first = await anext(stream)
                 break
@@ -288,29 +288,36 @@ class Gateway:
         return self._relay(ctx, stream, first, wants_usage)
 
     async def _relay(
-        self, ctx: RequestContext, stream: AsyncIterator[dict[str, Any]], first: dict[str, Any] | None,
+        self, ctx: RequestContext, stream: AsyncIterator[list[dict[str, Any]]], first: list[dict[str, Any]] | None,
         wants_usage: bool,
-    ) -> AsyncIterator[dict[str, Any]]:
+    ) -> AsyncIterator[list[dict[str, Any]]]:
         assembler = StreamAssembler() if self._post_response else None
+        post_chunk = self._post_chunk
         try:
-            chunk = first
-            while chunk is not None:
-                if ctx.first_token_at is None and chunk.get("choices"):
+            batch = first if first is not None else await anext(stream, None)
+            while batch is not None:
+                if ctx.first_token_at is None:
                     ctx.first_token_at = time.perf_counter()
-                usage = chunk.get("usage")
-                if usage:
-                    ctx.usage = usage
-                keep = True
-                if self._post_chunk:
-                    keep = all(r is not False for r in await self.hooks.each("post_chunk", ctx=ctx, chunk=chunk))
-                # The assembled whole is what the client got: after post_chunk edits, without dropped chunks.
-                if keep and assembler is not None:
-                    assembler.add(chunk)
-                if keep and (wants_usage or chunk.get("choices") or not usage):
-                    if not wants_usage and "usage" in chunk:
-                        chunk.pop("usage")
-                    yield chunk
-                chunk = await anext(stream, None)
+                out = []
+                for chunk in batch:
+                    usage = chunk.get("usage")
+                    if usage:
+                        ctx.usage = usage
+                    if post_chunk and not all(
+                        r is not False for r in await self.hooks.each("post_chunk", ctx=ctx, chunk=chunk)
+                    ):
+                        continue
+                    # The assembled whole is what the client got: after post_chunk edits, without dropped chunks.
+                    if assembler is not None:
+                        assembler.add(chunk)
+                    if not wants_usage:
+                        if usage and not chunk.get("choices"):
+                            continue  # the usage chunk the gateway asked for on its own account
+                        chunk.pop("usage", None)
+                    out.append(chunk)
+                if out:
+                    yield out
+                batch = await anext(stream, None)
             if assembler is not None:
                 await self.hooks.each("post_response", ctx=ctx, response=assembler.result())
         finally:
@@ -326,6 +333,5 @@ class Gateway:
         self.hooks.each_sync("request_finished", ctx=ctx)
 
 
-async def _replay(chunks: list[dict[str, Any]]) -> AsyncIterator[dict[str, Any]]:
-    for chunk in chunks:
-        yield chunk
+async def _replay(chunks: list[dict[str, Any]]) -> AsyncIterator[list[dict[str, Any]]]:
+    yield chunks

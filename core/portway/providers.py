@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import AsyncIterator
+from contextlib import aclosing
 from typing import Any, ClassVar
 
 from portway import serialization
@@ -88,11 +89,27 @@ class Provider:
         """Non-streamed chat completion: return an OpenAI ``chat.completion`` dict."""
         raise self.unsupported("chat completions")
 
-    def chat_stream(self, body: dict[str, Any], ctx: Any) -> AsyncIterator[dict[str, Any]]:
+    async def chat_stream(self, body: dict[str, Any], ctx: Any) -> AsyncIterator[dict[str, Any]]:
         """Streamed chat completion: yield OpenAI ``chat.completion.chunk``
         dicts, ending with a chunk that has ``usage`` when the upstream
-        reports it."""
-        raise self.unsupported("streamed chat completions")
+        reports it.  (A provider that overrides :meth:`chat_stream_batches`
+        instead gets this for free.)"""
+        if type(self).chat_stream_batches is Provider.chat_stream_batches:
+            raise self.unsupported("streamed chat completions")
+        async with aclosing(self.chat_stream_batches(body, ctx)) as batches:
+            async for batch in batches:
+                for chunk in batch:
+                    yield chunk
+
+    async def chat_stream_batches(self, body: dict[str, Any], ctx: Any) -> AsyncIterator[list[dict[str, Any]]]:
+        """What the gateway calls: the chunks of :meth:`chat_stream` in
+        lists of those that arrived together, so the gateway can send them
+        to the client in one write.  Override it (and build ``chat_stream``
+        on it) when the wire delivers several events per read, as SSE does;
+        the default makes one list per chunk."""
+        async with aclosing(self.chat_stream(body, ctx)) as chunks:
+            async for chunk in chunks:
+                yield [chunk]
 
     async def embeddings(self, body: dict[str, Any], ctx: Any) -> dict[str, Any]:
         """Return an OpenAI embeddings ``list`` dict."""

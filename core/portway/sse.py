@@ -92,6 +92,19 @@ class SSEDecoder:
         return None
 
 
+async def aiter_event_batches(byte_stream: AsyncIterable[bytes]) -> AsyncIterator[list[Event]]:
+    """The events that each network read completed, as one list per read:
+    what arrived together can be relayed together, in one write."""
+    decoder = SSEDecoder()
+    async for chunk in byte_stream:
+        events = decoder.feed(chunk)
+        if events:
+            yield events
+    tail = decoder.flush()
+    if tail:
+        yield tail
+
+
 async def aiter_events(byte_stream: AsyncIterable[bytes]) -> AsyncIterator[Event]:
     decoder = SSEDecoder()
     async for chunk in byte_stream:

@@ -57,14 +57,14 @@ async def messages(request: Request) -> Response:
     return result
 
 
-async def _anthropic_sse(gateway: Gateway, ctx: RequestContext, chunks: AsyncIterator[dict[str, Any]]) -> AsyncIterator[bytes]:
+async def _anthropic_sse(gateway: Gateway, ctx: RequestContext, batches: AsyncIterator[list[dict[str, Any]]]) -> AsyncIterator[bytes]:
     converter = OpenAIStreamToAnthropic()
     try:
-        async for chunk in chunks:
-            for name, data in converter.feed(chunk):
-                yield sse.encode(data, event=name)
-        for name, data in converter.finish():
-            yield sse.encode(data, event=name)
+        async for batch in batches:
+            events = [event for chunk in batch for event in converter.feed(chunk)]
+            if events:
+                yield b"".join([sse.encode(data, event=name) for name, data in events])
+        yield b"".join([sse.encode(data, event=name) for name, data in converter.finish()])
     except PortwayError as error:
         ctx.error, ctx.status = error, error.status
         yield sse.encode(error.anthropic_body(), event="error")

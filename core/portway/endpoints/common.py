@@ -107,10 +107,12 @@ class ClientDisconnected(Exception):
     """The client went away before the answer was ready."""
 
 
-async def _disconnected(request: Request) -> None:
+async def _cancel_on_disconnect(request: Request, task: asyncio.Task[Any], gone: list[bool]) -> None:
     # The body is already read, so the next ASGI message is the disconnect.
     while (await request.receive())["type"] != "http.disconnect":
         pass
+    gone.append(True)
+    task.cancel()
 
 
 async def unless_disconnected(request: Request, work: Awaitable[T]) -> T:
@@ -118,20 +120,20 @@ async def unless_disconnected(request: Request, work: Awaitable[T]) -> T:
     provider stops generating (and billing) an answer nobody will read.
     Starlette only watches for disconnects once a streamed body has begun;
     this covers the time before it (a non-streamed answer, or a stream's
-    first token)."""
-    task = asyncio.ensure_future(work)
-    watcher = asyncio.ensure_future(_disconnected(request))
+    first token).  One watcher task per request; the work itself runs in
+    the request's own task."""
+    task = asyncio.current_task()
+    assert task is not None
+    gone: list[bool] = []
+    watcher = asyncio.ensure_future(_cancel_on_disconnect(request, task, gone))
     try:
-        await asyncio.wait((task, watcher), return_when=asyncio.FIRST_COMPLETED)
+        return await work
     except asyncio.CancelledError:
-        task.cancel()
+        if gone and task.uncancel() == 0:
+            raise ClientDisconnected() from None
         raise
     finally:
         watcher.cancel()
-    if task.done():
-        return task.result()
-    task.cancel()
-    raise ClientDisconnected()
 
 
 def client_gone(ctx: RequestContext | None) -> Response:

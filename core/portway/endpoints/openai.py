@@ -52,10 +52,10 @@ async def chat_completions(request: Request) -> Response:
     return result
 
 
-async def _openai_sse(gateway: Gateway, ctx: RequestContext, chunks: AsyncIterator[dict[str, Any]]) -> AsyncIterator[bytes]:
+async def _openai_sse(gateway: Gateway, ctx: RequestContext, batches: AsyncIterator[list[dict[str, Any]]]) -> AsyncIterator[bytes]:
     try:
-        async for chunk in chunks:
-            yield sse.encode(chunk)
+        async for batch in batches:
+            yield b"".join([sse.encode(chunk) for chunk in batch])  # what arrived together leaves in one write
         yield sse.DONE
     except PortwayError as error:
         ctx.error, ctx.status = error, error.status

@@ -46,19 +46,28 @@ class OpenAICompatibleProvider(Provider):
             raise self.error_from_response(response)
         return response.json()
 
-    async def chat_stream(self, body: dict[str, Any], ctx: Any) -> AsyncIterator[dict[str, Any]]:
+    async def chat_stream_batches(self, body: dict[str, Any], ctx: Any) -> AsyncIterator[list[dict[str, Any]]]:
         async with self.http.stream("POST", self.chat_path, json=self._wire_body(body, ctx)) as response:
             if response.status >= 400:
                 raise self.error_from_response(UpstreamResponse(response.status, response.headers, await response.aread()))
-            async for event in sse.aiter_events(response.aiter_bytes()):
-                if event.data.startswith("[DONE]"):
-                    return
-                if not event.data:
-                    continue
-                chunk = event.json()
-                if "error" in chunk and "choices" not in chunk:
-                    raise self.stream_error(chunk["error"])
-                yield chunk
+            async for events in sse.aiter_event_batches(response.aiter_bytes()):
+                batch = []
+                for event in events:
+                    if event.data.startswith("[DONE]"):
+                        if batch:
+                            yield batch
+                        return
+                    if not event.data:
+                        continue
+                    chunk = event.json()
+                    if "error" in chunk and "choices" not in chunk:
+                        if batch:
+                            yield batch
+                        raise self.stream_error(chunk["error"])
+                    batch.append(chunk)
+                if batch:
+                    yield batch
+
 
     async def embeddings(self, body: dict[str, Any], ctx: Any) -> dict[str, Any]:
         response = await self.http.request("POST", self.embeddings_path, json=body)

@@ -21,7 +21,7 @@ from portway.formats.anthropic import (
     openai_to_anthropic_request,
 )
 from portway.providers import Provider
-from portway.sse import aiter_events
+from portway.sse import aiter_event_batches
 from portway.upstream import UpstreamResponse
 
 PORTWAY_PLUGIN_KIND = "provider"
@@ -90,24 +90,29 @@ class AnthropicProvider(Provider):
             raise self.make_error("upstream returned a body that is not JSON", kind="server_error") from None
         return anthropic_response_to_openai(data)
 
-    async def chat_stream(self, body: dict[str, Any], ctx: Any) -> AsyncIterator[dict[str, Any]]:
+    async def chat_stream_batches(self, body: dict[str, Any], ctx: Any) -> AsyncIterator[list[dict[str, Any]]]:
         async with self.http.stream("POST", self.path, json=self._payload(body, stream=True)) as response:
             if response.status >= 300:
                 raise self.error_from_response(UpstreamResponse(response.status, response.headers, await response.aread()))
             converter = AnthropicStreamToOpenAI()
-            async for event in aiter_events(response.aiter_bytes()):
-                if not event.data:
-                    continue
-                try:
-                    chunks = converter.feed(event.event, event.json())
-                except serialization.JSONDecodeError:
-                    raise self.make_error("upstream sent a stream event that is not JSON", kind="server_error") from None
-                except ProviderError as exc:  # an `event: error` mid-stream
-                    raise self.make_error(exc.message, kind=exc.kind, code=exc.code) from None
-                for chunk in chunks:
-                    yield chunk
+            async for events in aiter_event_batches(response.aiter_bytes()):
+                batch: list[dict[str, Any]] = []
+                for event in events:
+                    if not event.data:
+                        continue
+                    try:
+                        batch += converter.feed(event.event, event.json())
+                    except serialization.JSONDecodeError:
+                        raise self.make_error("upstream sent a stream event that is not JSON", kind="server_error") from None
+                    except ProviderError as exc:  # an `event: error` mid-stream
+                        if batch:
+                            yield batch
+                        raise self.make_error(exc.message, kind=exc.kind, code=exc.code) from None
+                if batch:
+                    yield batch
             if not converter.done:
                 raise self.make_error("upstream stream ended before message_stop", kind="connection")
+
 
 
 @hookimpl
