@@ -10,86 +10,93 @@ lines, multi-line ``data:`` joined with ``\\n``, ``:`` comment lines
 from __future__ import annotations
 
 from collections.abc import AsyncIterable, AsyncIterator
-from dataclasses import dataclass
 from typing import Any
 
 from portway import serialization
 
 
-@dataclass(slots=True)
 class Event:
-    data: str
-    event: str | None = None
-    id: str | None = None
+    """One SSE event.  ``raw`` is the data as received; ``data`` decodes it."""
+
+    __slots__ = ("raw", "event", "id")
+
+    def __init__(self, raw: bytes, event: str | None = None, id: str | None = None) -> None:
+        self.raw = raw
+        self.event = event
+        self.id = id
+
+    @property
+    def data(self) -> str:
+        return self.raw.decode("utf-8")
 
     def json(self) -> Any:
-        return serialization.loads(self.data)
+        return serialization.loads(self.raw)
+
+    def __repr__(self) -> str:
+        return f"Event(raw={self.raw!r}, event={self.event!r}, id={self.id!r})"
 
 
 class SSEDecoder:
-    """Feed bytes in, get complete events out."""
+    """Feed bytes in, get complete events out.
 
-    __slots__ = ("_buffer", "_data", "_event", "_id")
+    Works on whole event blocks (split at the blank line) with
+    ``bytes.split``, rather than line by line in Python: a provider stream
+    is dozens of events per response, and this is the per-event cost."""
+
+    __slots__ = ("_buffer",)
 
     def __init__(self) -> None:
         self._buffer = b""
-        self._data: list[str] = []
-        self._event: str | None = None
-        self._id: str | None = None
 
     def feed(self, chunk: bytes) -> list[Event]:
-        buffer = self._buffer + chunk
-        events: list[Event] = []
-        start = 0
-        length = len(buffer)
-        while start < length:
-            # Find the next line end: \n, \r\n or \r.
-            nl = buffer.find(b"\n", start)
-            cr = buffer.find(b"\r", start)
-            if nl == -1 and cr == -1:
-                break
-            if cr != -1 and (nl == -1 or cr < nl):
-                if cr + 1 == length:
-                    break  # could be the first half of \r\n: wait for more
-                end, nxt = cr, cr + (2 if buffer[cr + 1 : cr + 2] == b"\n" else 1)
-            else:
-                end, nxt = nl, nl + 1
-            line = buffer[start:end]
-            start = nxt
-            event = self._line(line)
+        buffer = self._buffer + chunk if self._buffer else chunk
+        if b"\r" in buffer:
+            # Normalise CRLF and CR line ends; a trailing \r may be the first
+            # half of a \r\n split across reads, so it waits for the next one.
+            held = buffer.endswith(b"\r")
+            if held:
+                buffer = buffer[:-1]
+            buffer = buffer.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
+            *blocks, rest = buffer.split(b"\n\n")
+            self._buffer = rest + b"\r" if held else rest
+        else:
+            *blocks, self._buffer = buffer.split(b"\n\n")
+        events = []
+        for block in blocks:
+            event = _parse_block(block)
             if event is not None:
                 events.append(event)
-        self._buffer = buffer[start:]
         return events
 
     def flush(self) -> list[Event]:
         """End of stream: a last event without its blank line still counts."""
-        events = self.feed(b"\n") if self._buffer else []
-        event = self._line(b"")
-        if event is not None:
-            events.append(event)
-        return events
+        rest, self._buffer = self._buffer, b""
+        rest = rest.replace(b"\r\n", b"\n").replace(b"\r", b"\n").strip(b"\n")
+        events = [_parse_block(block) for block in rest.split(b"\n\n")] if rest else []
+        return [event for event in events if event is not None]
 
-    def _line(self, line: bytes) -> Event | None:
-        if not line:
-            if not self._data and self._event is None:
-                return None
-            event = Event("\n".join(self._data), self._event, self._id)
-            self._data = []
-            self._event = None
-            return event
-        if line[:1] == b":":
-            return None
-        name, _, value = line.partition(b":")
+
+def _parse_block(block: bytes) -> Event | None:
+    if block.startswith(b"data: ") and b"\n" not in block:  # the common case: one data line
+        return Event(block[6:])
+    data: list[bytes] = []
+    name: str | None = None
+    event_id: str | None = None
+    for line in block.split(b"\n"):
+        if not line or line[:1] == b":":
+            continue
+        field, _, value = line.partition(b":")
         if value[:1] == b" ":
             value = value[1:]
-        if name == b"data":
-            self._data.append(value.decode("utf-8"))
-        elif name == b"event":
-            self._event = value.decode("utf-8")
-        elif name == b"id":
-            self._id = value.decode("utf-8")
+        if field == b"data":
+            data.append(value)
+        elif field == b"event":
+            name = value.decode("utf-8")
+        elif field == b"id":
+            event_id = value.decode("utf-8")
+    if not data and name is None:
         return None
+    return Event(b"\n".join(data), name, event_id)
 
 
 async def aiter_event_batches(byte_stream: AsyncIterable[bytes]) -> AsyncIterator[list[Event]]:

@@ -11,13 +11,12 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from starlette.requests import Request
-from starlette.responses import Response, StreamingResponse
+from starlette.responses import Response
 
 from portway import sse
 from portway.context import RequestContext
 from portway.endpoints.common import (
-    ClientDisconnected, JSONResponse, check_key, client_gone, context_for, presented_key, read_json, route_headers,
-    unless_disconnected,
+    JSONResponse, check_key, client_gone, context_for, presented_key, read_json, route_headers,
 )
 from portway.endpoints.openai import _crashed, _failed
 from portway.errors import PortwayError
@@ -27,6 +26,7 @@ from portway.formats.anthropic import (
 from portway.gateway import Gateway
 from portway.schemas import validate
 from portway.schemas.anthropic import MessagesRequest
+from portway.streaming import ClientDisconnected, EventStreamResponse, unless_disconnected
 
 log = logging.getLogger("portway.endpoints")
 
@@ -41,10 +41,9 @@ async def messages(request: Request) -> Response:
         validate(MessagesRequest, body)
         ctx = context_for(request, "messages", anthropic_request_to_openai(body), key, client_format="anthropic")
         if ctx.stream:
-            chunks = await unless_disconnected(request, gateway.open_stream(ctx))
-            return StreamingResponse(_anthropic_sse(gateway, ctx, chunks), media_type="text/event-stream",
-                                     headers={**route_headers(ctx), "cache-control": "no-cache"})
-        response = await unless_disconnected(request, gateway.chat(ctx))
+            chunks = await unless_disconnected(request.receive, gateway.open_stream(ctx))
+            return EventStreamResponse(_anthropic_sse(gateway, ctx, chunks), headers=route_headers(ctx))
+        response = await unless_disconnected(request.receive, gateway.chat(ctx))
         result: Response = JSONResponse(openai_response_to_anthropic(response), headers=route_headers(ctx))
     except ClientDisconnected:
         result = client_gone(ctx)

@@ -3,12 +3,10 @@ building the context, and rendering errors in the client's API shape."""
 
 from __future__ import annotations
 
-import asyncio
 import hmac
 import logging
 import uuid
-from collections.abc import Awaitable
-from typing import Any, TypeVar
+from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import Response
@@ -98,42 +96,6 @@ def route_headers(ctx: RequestContext) -> dict[str, str]:
         headers["x-portway-provider"] = "cache"
         headers["x-portway-model"] = ctx.model
     return headers
-
-
-T = TypeVar("T")
-
-
-class ClientDisconnected(Exception):
-    """The client went away before the answer was ready."""
-
-
-async def _cancel_on_disconnect(request: Request, task: asyncio.Task[Any], gone: list[bool]) -> None:
-    # The body is already read, so the next ASGI message is the disconnect.
-    while (await request.receive())["type"] != "http.disconnect":
-        pass
-    gone.append(True)
-    task.cancel()
-
-
-async def unless_disconnected(request: Request, work: Awaitable[T]) -> T:
-    """Await ``work``, but cancel it as soon as the client disconnects, so a
-    provider stops generating (and billing) an answer nobody will read.
-    Starlette only watches for disconnects once a streamed body has begun;
-    this covers the time before it (a non-streamed answer, or a stream's
-    first token).  One watcher task per request; the work itself runs in
-    the request's own task."""
-    task = asyncio.current_task()
-    assert task is not None
-    gone: list[bool] = []
-    watcher = asyncio.ensure_future(_cancel_on_disconnect(request, task, gone))
-    try:
-        return await work
-    except asyncio.CancelledError:
-        if gone and task.uncancel() == 0:
-            raise ClientDisconnected() from None
-        raise
-    finally:
-        watcher.cancel()
 
 
 def client_gone(ctx: RequestContext | None) -> Response:

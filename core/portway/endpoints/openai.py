@@ -10,18 +10,19 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from starlette.requests import Request
-from starlette.responses import Response, StreamingResponse
+from starlette.responses import Response
 
 from portway import sse
 from portway.context import RequestContext
 from portway.endpoints.common import (
-    ClientDisconnected, JSONResponse, check_key, client_gone, context_for, error_response, new_request_id, presented_key,
-    read_json, route_headers, unless_disconnected,
+    JSONResponse, check_key, client_gone, context_for, error_response, new_request_id, presented_key,
+    read_json, route_headers,
 )
 from portway.errors import PortwayError
 from portway.gateway import Gateway
 from portway.schemas import validate
 from portway.schemas.openai import ChatCompletionRequest, EmbeddingsRequest
+from portway.streaming import ClientDisconnected, EventStreamResponse, unless_disconnected
 
 log = logging.getLogger("portway.endpoints")
 
@@ -36,10 +37,9 @@ async def chat_completions(request: Request) -> Response:
         validate(ChatCompletionRequest, body)
         ctx = context_for(request, "chat.completions", body, key)
         if ctx.stream:
-            chunks = await unless_disconnected(request, gateway.open_stream(ctx))
-            return StreamingResponse(_openai_sse(gateway, ctx, chunks), media_type="text/event-stream",
-                                     headers={**route_headers(ctx), "cache-control": "no-cache"})
-        response = await unless_disconnected(request, gateway.chat(ctx))
+            chunks = await unless_disconnected(request.receive, gateway.open_stream(ctx))
+            return EventStreamResponse(_openai_sse(gateway, ctx, chunks), headers=route_headers(ctx))
+        response = await unless_disconnected(request.receive, gateway.chat(ctx))
         result = JSONResponse(response, headers=route_headers(ctx))
     except ClientDisconnected:
         result = client_gone(ctx)
@@ -98,7 +98,7 @@ async def embeddings(request: Request) -> Response:
         body = await read_json(request, gateway.config.server.max_body_bytes)
         validate(EmbeddingsRequest, body)
         ctx = context_for(request, "embeddings", body, key)
-        response = await unless_disconnected(request, gateway.embeddings(ctx))
+        response = await unless_disconnected(request.receive, gateway.embeddings(ctx))
         result: Response = JSONResponse(response, headers=route_headers(ctx))
     except ClientDisconnected:
         result = client_gone(ctx)

@@ -53,11 +53,11 @@ class OpenAICompatibleProvider(Provider):
             async for events in sse.aiter_event_batches(response.aiter_bytes()):
                 batch = []
                 for event in events:
-                    if event.data.startswith("[DONE]"):
+                    if event.raw.startswith(b"[DONE]"):
                         if batch:
                             yield batch
                         return
-                    if not event.data:
+                    if not event.raw:
                         continue
                     chunk = event.json()
                     if "error" in chunk and "choices" not in chunk:

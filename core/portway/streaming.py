@@ -1,0 +1,100 @@
+"""Serving answers to clients that may leave.
+
+A provider keeps generating (and billing) until its connection closes, so
+the moment a client disconnects, the work done for it must be cancelled:
+before the answer starts (:func:`unless_disconnected`) and while a stream
+is being sent (:class:`EventStreamResponse`).  Both use one watcher task
+that waits for the ASGI ``http.disconnect`` message and cancels the
+request's own task; the work runs in that task, with no task group and no
+extra task per chunk.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any, TypeVar
+
+from starlette.responses import Response
+from starlette.types import Receive, Scope, Send
+
+T = TypeVar("T")
+
+
+class ClientDisconnected(Exception):
+    """The client went away before the answer was ready."""
+
+
+class _Watch:
+    """Cancels ``task`` when ``receive`` reports the client has gone."""
+
+    __slots__ = ("task", "gone", "_watcher")
+
+    def __init__(self, receive: Callable[[], Awaitable[dict[str, Any]]]) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        self.task = task
+        self.gone = False
+        self._watcher = asyncio.ensure_future(self._watch(receive))
+
+    async def _watch(self, receive: Callable[[], Awaitable[dict[str, Any]]]) -> None:
+        # The request body is already read, so the next message is the disconnect.
+        while (await receive())["type"] != "http.disconnect":
+            pass
+        self.gone = True
+        self.task.cancel()
+
+    def caused(self) -> bool:
+        """After a CancelledError: was it ours (the client left)?  Then the
+        cancellation is consumed and the caller carries on to clean up."""
+        return self.gone and self.task.uncancel() == 0
+
+    def stop(self) -> None:
+        self._watcher.cancel()
+
+
+async def unless_disconnected(receive: Callable[[], Awaitable[dict[str, Any]]], work: Awaitable[T]) -> T:
+    """Await ``work``; if the client disconnects first, cancel it and raise
+    :class:`ClientDisconnected`.  (Starlette watches for disconnects only
+    once a streamed body has begun; this covers the time before it.)"""
+    watch = _Watch(receive)
+    try:
+        return await work
+    except asyncio.CancelledError:
+        if watch.caused():
+            raise ClientDisconnected() from None
+        raise
+    finally:
+        watch.stop()
+
+
+class EventStreamResponse(Response):
+    """``text/event-stream`` from an async iterator of bytes, one write per
+    item.  When the client disconnects, the iterator is cancelled and closed
+    at once, which closes the upstream request behind it."""
+
+    media_type = "text/event-stream"
+
+    def __init__(self, body: AsyncIterator[bytes], headers: dict[str, str] | None = None) -> None:
+        self.body_iterator = body
+        self.status_code = 200
+        self.background = None
+        self.init_headers({"cache-control": "no-cache", **(headers or {})})
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        watch = _Watch(receive)
+        try:
+            await send({"type": "http.response.start", "status": self.status_code, "headers": self.raw_headers})
+            async for chunk in self.body_iterator:
+                await send({"type": "http.response.body", "body": chunk, "more_body": True})
+            await send({"type": "http.response.body", "body": b"", "more_body": False})
+        except asyncio.CancelledError:
+            if not watch.caused():
+                raise
+        except OSError:
+            pass  # the connection broke while writing: same as a disconnect
+        finally:
+            watch.stop()
+            closer = getattr(self.body_iterator, "aclose", None)
+            if closer is not None:
+                await closer()
