@@ -234,33 +234,27 @@ class Gateway:
     # -- the request path ----------------------------------------------------------
 
     async def chat(self, ctx: RequestContext) -> dict[str, Any]:
+        return await self._answer(ctx, "chat")
+
+    async def embeddings(self, ctx: RequestContext) -> dict[str, Any]:
+        return await self._answer(ctx, "embeddings")
+
+    async def _answer(self, ctx: RequestContext, method: str) -> dict[str, Any]:
+        """A non-streamed request: ``method`` (``chat`` or ``embeddings``)
+        on the selected provider, with retries and fallbacks."""
         response = await self._prepare(ctx)
         if response is None:
             candidates, ctx.metadata["retry_limit"] = self.resolve(ctx.model)
             while True:
                 target = await self._select(ctx, candidates)
                 try:
-                    response = await target.provider.chat(self.upstream_body(ctx, target), ctx)
+                    response = await getattr(target.provider, method)(self.upstream_body(ctx, target), ctx)
                     break
                 except PortwayError as error:
                     candidates = await self._recover(ctx, error, candidates)
         ctx.usage = response.get("usage")
         if self._post_response:
             await self.hooks.each("post_response", ctx=ctx, response=response)
-        return response
-
-    async def embeddings(self, ctx: RequestContext) -> dict[str, Any]:
-        response = await self._prepare(ctx)
-        if response is None:
-            candidates, ctx.metadata["retry_limit"] = self.resolve(ctx.model)
-            while True:
-                target = await self._select(ctx, candidates)
-                try:
-                    response = await target.provider.embeddings(self.upstream_body(ctx, target), ctx)
-                    break
-                except PortwayError as error:
-                    candidates = await self._recover(ctx, error, candidates)
-        ctx.usage = response.get("usage")
         return response
 
     async def open_stream(self, ctx: RequestContext) -> AsyncIterator[list[dict[str, Any]]]:

@@ -3,10 +3,15 @@ building the context, and rendering errors in the client's API shape."""
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import logging
 import uuid
-from typing import Any
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import aclosing
+from typing import TYPE_CHECKING, Any
+
+from pydantic import BaseModel
 
 from starlette.requests import Request
 from starlette.responses import Response
@@ -14,6 +19,11 @@ from starlette.responses import Response
 from portway import serialization
 from portway.context import RequestContext
 from portway.errors import PortwayError, ValidationFailed
+from portway.schemas import validate
+from portway.streaming import ClientDisconnected, EventStreamResponse
+
+if TYPE_CHECKING:
+    from portway.gateway import Gateway
 
 log = logging.getLogger("portway.endpoints")
 
@@ -102,3 +112,79 @@ def client_gone(ctx: RequestContext | None) -> Response:
     if ctx is not None:
         ctx.status = 499  # nginx's "client closed request": nobody receives this response
     return Response(status_code=499)
+
+
+def failed(ctx: RequestContext | None, error: Exception, request: Request, client_format: str) -> Response:
+    """The error response for anything raised while serving a request: a
+    PortwayError as it is, anything else as a 500 with no detail."""
+    request_id = ctx.request_id if ctx else request.headers.get("x-request-id") or new_request_id()
+    if not isinstance(error, PortwayError):
+        log.exception("request %s failed", request_id, exc_info=error)
+        if ctx is not None:
+            ctx.error, ctx.status = error, 500
+        error = PortwayError(f"internal error (request id {request_id})", kind="server_error")
+    elif ctx is not None:
+        ctx.error, ctx.status = error, error.status
+    return error_response(error, client_format, request_id)
+
+
+Run = Callable[[Request, "Gateway", RequestContext], Awaitable[Response]]
+
+
+async def handle(
+    request: Request,
+    endpoint: str,
+    schema: type[BaseModel],
+    run: Run,
+    *,
+    client_format: str = "openai",
+    translate: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
+) -> Response:
+    """What every API endpoint does around its own work: check the key,
+    read and validate the body, build the context, render any failure in
+    the client's API shape, and hand the finished request to the
+    ``request_finished`` hooks (a stream does that when it ends)."""
+    gateway = request.app.state.gateway
+    ctx: RequestContext | None = None
+    try:
+        key = presented_key(request)
+        check_key(gateway.master_key, key)
+        body = await read_json(request, gateway.config.server.max_body_bytes)
+        validate(schema, body)
+        ctx = context_for(request, endpoint, translate(body) if translate else body, key, client_format)
+        result = await run(request, gateway, ctx)
+        if isinstance(result, EventStreamResponse):
+            return result
+    except ClientDisconnected:
+        result = client_gone(ctx)
+    except Exception as error:  # never a traceback to the client
+        result = failed(ctx, error, request, client_format)
+    if ctx is not None:
+        gateway.finish(ctx)
+    return result
+
+
+async def relay_stream(
+    gateway: Gateway,
+    ctx: RequestContext,
+    body: AsyncIterator[bytes],
+    error_event: Callable[[PortwayError], bytes],
+) -> AsyncIterator[bytes]:
+    """The bytes of a stream that has started: a failure now can only end
+    it with an error event in the client's format."""
+    try:
+        async with aclosing(body):  # closing it closes the chain down to the upstream request
+            async for part in body:
+                yield part
+    except PortwayError as error:
+        ctx.error, ctx.status = error, error.status
+        yield error_event(error)
+    except asyncio.CancelledError:
+        ctx.status = 499  # the client went away; closing the iterator closed the upstream request
+        raise
+    except Exception as error:
+        log.exception("stream %s failed", ctx.request_id)
+        ctx.error, ctx.status = error, 500
+        yield error_event(PortwayError("internal error while streaming", kind="server_error"))
+    finally:
+        gateway.finish(ctx)
