@@ -14,8 +14,8 @@ client) stays available as ``server.http_client: httpx``.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Mapping
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Iterator, Mapping
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -52,13 +52,9 @@ class UpstreamStream:
         self._upstream = upstream
 
     async def aiter_bytes(self) -> AsyncIterator[bytes]:
-        try:
+        with self._upstream._failures("upstream stream timed out", "upstream stream broke"):
             async for chunk in self._chunks():
                 yield chunk
-        except (asyncio.TimeoutError, httpx.TimeoutException) as exc:
-            raise self._upstream.error("upstream stream timed out", "timeout") from exc
-        except (aiohttp.ClientError, httpx.TransportError) as exc:
-            raise self._upstream.error(f"upstream stream broke: {type(exc).__name__}", "connection") from exc
 
     async def aread(self) -> bytes:
         return await self._read()
@@ -125,6 +121,17 @@ class Upstream:
     def error(self, message: str, kind: str) -> ProviderError:
         return ProviderError(f"provider {self.name!r}: {message}", kind=kind, provider=self.name)
 
+    @contextmanager
+    def _failures(self, timed_out: str = "upstream request timed out",
+                  broken: str = "could not reach upstream") -> Iterator[None]:
+        """Either transport's timeouts and connection failures, as classified errors."""
+        try:
+            yield
+        except (asyncio.TimeoutError, httpx.TimeoutException) as exc:
+            raise self.error(timed_out, "timeout") from exc
+        except (aiohttp.ClientError, httpx.TransportError) as exc:
+            raise self.error(f"{broken}: {type(exc).__name__}", "connection") from exc
+
     def url(self, path: str) -> str:
         return path if path.startswith(("http://", "https://")) else self.base_url + path
 
@@ -158,16 +165,12 @@ class Upstream:
         headers: Mapping[str, str] | None = None,
     ) -> UpstreamResponse:
         content, merged = self._prepare(json, body, headers)
-        try:
+        with self._failures():
             if self.transport == "aiohttp":
                 async with self._session().request(method, self.url(path), data=content, headers=merged) as resp:
                     return UpstreamResponse(resp.status, resp.headers, await resp.read())
             response = await self._client().request(method, self.url(path), content=content, headers=merged)
             return UpstreamResponse(response.status_code, response.headers, response.content)
-        except (asyncio.TimeoutError, httpx.TimeoutException) as exc:
-            raise self.error("upstream request timed out", "timeout") from exc
-        except (aiohttp.ClientError, httpx.TransportError) as exc:
-            raise self.error(f"could not reach upstream: {type(exc).__name__}", "connection") from exc
 
     @asynccontextmanager
     async def stream(
@@ -180,29 +183,41 @@ class Upstream:
         headers: Mapping[str, str] | None = None,
     ) -> AsyncIterator[UpstreamStream]:
         content, merged = self._prepare(json, body, headers)
-        try:
+        with self._failures():
             if self.transport == "aiohttp":
                 aio = await self._session().request(method, self.url(path), data=content, headers=merged)
             else:
                 client = self._client()
                 hx = await client.send(client.build_request(method, self.url(path), content=content, headers=merged),
                                        stream=True)
-        except (asyncio.TimeoutError, httpx.TimeoutException) as exc:
-            raise self.error("upstream request timed out", "timeout") from exc
-        except (aiohttp.ClientError, httpx.TransportError) as exc:
-            raise self.error(f"could not reach upstream: {type(exc).__name__}", "connection") from exc
         if self.transport == "aiohttp":
             try:
                 yield UpstreamStream(aio.status, aio.headers, aio.content.iter_any, aio.read, self)
-            finally:
-                # Closing mid-stream drops the upstream connection: a client
-                # that went away stops the provider generating (and billing).
-                if aio.content.at_eof():
-                    aio.release()
-                else:
-                    aio.close()
+            except BaseException:
+                # The client went away or the stream failed: drop the connection,
+                # so the provider stops generating (and billing) at once.
+                aio.close()
+                raise
+            if await _drained(aio.content.read):
+                aio.release()  # back to the pool for the next request
+            else:
+                aio.close()
         else:
             try:
                 yield UpstreamStream(hx.status_code, hx.headers, hx.aiter_raw, hx.aread, self)
             finally:
                 await hx.aclose()
+
+
+#: How long to wait for the rest of a body after the stream's own end marker
+#: (``[DONE]``, ``message_stop``): normally just the chunked-encoding trailer.
+DRAIN_SECONDS = 0.5
+
+
+async def _drained(read: Any) -> bool:
+    """Read what is left of a finished stream so its connection can be reused."""
+    try:
+        await asyncio.wait_for(read(), DRAIN_SECONDS)
+        return True
+    except (asyncio.TimeoutError, aiohttp.ClientError):
+        return False

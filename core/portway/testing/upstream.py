@@ -34,6 +34,8 @@ class RecordedRequest:
     query: str
     headers: dict[str, str]
     body: bytes
+    #: The client's (host, port): the same port twice means a reused connection.
+    peer: tuple[str, int] | None = None
 
     def json(self) -> Any:
         return serialization.loads(self.body)
@@ -121,6 +123,7 @@ class FakeUpstream:
         recorded = RecordedRequest(
             method=request.method, path=request.url.path, query=request.url.query,
             headers={k.lower(): v for k, v in request.headers.items()}, body=await request.body(),
+            peer=(request.client.host, request.client.port) if request.client else None,
         )
         self.requests.append(recorded)
         replies = self._routes.get((request.method, recorded.path))
