@@ -198,7 +198,7 @@ class Upstream:
                 # so the provider stops generating (and billing) at once.
                 aio.close()
                 raise
-            if await _drained(aio.content.read):
+            if aio.content.at_eof() or await _drained(aio.content.read):
                 aio.release()  # back to the pool for the next request
             else:
                 aio.close()
@@ -217,7 +217,8 @@ DRAIN_SECONDS = 0.5
 async def _drained(read: Any) -> bool:
     """Read what is left of a finished stream so its connection can be reused."""
     try:
-        await asyncio.wait_for(read(), DRAIN_SECONDS)
+        async with asyncio.timeout(DRAIN_SECONDS):
+            await read()
         return True
     except (asyncio.TimeoutError, aiohttp.ClientError):
         return False
