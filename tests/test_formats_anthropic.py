@@ -26,6 +26,7 @@ from portway.formats.anthropic import (
     openai_response_to_anthropic,
     openai_to_anthropic_request,
 )
+from portway.testing.wire import ANTHROPIC_TOOL_STREAM
 
 # -- validation against the SDKs' request types ---------------------------------
 
@@ -323,26 +324,7 @@ def test_stop_reasons(stop: str | None, finish: str) -> None:
 # AnthropicStreamToOpenAI: the reference file's event sequence, exactly
 # =============================================================================
 
-REFERENCE_EVENTS: list[tuple[str, dict[str, Any]]] = [
-    ("message_start", {"type": "message_start", "message": {
-        "id": "msg_01", "type": "message", "role": "assistant", "content": [], "model": "claude-sonnet-4-5",
-        "stop_reason": None, "stop_sequence": None, "usage": {"input_tokens": 25, "output_tokens": 1}}}),
-    ("content_block_start", {"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}}),
-    ("ping", {"type": "ping"}),
-    ("content_block_delta", {"type": "content_block_delta", "index": 0,
-                             "delta": {"type": "text_delta", "text": "Let me check."}}),
-    ("content_block_stop", {"type": "content_block_stop", "index": 0}),
-    ("content_block_start", {"type": "content_block_start", "index": 1, "content_block": {
-        "type": "tool_use", "id": "toolu_01A", "name": "get_weather", "input": {}}}),
-    ("content_block_delta", {"type": "content_block_delta", "index": 1,
-                             "delta": {"type": "input_json_delta", "partial_json": '{"city": "Par'}}),
-    ("content_block_delta", {"type": "content_block_delta", "index": 1,
-                             "delta": {"type": "input_json_delta", "partial_json": 'is"}'}}),
-    ("content_block_stop", {"type": "content_block_stop", "index": 1}),
-    ("message_delta", {"type": "message_delta", "delta": {"stop_reason": "tool_use", "stop_sequence": None},
-                       "usage": {"output_tokens": 42}}),
-    ("message_stop", {"type": "message_stop"}),
-]
+REFERENCE_EVENTS = ANTHROPIC_TOOL_STREAM
 CREATED = 1_700_000_000
 
 

@@ -15,6 +15,7 @@ import pytest
 from portway import plugins as plugin_loader
 from portway.testing import FakeUpstream, json_reply, sse_reply
 from portway.testing.gateway import GatewayServer
+from portway.testing.wire import ANTHROPIC_TOOL_STREAM
 
 UPSTREAM_KEY = "sk-ant-upstream-secret-0123456789"
 MOCK = {"providers": {"mock": {"type": "mock"}}}
@@ -37,26 +38,7 @@ def message(content: list[dict[str, Any]], stop_reason: str = "end_turn") -> dic
 
 
 # The exact event sequence of a streamed text + tool_use answer, pings included.
-TOOL_STREAM = [
-    ("message_start", {"type": "message_start", "message": {
-        "id": "msg_01", "type": "message", "role": "assistant", "content": [], "model": "claude-sonnet-4-5",
-        "stop_reason": None, "stop_sequence": None, "usage": {"input_tokens": 25, "output_tokens": 1}}}),
-    ("content_block_start", {"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}}),
-    ("ping", {"type": "ping"}),
-    ("content_block_delta", {"type": "content_block_delta", "index": 0,
-                             "delta": {"type": "text_delta", "text": "Let me check."}}),
-    ("content_block_stop", {"type": "content_block_stop", "index": 0}),
-    ("content_block_start", {"type": "content_block_start", "index": 1, "content_block": {
-        "type": "tool_use", "id": "toolu_01A", "name": "get_weather", "input": {}}}),
-    ("content_block_delta", {"type": "content_block_delta", "index": 1,
-                             "delta": {"type": "input_json_delta", "partial_json": "{\"city\": \"Par"}}),
-    ("content_block_delta", {"type": "content_block_delta", "index": 1,
-                             "delta": {"type": "input_json_delta", "partial_json": "is\"}"}}),
-    ("content_block_stop", {"type": "content_block_stop", "index": 1}),
-    ("message_delta", {"type": "message_delta", "delta": {"stop_reason": "tool_use", "stop_sequence": None},
-                       "usage": {"output_tokens": 42}}),
-    ("message_stop", {"type": "message_stop"}),
-]
+TOOL_STREAM = ANTHROPIC_TOOL_STREAM
 
 
 @pytest.fixture

@@ -98,7 +98,7 @@ class AnthropicProvider(Provider):
             async for events in aiter_event_batches(response.aiter_bytes()):
                 batch: list[dict[str, Any]] = []
                 for event in events:
-                    if not event.data:
+                    if not event.raw:
                         continue
                     try:
                         batch += converter.feed(event.event, event.json())
