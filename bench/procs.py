@@ -183,13 +183,32 @@ def cpu_seconds(pid: int) -> float:
 
 
 def with_cpu(server: Server, run: Callable[[], dict[str, Any]]) -> dict[str, Any]:
-    """Run one load phase and add the server's CPU use during it: ~100 % means
-    the server's core was saturated (so the load generator was not the limit)."""
+    """Run one load phase and add the server's CPU use during it.
+
+    ``server_cpu_pct``: ~100 % means the server's core was saturated (so the
+    load generator was not the limit). ``server_cpu_us_per_req``: user+sys CPU
+    time (/proc/<pid>/stat, whole process tree) per completed request, in µs:
+    the work the server does per request, which, unlike RPS, does not drop
+    when the core is shared or stolen (only the server's own running time counts).
+    """
     cpu0, t0 = cpu_seconds(server.proc.pid), time.perf_counter()
     res = run()
-    res["server_cpu_pct"] = round(100 * (cpu_seconds(server.proc.pid) - cpu0) / (time.perf_counter() - t0), 1)
+    cpu = cpu_seconds(server.proc.pid) - cpu0
+    res["server_cpu_pct"] = round(100 * cpu / (time.perf_counter() - t0), 1)
+    res["server_cpu_s"] = round(cpu, 3)
+    res["server_cpu_us_per_req"] = round(1e6 * cpu / res["requests"], 1) if res["requests"] else None
     server.served += int(res["requests"]) + int(res["errors"])
     return res
+
+
+def steal_ticks() -> tuple[int, int]:
+    """(steal, total) jiffies of all CPUs so far, from /proc/stat (0, 0 if unreadable)."""
+    try:
+        fields = [int(x) for x in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
+    except (OSError, IndexError, ValueError):
+        return 0, 0
+    # user nice system idle iowait irq softirq steal [guest guest_nice: already in user/nice]
+    return (fields[7] if len(fields) > 7 else 0), sum(fields[:8])
 
 
 def loaded_modules(pid: int) -> dict[str, bool]:

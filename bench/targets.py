@@ -22,14 +22,19 @@ NONSTREAM_BODY = payloads.request_body(stream=False, model="bench")
 STREAM_BODY = payloads.request_body(stream=True, model="bench-stream")
 
 
-def start_mock(kind: str, work: Path, cpu: int | None, timeout: float) -> Server:
+# `tag` names the files of one start (configs, logs): the start-up time is
+# measured over several fresh starts, and only the last one is kept running.
+
+
+def start_mock(kind: str, work: Path, cpu: int | None, timeout: float, tag: str = "") -> Server:
     port = free_port()
-    log = work / f"mock-{kind}.log"
+    log = work / f"mock-{kind}{tag}.log"
     if kind == "nginx":
-        (work / "nginx").mkdir(exist_ok=True)
-        conf = work / "nginx" / "nginx.conf"
-        conf.write_text(nginx_conf(port, work / "nginx"))
-        cmd = [*pin_prefix(cpu), "nginx", "-p", str(work / "nginx"), "-c", str(conf), "-e", str(work / "nginx" / "error.log")]
+        prefix = work / f"nginx{tag}"
+        prefix.mkdir(exist_ok=True)
+        conf = prefix / "nginx.conf"
+        conf.write_text(nginx_conf(port, prefix))
+        cmd = [*pin_prefix(cpu), "nginx", "-p", str(prefix), "-c", str(conf), "-e", str(prefix / "error.log")]
     else:
         cmd = [*pin_prefix(cpu), sys.executable, "-m", "bench.mock_upstream", "--port", str(port)]
     proc, t0 = spawn("mock", cmd, log)
@@ -38,9 +43,9 @@ def start_mock(kind: str, work: Path, cpu: int | None, timeout: float) -> Server
     return server
 
 
-def start_floor(mock: Server, work: Path, cpu: int | None, timeout: float) -> Server:
+def start_floor(mock: Server, work: Path, cpu: int | None, timeout: float, tag: str = "") -> Server:
     port = free_port()
-    log = work / "floor.log"
+    log = work / f"floor{tag}.log"
     cmd = [
         *pin_prefix(cpu), sys.executable, "-m", "uvicorn", "bench.floor_proxy:app", "--host", "127.0.0.1",
         "--port", str(port), "--loop", "uvloop", "--http", "httptools", "--no-access-log",
@@ -122,12 +127,13 @@ def optional_plugins(portway: str, config: Path) -> tuple[list[str], str]:
 
 
 def start_portway(
-    key: str, portway: str, mock: Server, work: Path, cpu: int | None, timeout: float, disable: list[str] | None
+    key: str, portway: str, mock: Server, work: Path, cpu: int | None, timeout: float, disable: list[str] | None,
+    tag: str = "",
 ) -> Server:
     port = free_port()
-    config = work / f"portway-{key}.yaml"
+    config = work / f"portway-{key}{tag}.yaml"
     config.write_text(portway_config(port, mock.port, disable))
-    log = work / f"portway-{key}.log"
+    log = work / f"portway-{key}{tag}.log"
     proc, t0 = spawn(f"portway ({key})", [*pin_prefix(cpu), portway, "serve", "--config", str(config), "--port", str(port)], log)
     server = Server(TARGETS[key], proc, port, log)
     try:
