@@ -315,3 +315,17 @@ def test_embedded_defaults_say_so() -> None:
     ``parse({})``, whose ``source`` argument defaults to ``<config>``: the
     banner of a bare ``portway serve`` says ``config: <config>``."""
     assert gateway_from_config_path(None).config.source == "<embedded defaults>"
+
+
+def test_error_quotes_the_alias_form_the_file_used() -> None:
+    from portway.config import ConfigError, parse
+
+    with pytest.raises(ConfigError) as single:
+        parse({"providers": {"p": {"type": "mock"}}, "models": {"fast": {"target": {"provider": "x", "model": "m"}}}},
+              "f.yaml")
+    assert str(single.value) == "f.yaml: models.fast.target.provider: no provider named 'x' (defined: p)"
+    with pytest.raises(ConfigError) as listed:
+        parse({"providers": {"p": {"type": "mock"}},
+               "models": {"fast": {"targets": [{"provider": "p", "model": "m"}, {"provider": "x", "model": "m"}]}}},
+              "f.yaml")
+    assert str(listed.value).startswith("f.yaml: models.fast.targets.1.provider: no provider named 'x'")

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, SecretStr, ValidationError, model_validator
 
 
 class ConfigError(Exception):
@@ -75,7 +75,11 @@ class ModelConfig(Strict):
         if self.target is not None:
             self.targets = [self.target]
             self.target = None
+            self._written_as_target = True
         return self
+
+    #: Whether the file said ``target:`` (for error messages that quote it back).
+    _written_as_target: bool = PrivateAttr(False)
 
 
 class RoutingConfig(Strict):
@@ -112,7 +116,8 @@ class Config(BaseModel):
             for i, target in enumerate(model.targets):
                 if target.provider not in self.providers:
                     raise ValueError(
-                        f"models.{alias}.targets.{i}.provider: no provider named {target.provider!r} "
+                        f"models.{alias}.{'target' if model._written_as_target else f'targets.{i}'}.provider: "
+                        f"no provider named {target.provider!r} "
                         f"(defined: {', '.join(sorted(self.providers)) or 'none'})"
                     )
         return self
@@ -146,9 +151,10 @@ def interpolate(value: Any, environ: dict[str, str], path: str = "") -> Any:
 def format_validation_error(exc: ValidationError, source: str) -> str:
     lines = []
     for err in exc.errors():
-        loc = ".".join(str(part) for part in err["loc"]) or "<root>"
+        loc = ".".join(str(part) for part in err["loc"])
         msg = err["msg"].removeprefix("Value error, ")
-        lines.append(f"{source}: {loc}: {msg}")
+        # Whole-file checks name their own dotted key in the message.
+        lines.append(f"{source}: {loc}: {msg}" if loc else f"{source}: {msg}")
     return "\n".join(lines)
 
 
