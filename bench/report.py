@@ -70,7 +70,7 @@ def derive(results: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
             "rss_after": ratio(r["rss_kib"]["after"], b["rss_kib"]["after"]),
             "startup": ratio(r["startup_ms"], b["startup_ms"]),
             "per_round": {
-                f: [ratio(x, y) for x, y in zip(xs, b_series[f])]
+                f: [ratio(x, y) for x, y in zip(xs, b_series[f], strict=False)]
                 for f, xs in _series(r).items() if f != "startup" and len(xs) == len(b_series[f])
             },
         }

@@ -24,11 +24,26 @@ from typing import Any
 
 from bench import loadgen, payloads
 from bench.procs import (
-    REPO, Server, StartupError, free_port, loaded_modules, pin_prefix, rss_kib, steal_ticks, with_cpu,
+    REPO,
+    Server,
+    StartupError,
+    free_port,
+    loaded_modules,
+    pin_prefix,
+    rss_kib,
+    steal_ticks,
+    with_cpu,
 )
 from bench.report import derive, markdown
 from bench.targets import (
-    NONSTREAM_BODY, STREAM_BODY, TARGETS, optional_plugins, portway_config, start_floor, start_mock, start_portway,
+    NONSTREAM_BODY,
+    STREAM_BODY,
+    TARGETS,
+    optional_plugins,
+    portway_config,
+    start_floor,
+    start_mock,
+    start_portway,
 )
 
 DEFAULT_OUT = REPO / "bench" / "results"
@@ -210,7 +225,7 @@ def measure_all(rig: Rig, targets: list[Target]) -> None:
     for rnd in range(n):
         last = rnd == n - 1
         for t in live():
-            def start(t: Target = t) -> None:
+            def start(t: Target = t, last: bool = last, rnd: int = rnd) -> None:
                 server = mock if (t.key == "a" and last) else rig.start(t, "" if last else f"-start{rnd + 1}")
                 t.startup_runs.append(server.startup_ms)
                 if not last:

@@ -12,7 +12,6 @@ from typing import Any
 import httpx
 import openai
 import pytest
-from portway_mock import MockProvider
 from pydantic import BaseModel, ConfigDict
 from starlette.requests import Request
 from starlette.responses import JSONResponse
@@ -21,6 +20,7 @@ import portway
 from portway.config import ConfigError
 from portway.errors import PortwayError
 from portway.testing.gateway import GatewayServer
+from portway_mock import MockProvider
 
 MOCK = {"providers": {"mock": {"type": "mock"}}}
 
@@ -576,7 +576,6 @@ def test_section_without_its_plugin_is_unknown() -> None:
 
 def test_explicit_plugin_replaces_the_installed_one_of_that_name() -> None:
     import portway_mock
-
     from portway.testing.gateway import GatewayServer
 
     with GatewayServer({"providers": {"mock": {"type": "mock"}}}, plugins=[("mock", portway_mock)]) as gw:

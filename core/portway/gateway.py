@@ -119,7 +119,7 @@ class Gateway:
         self.pm.hook.register_config(register=lambda section, model: models.__setitem__(section, model))
         self.plugin_config: dict[str, Any] = {}
         extra = self.config.extra_sections()
-        for section, data in extra.items():
+        for section in extra:
             if section not in models:
                 raise ConfigError(
                     f"{self.config.source}: {section}: unknown section (no installed plugin declares it)"

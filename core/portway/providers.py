@@ -22,7 +22,6 @@ from portway.config import ProviderConfig
 from portway.errors import PortwayError, ProviderError, kind_for_status, kind_for_type, redact
 from portway.upstream import Upstream, UpstreamResponse
 
-
 #: Longest upstream error message passed on to a client.
 MAX_MESSAGE = 1000
 

@@ -16,7 +16,9 @@ from portway import sse
 from portway.context import RequestContext
 from portway.endpoints.common import JSONResponse, handle, relay_stream, route_headers
 from portway.formats.anthropic import (
-    OpenAIStreamToAnthropic, anthropic_request_to_openai, openai_response_to_anthropic,
+    OpenAIStreamToAnthropic,
+    anthropic_request_to_openai,
+    openai_response_to_anthropic,
 )
 from portway.gateway import Gateway
 from portway.schemas.anthropic import MessagesRequest

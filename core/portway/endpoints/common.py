@@ -12,7 +12,6 @@ from contextlib import aclosing
 from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel
-
 from starlette.requests import Request
 from starlette.responses import Response
 

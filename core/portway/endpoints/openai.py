@@ -14,7 +14,14 @@ from starlette.responses import Response
 from portway import sse
 from portway.context import RequestContext
 from portway.endpoints.common import (
-    JSONResponse, check_key, error_response, handle, new_request_id, presented_key, relay_stream, route_headers,
+    JSONResponse,
+    check_key,
+    error_response,
+    handle,
+    new_request_id,
+    presented_key,
+    relay_stream,
+    route_headers,
 )
 from portway.errors import PortwayError
 from portway.gateway import Gateway

@@ -221,7 +221,7 @@ def test_stream_framing_split_reads_and_keepalive_comments(upstream: FakeUpstrea
     # Cut the body at awkward places (inside a JSON value, between the two
     # newlines) and add a keep-alive comment; each piece is its own write.
     cuts = [7, 50, raw.index(b"\n\n") + 1, len(raw) // 2, len(raw) - 3]
-    pieces = [raw[a:b] for a, b in zip([0, *cuts], [*cuts, len(raw)])]
+    pieces = [raw[a:b] for a, b in zip([0, *cuts], [*cuts, len(raw)], strict=True)]
     pieces.insert(1, b"")
     upstream.sse(CHAT, [b": keep-alive\n\n", *pieces], delay=0.01)
     chunks, error = stream(oai, body(stream=True))
