@@ -635,3 +635,21 @@ def test_a_failing_observability_plugin_is_skipped_and_counted() -> None:
         errors = httpx.get(gw.url + "/health").json()["plugin_errors"]
     # The second request stopped at the guard (registered last, so called first): the sink ran once.
     assert errors == {"sink": 1, "guard": 1}
+
+
+def test_a_plugin_failing_to_register_is_counted_and_the_rest_still_serve() -> None:
+    from portway.testing.gateway import GatewayServer
+
+    class Broken:
+        @portway.hookimpl
+        def register_providers(self, register: Any) -> None:
+            raise RuntimeError("cannot import vendor SDK")
+
+        @portway.hookimpl
+        def register_routes(self, register: Any) -> None:
+            raise RuntimeError("no routes today")
+
+    with GatewayServer({"providers": {"mock": {"type": "mock"}}}, plugins=[("broken", Broken())]) as gw:
+        reply = gw.openai_client().chat.completions.create(model="mock/echo", messages=[{"role": "user", "content": "x"}])
+        assert reply.choices[0].message.content == "Mock reply to: x"
+        assert httpx.get(gw.url + "/health").json()["plugin_errors"] == {"broken": 2}

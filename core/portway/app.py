@@ -32,7 +32,7 @@ def create_app(gateway: Gateway) -> Starlette:
     def register(path: str, endpoint: Any, methods: list[str] | None = None) -> None:
         routes.append(Route(path, endpoint, methods=methods or ["GET"]))
 
-    gateway.pm.hook.register_routes(register=register)
+    gateway.hooks.each_sync("register_routes", register=register)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:

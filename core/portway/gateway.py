@@ -57,7 +57,8 @@ class Gateway:
         environ = dict(os.environ) if environ is None else environ
 
         self.provider_types: dict[str, type[Provider]] = {}
-        self.pm.hook.register_providers(register=self._register_provider_type)
+        # A plugin failing to register is logged and counted; the others still load.
+        self.hooks.each_sync("register_providers", register=self._register_provider_type)
         self._load_plugin_config()
 
         provider_configs = dict(config.providers)
@@ -94,7 +95,6 @@ class Gateway:
         self._post_chunk = self.hooks.implemented("post_chunk")
         self._post_response = self.hooks.implemented("post_response")
         self._pre_request = self.hooks.implemented("pre_request")
-        self._background: set[asyncio.Task[Any]] = set()
 
     # -- set-up ----------------------------------------------------------------
 
@@ -116,7 +116,7 @@ class Gateway:
 
     def _load_plugin_config(self) -> None:
         models: dict[str, Any] = {}
-        self.pm.hook.register_config(register=lambda section, model: models.__setitem__(section, model))
+        self.hooks.each_sync("register_config", register=lambda section, model: models.__setitem__(section, model))
         self.plugin_config: dict[str, Any] = {}
         extra = self.config.extra_sections()
         for section in extra:
@@ -147,8 +147,6 @@ class Gateway:
         await self.hooks.each_contained("shutdown", gateway=self)
         for provider in self.providers.values():
             await provider.close()
-        for task in list(self._background):
-            task.cancel()
 
     # -- routing -----------------------------------------------------------------
 
