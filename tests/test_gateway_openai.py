@@ -765,3 +765,21 @@ def test_embeddings_via_openai_provider(client: openai.OpenAI, upstream: FakeUps
     assert as_floats.data[0].embedding == vector
     assert upstream.last.json() == {"model": "text-embedding-3-small", "input": ["hello"], "encoding_format": "float",
                                     "dimensions": 4}
+
+
+def test_embedded_defaults_add_providers_whose_key_variable_is_set(fake_upstream: FakeUpstream) -> None:
+    """No config file: the mock provider, plus each installed provider whose
+    standard key variable is set, named after its type."""
+    fake_upstream.json("/v1/chat/completions", {
+        "id": "chatcmpl-env", "object": "chat.completion", "created": 1, "model": "gpt-4o-mini",
+        "choices": [{"index": 0, "message": {"role": "assistant", "content": "from env"}, "finish_reason": "stop"}],
+        "usage": {"prompt_tokens": 1, "completion_tokens": 2, "total_tokens": 3}})
+    from portway.testing.gateway import GatewayServer
+
+    environ = {"OPENAI_API_KEY": "sk-from-env-123456", "OPENAI_BASE_URL": fake_upstream.url + "/v1"}
+    with GatewayServer(auto_providers=True, environ=environ) as gw:
+        assert set(gw.gateway.providers) == {"mock", "openai"}  # ANTHROPIC_API_KEY is not set
+        reply = gw.openai_client().chat.completions.create(
+            model="openai/gpt-4o-mini", messages=[{"role": "user", "content": "hi"}])
+    assert reply.choices[0].message.content == "from env"
+    assert fake_upstream.last.headers["authorization"] == "Bearer sk-from-env-123456"

@@ -134,8 +134,12 @@ class Gateway:
         for type_name, cls in sorted(self.provider_types.items()):
             if type_name in existing:
                 continue
-            if type_name == "mock" or (cls.env_key and environ.get(cls.env_key)):
+            if type_name == "mock":
                 found[type_name] = {"type": type_name}
+            elif cls.env_key and environ.get(cls.env_key):
+                found[type_name] = {"type": type_name, "api_key": environ[cls.env_key]}
+                if cls.env_base_url and environ.get(cls.env_base_url):
+                    found[type_name]["base_url"] = environ[cls.env_base_url]
         return found
 
     async def startup(self) -> None:

@@ -36,6 +36,9 @@ class Provider:
     #: The standard environment variable holding the key; with no config
     #: file, a provider whose variable is set is enabled automatically.
     env_key: ClassVar[str | None] = None
+    #: The official SDK's base-URL variable (e.g. ``OPENAI_BASE_URL``), also
+    #: honoured for providers enabled from the environment.
+    env_base_url: ClassVar[str | None] = None
     #: Models listed by ``GET /v1/models`` when the config lists none.
     default_models: ClassVar[tuple[str, ...]] = ()
 

@@ -43,6 +43,7 @@ class AnthropicProvider(Provider):
     config_model = AnthropicConfig
     default_base_url = "https://api.anthropic.com"
     env_key = "ANTHROPIC_API_KEY"
+    env_base_url = "ANTHROPIC_BASE_URL"
     default_models = ("claude-sonnet-4-5", "claude-haiku-4-5", "claude-opus-4-1")
 
     @property

@@ -29,6 +29,7 @@ class OpenAIProvider(OpenAICompatibleProvider):
     config_model = OpenAIConfig
     default_base_url = "https://api.openai.com/v1"
     env_key = "OPENAI_API_KEY"
+    env_base_url = "OPENAI_BASE_URL"
     default_models = ("gpt-4o", "gpt-4o-mini", "gpt-4.1", "gpt-4.1-mini", "gpt-5", "gpt-5-mini", "o4-mini",
                       "text-embedding-3-small", "text-embedding-3-large")
 
