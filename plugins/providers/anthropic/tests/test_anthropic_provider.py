@@ -12,7 +12,7 @@ from openai.types.chat import ChatCompletion, ChatCompletionChunk
 
 import portway_anthropic
 from portway.errors import ProviderError
-from portway.testing.upstream import FakeUpstream, Reply, sse_reply
+from portway.testing import FakeUpstream, Reply, collect_stream, run_provider, sse_reply
 from portway.testing.wire import ANTHROPIC_TOOL_STREAM
 from portway_anthropic import AnthropicProvider
 
@@ -24,20 +24,12 @@ PNG = "iVBORw0KGgo="
 def run(upstream: FakeUpstream, action: Callable[[AnthropicProvider], Awaitable[T]], **config: Any) -> T:
     """Start a provider pointed at ``upstream``, run ``action``, close it."""
 
-    async def main() -> T:
-        settings = AnthropicProvider.config_model(type="anthropic", api_key=KEY, base_url=upstream.url, **config)
-        provider = AnthropicProvider("claude", settings)
-        await provider.start()
-        try:
-            return await action(provider)
-        finally:
-            await provider.close()
-
-    return asyncio.run(main())
+    settings = AnthropicProvider.config_model(type="anthropic", api_key=KEY, base_url=upstream.url, **config)
+    return run_provider(AnthropicProvider("claude", settings), action)
 
 
 async def collect(provider: AnthropicProvider, body: dict[str, Any]) -> list[dict[str, Any]]:
-    return [chunk async for chunk in provider.chat_stream(body, None)]
+    return await collect_stream(provider, body)
 
 
 def failure(upstream: FakeUpstream, action: Callable[[AnthropicProvider], Awaitable[Any]]) -> ProviderError:

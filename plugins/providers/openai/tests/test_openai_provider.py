@@ -10,7 +10,6 @@ go through a real gateway.
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import struct
 from collections.abc import Awaitable, Callable
@@ -21,7 +20,7 @@ import orjson
 import pytest
 
 from portway.errors import PortwayError, ProviderError
-from portway.testing import FakeUpstream, Reply, free_port, json_reply
+from portway.testing import FakeUpstream, Reply, free_port, json_reply, run_provider
 from portway_openai import OpenAIConfig, OpenAIProvider
 
 KEY = "sk-test-secret-123456"
@@ -77,14 +76,7 @@ def make_provider(base_url: str, **config: Any) -> OpenAIProvider:
 
 
 def run(provider: OpenAIProvider, action: Callable[[OpenAIProvider], Awaitable[Any]]) -> Any:
-    async def main() -> Any:
-        await provider.start()
-        try:
-            return await action(provider)
-        finally:
-            await provider.close()
-
-    return asyncio.run(main())
+    return run_provider(provider, action)
 
 
 def chat(provider: OpenAIProvider, body: dict[str, Any]) -> dict[str, Any]:
