@@ -279,3 +279,4 @@ def test_anthropic_only_keys_do_not_reach_an_openai_upstream(upstream: FakeUpstr
     assert "top_k" not in wire
     assert "cache_control" not in str(wire)
     assert wire["max_tokens"] == 20 and wire["tools"][0]["function"]["name"] == "get_weather"
+

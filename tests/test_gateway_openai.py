@@ -783,3 +783,13 @@ def test_embedded_defaults_add_providers_whose_key_variable_is_set(fake_upstream
             model="openai/gpt-4o-mini", messages=[{"role": "user", "content": "hi"}])
     assert reply.choices[0].message.content == "from env"
     assert fake_upstream.last.headers["authorization"] == "Bearer sk-from-env-123456"
+
+
+def test_an_upstream_error_names_the_provider_and_model_it_came_from() -> None:
+    with GatewayServer({"providers": {"mock": {"type": "mock"}}}) as gw:
+        response = httpx.post(gw.url + "/v1/chat/completions", json={
+            "model": "mock/error-500", "messages": [{"role": "user", "content": "x"}]})
+    assert response.status_code == 500
+    assert response.headers["x-portway-provider"] == "mock"
+    assert response.headers["x-portway-model"] == "error-500"
+    assert response.headers["x-request-id"].startswith("req_")

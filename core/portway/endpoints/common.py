@@ -124,7 +124,10 @@ def failed(ctx: RequestContext | None, error: Exception, request: Request, clien
         error = PortwayError(f"internal error (request id {request_id})", kind="server_error")
     elif ctx is not None:
         ctx.error, ctx.status = error, error.status
-    return error_response(error, client_format, request_id)
+    response = error_response(error, client_format, request_id)
+    if ctx is not None and ctx.target is not None:  # which upstream failed, as on a success
+        response.headers.update(route_headers(ctx))
+    return response
 
 
 Run = Callable[[Request, "Gateway", RequestContext], Awaitable[Response]]
