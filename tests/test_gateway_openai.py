@@ -22,6 +22,7 @@ from pydantic import BaseModel
 
 from portway.testing import FakeUpstream, free_port, json_reply
 from portway.testing.gateway import GatewayServer
+from portway.testing.wire import OPENAI_TOOL_STREAM, openai_chunk
 
 KEY = "sk-test-secret-123456"
 CHAT = "/v1/chat/completions"
@@ -47,10 +48,7 @@ def completion(content: str | None = "Hello there", *, tool_calls: list[dict[str
             "usage": USAGE}
 
 
-def chunk(delta: dict[str, Any], finish: str | None = None) -> dict[str, Any]:
-    return {"id": "chatcmpl-A1", "object": "chat.completion.chunk", "created": 1735689600,
-            "model": "gpt-4o-mini-2024-07-18", "system_fingerprint": "fp_1",
-            "choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}], "usage": None}
+chunk = openai_chunk
 
 
 USAGE_CHUNK = {"id": "chatcmpl-A1", "object": "chat.completion.chunk", "created": 1735689600,
@@ -59,15 +57,7 @@ USAGE_CHUNK = {"id": "chatcmpl-A1", "object": "chat.completion.chunk", "created"
 TEXT_STREAM = [chunk({"role": "assistant", "content": "", "refusal": None}), chunk({"content": "Hel"}),
                chunk({"content": "lo"}), chunk({}, "stop"), USAGE_CHUNK]
 
-TOOL_STREAM = [
-    chunk({"role": "assistant", "content": None, "refusal": None,
-           "tool_calls": [{"index": 0, "id": "call_abc", "type": "function",
-                           "function": {"name": "get_weather", "arguments": ""}}]}),
-    chunk({"tool_calls": [{"index": 0, "function": {"arguments": "{\"city\":"}}]}),
-    chunk({"tool_calls": [{"index": 0, "function": {"arguments": "\"Paris\"}"}}]}),
-    chunk({}, "tool_calls"),
-    USAGE_CHUNK,
-]
+TOOL_STREAM = [*OPENAI_TOOL_STREAM, USAGE_CHUNK]
 
 WEATHER_TOOL: Any = {
     "type": "function",
@@ -774,7 +764,6 @@ def test_embedded_defaults_add_providers_whose_key_variable_is_set(fake_upstream
         "id": "chatcmpl-env", "object": "chat.completion", "created": 1, "model": "gpt-4o-mini",
         "choices": [{"index": 0, "message": {"role": "assistant", "content": "from env"}, "finish_reason": "stop"}],
         "usage": {"prompt_tokens": 1, "completion_tokens": 2, "total_tokens": 3}})
-    from portway.testing.gateway import GatewayServer
 
     environ = {"OPENAI_API_KEY": "sk-from-env-123456", "OPENAI_BASE_URL": fake_upstream.url + "/v1"}
     with GatewayServer(auto_providers=True, environ=environ) as gw:

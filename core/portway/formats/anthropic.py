@@ -328,6 +328,12 @@ def _openai_usage(usage: dict[str, Any]) -> dict[str, Any]:
     return result
 
 
+def _tool_call(block: dict[str, Any]) -> dict[str, Any]:
+    """A ``tool_use`` block as an OpenAI ``tool_calls`` entry."""
+    return {"id": block.get("id"), "type": "function", "function": {
+        "name": block.get("name"), "arguments": serialization.dumps_str(block.get("input") or {})}}
+
+
 def anthropic_response_to_openai(data: dict[str, Any]) -> dict[str, Any]:
     """A Messages API ``message`` as a ``chat.completion``."""
     texts: list[str] = []
@@ -339,8 +345,7 @@ def anthropic_response_to_openai(data: dict[str, Any]) -> dict[str, Any]:
         if kind == "text":
             texts.append(block.get("text", ""))
         elif kind == "tool_use":
-            calls.append({"id": block.get("id"), "type": "function", "function": {
-                "name": block.get("name"), "arguments": serialization.dumps_str(block.get("input") or {})}})
+            calls.append(_tool_call(block))
         elif kind == "thinking":
             reasoning.append(block.get("thinking", ""))
             thinking_blocks.append(block)
@@ -528,8 +533,7 @@ def _assistant_to_openai(content: Any) -> dict[str, Any]:
         if kind == "text":
             texts.append(block.get("text", ""))
         elif kind == "tool_use":
-            calls.append({"id": block.get("id"), "type": "function", "function": {
-                "name": block.get("name"), "arguments": serialization.dumps_str(block.get("input") or {})}})
+            calls.append(_tool_call(block))
         elif kind in ("thinking", "redacted_thinking"):
             thinking.append(block)
     message: dict[str, Any] = {"role": "assistant", "content": "".join(texts) if texts else None}

@@ -34,3 +34,25 @@ ANTHROPIC_TOOL_STREAM: list[tuple[str, dict[str, Any]]] = [
                        "usage": {"output_tokens": 42}}),
     ("message_stop", {"type": "message_stop"}),
 ]
+
+
+def openai_chunk(delta: dict[str, Any], finish: str | None = None, **extra: Any) -> dict[str, Any]:
+    """One ``chat.completion.chunk`` as OpenAI streams it with
+    ``include_usage`` on (``"usage": null`` on every content chunk)."""
+    return {"id": "chatcmpl-A1", "object": "chat.completion.chunk", "created": 1735689600,
+            "model": "gpt-4o-mini-2024-07-18", "system_fingerprint": "fp_1",
+            "choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}],
+            "usage": None, **extra}
+
+
+#: OpenAI's streamed tool call: the first fragment carries id, type and name
+#: with empty arguments, later ones only argument pieces, then the finish
+#: chunk (openai-python's ``ChoiceDeltaToolCall``; no usage chunk).
+OPENAI_TOOL_STREAM: list[dict[str, Any]] = [
+    openai_chunk({"role": "assistant", "content": None, "refusal": None,
+                  "tool_calls": [{"index": 0, "id": "call_abc", "type": "function",
+                                  "function": {"name": "get_weather", "arguments": ""}}]}),
+    openai_chunk({"tool_calls": [{"index": 0, "function": {"arguments": "{\"city\":"}}]}),
+    openai_chunk({"tool_calls": [{"index": 0, "function": {"arguments": "\"Paris\"}"}}]}),
+    openai_chunk({}, "tool_calls"),
+]

@@ -21,6 +21,7 @@ import pytest
 
 from portway.errors import PortwayError, ProviderError
 from portway.testing import FakeUpstream, Reply, free_port, json_reply, run_provider
+from portway.testing.wire import OPENAI_TOOL_STREAM, openai_chunk
 from portway_openai import OpenAIConfig, OpenAIProvider
 
 KEY = "sk-test-secret-123456"
@@ -44,11 +45,7 @@ COMPLETION = {
 }
 
 
-def chunk(delta: dict[str, Any], finish: str | None = None, **extra: Any) -> dict[str, Any]:
-    return {"id": "chatcmpl-A1", "object": "chat.completion.chunk", "created": 1735689600,
-            "model": "gpt-4o-mini-2024-07-18", "system_fingerprint": "fp_1",
-            "choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}],
-            "usage": None, **extra}
+chunk = openai_chunk
 
 
 USAGE_CHUNK = {"id": "chatcmpl-A1", "object": "chat.completion.chunk", "created": 1735689600,
@@ -228,14 +225,7 @@ def test_stream_ends_at_done_even_if_more_follows(upstream: FakeUpstream, oai: O
 
 
 def test_stream_tool_call_fragments_pass_through(upstream: FakeUpstream, oai: OpenAIProvider) -> None:
-    events = [
-        chunk({"role": "assistant", "content": None, "refusal": None,
-               "tool_calls": [{"index": 0, "id": "call_abc", "type": "function",
-                               "function": {"name": "get_weather", "arguments": ""}}]}),
-        chunk({"tool_calls": [{"index": 0, "function": {"arguments": "{\"city\":"}}]}),
-        chunk({"tool_calls": [{"index": 0, "function": {"arguments": "\"Paris\"}"}}]}),
-        chunk({}, "tool_calls"),
-    ]
+    events = OPENAI_TOOL_STREAM
     upstream.sse(CHAT, events, done=True)
     chunks, error = stream(oai, body(stream=True, tools=[{"type": "function", "function": {"name": "get_weather"}}]))
     assert error is None and chunks == events
