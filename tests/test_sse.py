@@ -60,3 +60,21 @@ def test_ndjson() -> None:
 def test_encode() -> None:
     assert sse.encode({"a": 1}) == b'data: {"a":1}\n\n'
     assert sse.encode({"type": "ping"}, event="ping") == b'event: ping\ndata: {"type":"ping"}\n\n'
+
+
+def test_event_batches_follow_the_reads_and_events_flatten_them() -> None:
+    reads = [b'data: {"n":1}\n\ndata: {"n":2}\n\nda', b'ta: {"n":3}\n\n', b"data: tail"]
+
+    async def source():  # type: ignore[no-untyped-def]
+        for read in reads:
+            yield read
+
+    async def run() -> tuple[list[list[int]], list[int]]:
+        batches = [[e.json()["n"] for e in batch] async for batch in sse.aiter_event_batches(source())
+                   if batch[0].data != "tail"]
+        flat = [e.data async for e in sse.aiter_events(source())]
+        return batches, flat
+
+    batches, flat = asyncio.run(run())
+    assert batches == [[1, 2], [3]]
+    assert flat == ['{"n":1}', '{"n":2}', '{"n":3}', "tail"]

@@ -113,12 +113,10 @@ async def aiter_event_batches(byte_stream: AsyncIterable[bytes]) -> AsyncIterato
 
 
 async def aiter_events(byte_stream: AsyncIterable[bytes]) -> AsyncIterator[Event]:
-    decoder = SSEDecoder()
-    async for chunk in byte_stream:
-        for event in decoder.feed(chunk):
+    """One event at a time, for adapters that do not relay in batches."""
+    async for events in aiter_event_batches(byte_stream):
+        for event in events:
             yield event
-    for event in decoder.flush():
-        yield event
 
 
 async def aiter_ndjson(byte_stream: AsyncIterable[bytes]) -> AsyncIterator[Any]:
