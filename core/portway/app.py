@@ -4,18 +4,20 @@ from __future__ import annotations
 
 import contextlib
 import gc
+import inspect
 import os
 from collections.abc import AsyncIterator
 from typing import Any
 
 from starlette.applications import Starlette
-from starlette.requests import Request
+from starlette.requests import HTTPConnection, Request
 from starlette.responses import Response
-from starlette.routing import Route
+from starlette.routing import Route, request_response
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from portway import config as config_module
 from portway.endpoints import anthropic, openai
-from portway.endpoints.common import error_response, new_request_id
+from portway.endpoints.common import authenticate, error_response, request_id_of
 from portway.errors import PortwayError
 from portway.gateway import Gateway
 
@@ -29,8 +31,9 @@ def create_app(gateway: Gateway) -> Starlette:
         Route("/health", openai.health, methods=["GET"]),
     ]
 
-    def register(path: str, endpoint: Any, methods: list[str] | None = None) -> None:
-        routes.append(Route(path, endpoint, methods=methods or ["GET"]))
+    def register(path: str, endpoint: Any, methods: list[str] | None = None, *, public: bool = False) -> None:
+        # Behind the master key unless the plugin says otherwise, like every /v1 route.
+        routes.append(Route(path, endpoint if public else Guarded(gateway, endpoint), methods=methods or ["GET"]))
 
     gateway.hooks.each_sync("register_routes", register=register)
 
@@ -52,6 +55,25 @@ def create_app(gateway: Gateway) -> Starlette:
     return app
 
 
+class Guarded:
+    """A plugin's endpoint behind the master key: a missing or wrong key gets
+    the same 401 as the API routes, before the endpoint runs."""
+
+    def __init__(self, gateway: Gateway, endpoint: Any) -> None:
+        self.gateway = gateway
+        is_function = inspect.isfunction(endpoint) or inspect.ismethod(endpoint)
+        self.app: ASGIApp = request_response(endpoint) if is_function else endpoint
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        conn = HTTPConnection(scope)
+        try:
+            authenticate(self.gateway, conn)
+        except PortwayError as error:
+            await error_response(error, "openai", request_id_of(conn))(scope, receive, send)
+            return
+        await self.app(scope, receive, send)
+
+
 async def _http_error(request: Request, exc: Exception) -> Response:
     """Unknown paths and methods answer in the API's error shape too."""
     status = getattr(exc, "status_code", 404)
@@ -62,7 +84,7 @@ async def _http_error(request: Request, exc: Exception) -> Response:
         error = PortwayError(f"no such endpoint: {request.method} {request.url.path}", kind="not_found",
                              code="unknown_url")
     fmt = "anthropic" if request.url.path.startswith("/v1/messages") else "openai"
-    return error_response(error, fmt, request.headers.get("x-request-id") or new_request_id())
+    return error_response(error, fmt, request_id_of(request))
 
 
 def gateway_from_config_path(path: str | None) -> Gateway:

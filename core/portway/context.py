@@ -34,12 +34,19 @@ class RequestContext:
     implementations may change it in place (redact a message, render a
     prompt template, rewrite ``model``).  ``metadata`` is scratch space for
     plugins; key it by plugin name.
+
+    The client's secret is never on the context: ``key_id`` is a stable,
+    short, one-way id of the key the client presented (the same key gives
+    the same id in every worker and on every machine), for features that
+    count or limit per key.  ``headers`` holds the request headers without
+    the credential-bearing ones (``authorization``, ``x-api-key``,
+    ``api-key``, ``cookie``, ``proxy-authorization``).
     """
 
     request_id: str
     endpoint: str  # "chat.completions" | "embeddings" | "messages"
     body: dict[str, Any]
-    api_key: str | None = None
+    key_id: str | None = None
     client_format: str = "openai"  # the shape errors and responses go back in
     headers: dict[str, str] = field(default_factory=dict)
     metadata: dict[str, Any] = field(default_factory=dict)

@@ -1,18 +1,26 @@
-"""What every API endpoint shares: reading the body, checking the key,
-building the context, and rendering errors in the client's API shape."""
+"""What every API endpoint shares: checking the key, reading the body,
+building the context, and rendering errors in the client's API shape.
+
+Nothing here may raise on the way out: whatever the client sent (a model
+name with a snowman in it, a request id with a newline), the answer is a
+well-formed HTTP response and ``request_finished`` fires exactly once.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import hmac
 import logging
+import string
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import aclosing
 from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
 
 from pydantic import BaseModel
-from starlette.requests import Request
+from starlette.requests import HTTPConnection, Request
 from starlette.responses import Response
 
 from portway import serialization
@@ -37,73 +45,190 @@ class JSONResponse(Response):
 #: Never copied into the request context, so no plugin can log them.
 SECRET_HEADERS = frozenset({"authorization", "x-api-key", "api-key", "cookie", "proxy-authorization"})
 
+#: Request bodies nested deeper than this are refused at parse time: the
+#: gateway re-serialises what it forwards, and a JSON encoder has a depth
+#: limit of its own (orjson's is 255), so a deeper body would fail later,
+#: after plugins ran and perhaps after an upstream was paid.
+MAX_JSON_DEPTH = 100
+
+
+# Printable ASCII but '%': what may stand in a header value as it is.
+_HEADER_SAFE = "".join(c for c in string.printable if c.isprintable() and c != "%")
+_REQUEST_ID_CHARS = frozenset(string.ascii_letters + string.digits + "-_.:")
+
 
 def new_request_id() -> str:
     return "req_" + uuid.uuid4().hex
 
 
+def request_id_of(conn: HTTPConnection) -> str:
+    """The client's ``x-request-id`` when it is a sane token (at most 128
+    letters, digits and ``-_.:``), else a fresh one."""
+    given = conn.headers.get("x-request-id")
+    if given and len(given) <= 128 and _REQUEST_ID_CHARS.issuperset(given):
+        return given
+    return new_request_id()
+
+
+def header_value(text: str, limit: int = 256) -> str:
+    """``text`` made safe for a response header whatever the client put in
+    it: printable ASCII stays as it is, anything else is percent-encoded."""
+    if not (text.isascii() and text.isprintable()) or "%" in text:
+        text = quote(text, safe=_HEADER_SAFE)
+    return text[:limit]
+
+
+def valid_status(status: Any) -> int:
+    """An error's status as sent: an error status (4xx/5xx, Anthropic's 529
+    included); anything else an upstream made up (999, a 3xx) is a 502."""
+    return status if type(status) is int and 400 <= status <= 599 else 502
+
+
 def error_response(error: PortwayError, client_format: str, request_id: str) -> JSONResponse:
-    body = error.anthropic_body() if client_format == "anthropic" else error.openai_body()
     if client_format == "anthropic":
+        body = error.anthropic_body()
         body["request_id"] = request_id
-    headers = {"x-request-id": request_id, **error.headers()}
+        # The anthropic SDK reads ``request-id``; everyone else ``x-request-id``.
+        headers = {"x-request-id": request_id, "request-id": request_id}
+    else:
+        body = error.openai_body()
+        headers = {"x-request-id": request_id}
+    if error.retry_after:
+        headers["retry-after"] = header_value(str(error.retry_after), 64)
     if error.provider:
-        headers["x-portway-provider"] = error.provider
-    return JSONResponse(body, status_code=error.status, headers=headers)
+        headers["x-portway-provider"] = header_value(error.provider)
+    return JSONResponse(body, status_code=valid_status(error.status), headers=headers)
 
 
-def presented_key(request: Request) -> str | None:
+# -- access ----------------------------------------------------------------------
+
+
+def presented_key(conn: HTTPConnection) -> str | None:
     """The key a client sent: ``Authorization: Bearer`` (OpenAI SDK, and the
-    Anthropic SDK since 2.14) or ``x-api-key`` (older Anthropic clients)."""
-    auth = request.headers.get("authorization")
+    Anthropic SDK since 2.14) or ``x-api-key`` / ``api-key`` (older
+    Anthropic clients, Azure-style clients).  An empty or blank value
+    counts as no key."""
+    headers = conn.headers
+    auth = headers.get("authorization")
     if auth:
         scheme, _, value = auth.partition(" ")
+        value = value.strip()
         if scheme.lower() == "bearer" and value:
+            return value
+    for name in ("x-api-key", "api-key"):
+        value = headers.get(name)
+        if value and value.strip():
             return value.strip()
-    return request.headers.get("x-api-key") or request.headers.get("api-key")
+    return None
 
 
-def check_key(master_key: str | None, presented: str | None) -> None:
+def key_id(key: str) -> str:
+    """A stable, one-way id for a client key: the same in every worker and on
+    every machine, useless for getting the key back."""
+    return "key_" + hashlib.blake2b(key.encode("latin-1"), digest_size=8, person=b"portway-key-id").hexdigest()
+
+
+def check_key(master_key: bytes | None, presented: str | None) -> None:
+    """Compare in constant time, byte for byte: Starlette decodes header
+    values as latin-1, so ``encode("latin-1")`` gives back exactly the bytes
+    the client sent, and the master key is compared as its UTF-8 bytes."""
     if master_key is None:
         return
     if presented is None:
         raise PortwayError("missing API key: send 'Authorization: Bearer <key>'", kind="authentication",
                            code="missing_api_key")
-    if not hmac.compare_digest(presented.encode(), master_key.encode()):
+    if not hmac.compare_digest(presented.encode("latin-1"), master_key):
         raise PortwayError("invalid API key", kind="authentication", code="invalid_api_key")
 
 
-async def read_json(request: Request, limit: int) -> Any:
+def authenticate(gateway: Gateway, conn: HTTPConnection) -> str | None:
+    """Check the master key (when one is set); return the key id of what the
+    client presented, or ``None``."""
+    presented = presented_key(conn)
+    check_key(gateway.master_key_bytes, presented)
+    return key_id(presented) if presented is not None else None
+
+
+def is_authenticated(gateway: Gateway, conn: HTTPConnection) -> bool:
+    try:
+        check_key(gateway.master_key_bytes, presented_key(conn))
+    except PortwayError:
+        return False
+    return True
+
+
+# -- the body ----------------------------------------------------------------------
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    """The request body, read as it arrives and refused the moment it passes
+    ``limit`` bytes: a chunked upload has no Content-Length to check first."""
     length = request.headers.get("content-length")
     if length is not None and length.isdigit() and int(length) > limit:
-        raise PortwayError(f"request body is larger than {limit} bytes", kind="request_too_large")
-    raw = await request.body()
-    if len(raw) > limit:
-        raise PortwayError(f"request body is larger than {limit} bytes", kind="request_too_large")
+        raise PortwayError(f"request body is larger than {limit} bytes", kind="request_too_large",
+                           code="request_too_large")
+    parts: list[bytes] = []
+    size = 0
+    async for part in request.stream():
+        size += len(part)
+        if size > limit:
+            raise PortwayError(f"request body is larger than {limit} bytes", kind="request_too_large",
+                               code="request_too_large")
+        parts.append(part)
+    return parts[0] if len(parts) == 1 else b"".join(parts)
+
+
+def nesting_exceeds(raw: bytes, value: Any, limit: int) -> bool:
+    """Whether ``value`` (parsed from ``raw``) nests containers deeper than
+    ``limit``.  Counting brackets in the raw bytes is a C-speed bound that
+    settles almost every body; only bodies with many containers are walked."""
+    if raw.count(b"[") + raw.count(b"{") <= limit:
+        return False
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        node, depth = stack.pop()
+        children = node.values() if isinstance(node, dict) else node
+        for child in children:
+            if isinstance(child, (dict, list)):
+                if depth >= limit:
+                    return True
+                stack.append((child, depth + 1))
+    return False
+
+
+async def read_json(request: Request, limit: int) -> Any:
+    raw = await read_body(request, limit)
     if not raw:
         raise ValidationFailed("the request body is empty; send a JSON object")
     try:
-        return serialization.loads(raw)
+        value = serialization.loads(raw)
     except serialization.JSONDecodeError as exc:
         raise ValidationFailed(f"the request body is not valid JSON: {exc}") from None
+    if isinstance(value, (dict, list)) and nesting_exceeds(raw, value, MAX_JSON_DEPTH):
+        raise ValidationFailed(f"the request body nests deeper than {MAX_JSON_DEPTH} levels")
+    return value
 
 
-def context_for(request: Request, endpoint: str, body: dict[str, Any], key: str | None,
+# -- the context and the answer ------------------------------------------------------
+
+
+def context_for(request: Request, request_id: str, endpoint: str, body: dict[str, Any], key: str | None,
                 client_format: str = "openai") -> RequestContext:
-    request_id = request.headers.get("x-request-id") or new_request_id()
-    return RequestContext(request_id=request_id, endpoint=endpoint, body=body, api_key=key,
+    return RequestContext(request_id=request_id, endpoint=endpoint, body=body, key_id=key,
                           client_format=client_format, gateway=request.app.state.gateway,
                           headers={k: v for k, v in request.headers.items() if k not in SECRET_HEADERS})
 
 
 def route_headers(ctx: RequestContext) -> dict[str, str]:
     headers = {"x-request-id": ctx.request_id}
+    if ctx.client_format == "anthropic":
+        headers["request-id"] = ctx.request_id
     if ctx.target is not None:
-        headers["x-portway-provider"] = ctx.target.provider.name
-        headers["x-portway-model"] = ctx.target.model
+        headers["x-portway-provider"] = header_value(ctx.target.provider.name)
+        headers["x-portway-model"] = header_value(ctx.target.model)
     elif ctx.cached:
         headers["x-portway-provider"] = "cache"
-        headers["x-portway-model"] = ctx.model
+        headers["x-portway-model"] = header_value(ctx.model)
     return headers
 
 
@@ -113,17 +238,16 @@ def client_gone(ctx: RequestContext | None) -> Response:
     return Response(status_code=499)
 
 
-def failed(ctx: RequestContext | None, error: Exception, request: Request, client_format: str) -> Response:
+def failed(ctx: RequestContext | None, error: Exception, request_id: str, client_format: str) -> Response:
     """The error response for anything raised while serving a request: a
     PortwayError as it is, anything else as a 500 with no detail."""
-    request_id = ctx.request_id if ctx else request.headers.get("x-request-id") or new_request_id()
     if not isinstance(error, PortwayError):
-        log.exception("request %s failed", request_id, exc_info=error)
+        log.error("request %s failed", request_id, exc_info=error)
         if ctx is not None:
             ctx.error, ctx.status = error, 500
         error = PortwayError(f"internal error (request id {request_id})", kind="server_error")
     elif ctx is not None:
-        ctx.error, ctx.status = error, error.status
+        ctx.error, ctx.status = error, valid_status(error.status)
     response = error_response(error, client_format, request_id)
     if ctx is not None and ctx.target is not None:  # which upstream failed, as on a success
         response.headers.update(route_headers(ctx))
@@ -146,24 +270,37 @@ async def handle(
     read and validate the body, build the context, render any failure in
     the client's API shape, and hand the finished request to the
     ``request_finished`` hooks (a stream does that when it ends)."""
-    gateway = request.app.state.gateway
+    gateway: Gateway = request.app.state.gateway
+    request_id = request_id_of(request)
     ctx: RequestContext | None = None
+    result: Response | None = None
     try:
-        key = presented_key(request)
-        check_key(gateway.master_key, key)
+        key = authenticate(gateway, request)
         body = await read_json(request, gateway.config.server.max_body_bytes)
         validate(schema, body)
-        ctx = context_for(request, endpoint, translate(body) if translate else body, key, client_format)
+        ctx = context_for(request, request_id, endpoint, translate(body) if translate else body, key, client_format)
         result = await run(request, gateway, ctx)
         if isinstance(result, EventStreamResponse):
-            return result
+            return result  # its body iterator calls finish() when the stream ends
     except ClientDisconnected:
         result = client_gone(ctx)
     except Exception as error:  # never a traceback to the client
-        result = failed(ctx, error, request, client_format)
-    if ctx is not None:
-        gateway.finish(ctx)
+        result = _failure_response(ctx, error, request_id, client_format)
+    finally:
+        if ctx is not None and not isinstance(result, EventStreamResponse):
+            gateway.finish(ctx)
     return result
+
+
+def _failure_response(ctx: RequestContext | None, error: Exception, request_id: str, client_format: str) -> Response:
+    try:
+        return failed(ctx, error, request_id, client_format)
+    except Exception:  # the last resort must not raise either
+        log.exception("request %s: could not render its error", request_id)
+        if ctx is not None:
+            ctx.status = 500
+        return JSONResponse(PortwayError("internal error", kind="server_error").openai_body(), status_code=500,
+                            headers={"x-request-id": request_id})
 
 
 async def relay_stream(
@@ -179,13 +316,14 @@ async def relay_stream(
             async for part in body:
                 yield part
     except PortwayError as error:
-        ctx.error, ctx.status = error, error.status
+        ctx.error, ctx.status = error, valid_status(error.status)
+        gateway.log_stream_failure(ctx, error)
         yield error_event(error)
     except asyncio.CancelledError:
         ctx.status = 499  # the client went away; closing the iterator closed the upstream request
         raise
     except Exception as error:
-        log.exception("stream %s failed", ctx.request_id)
+        log.error("stream %s failed", ctx.request_id, exc_info=error)
         ctx.error, ctx.status = error, 500
         yield error_event(PortwayError("internal error while streaming", kind="server_error"))
     finally:

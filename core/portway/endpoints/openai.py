@@ -15,12 +15,12 @@ from portway import sse
 from portway.context import RequestContext
 from portway.endpoints.common import (
     JSONResponse,
-    check_key,
+    authenticate,
     error_response,
     handle,
-    new_request_id,
-    presented_key,
+    is_authenticated,
     relay_stream,
+    request_id_of,
     route_headers,
 )
 from portway.errors import PortwayError
@@ -61,9 +61,9 @@ async def _embeddings(request: Request, gateway: Gateway, ctx: RequestContext) -
 async def models(request: Request) -> Response:
     gateway: Gateway = request.app.state.gateway
     try:
-        check_key(gateway.master_key, presented_key(request))
+        authenticate(gateway, request)
     except PortwayError as error:
-        return error_response(error, "openai", new_request_id())
+        return error_response(error, "openai", request_id_of(request))
     created = gateway.started_at
     data = [{"id": model_id, "object": "model", "created": created, "owned_by": owner}
             for model_id, owner in gateway.model_ids()]
@@ -71,11 +71,17 @@ async def models(request: Request) -> Response:
 
 
 async def health(request: Request) -> Response:
+    """Public, for load balancers: only ``{"status": "ok"}``.  What could
+    help an attacker (provider names, why some are unavailable, plugin
+    errors) is shown only to a caller that presents the master key."""
     gateway: Gateway = request.app.state.gateway
+    if gateway.master_key_bytes is not None and not is_authenticated(gateway, request):
+        return JSONResponse({"status": "ok"})
     return JSONResponse({
         "status": "ok",
         "providers": sorted(gateway.providers),
         "unavailable": gateway.unavailable,
         "plugin_errors": gateway.hooks.errors,
+        "plugins_failed": {info.name: info.error for info in gateway.plugins if info.error},
         "uptime_s": round(time.time() - gateway.started_at, 3),
     })

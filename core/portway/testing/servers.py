@@ -64,3 +64,60 @@ class ThreadedServer:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+class RawResponse:
+    """What :func:`raw_request` read back: the status, the headers (names
+    lower-cased) and the body (chunked transfer decoded)."""
+
+    def __init__(self, status: int, headers: dict[str, str], body: bytes) -> None:
+        self.status, self.headers, self.body = status, headers, body
+
+    def json(self) -> Any:
+        import json
+
+        return json.loads(self.body)
+
+
+def raw_request(url: str, head: bytes, body: bytes = b"", timeout: float = 10.0) -> RawResponse:
+    """Send ``head`` (request line and headers, exactly as given, without the
+    blank line) and ``body`` over a plain socket, and read the answer.  For
+    what an HTTP client library refuses to send: empty or odd header values,
+    NUL bytes, lying Content-Lengths."""
+    host, _, port = url.removeprefix("http://").partition(":")
+    with socket.create_connection((host, int(port)), timeout=timeout) as sock:
+        sock.sendall(head.rstrip(b"\r\n") + b"\r\n\r\n" + body)
+        data = b""
+        while b"\r\n\r\n" not in data:
+            more = sock.recv(65536)
+            if not more:
+                break
+            data += more
+        header_block, _, rest = data.partition(b"\r\n\r\n")
+        lines = header_block.decode("latin-1").split("\r\n")
+        status = int(lines[0].split(" ")[1])
+        headers = {}
+        for line in lines[1:]:
+            name, _, value = line.partition(":")
+            headers[name.strip().lower()] = value.strip()
+        if "content-length" in headers:
+            while len(rest) < int(headers["content-length"]):
+                more = sock.recv(65536)
+                if not more:
+                    break
+                rest += more
+        elif headers.get("transfer-encoding") == "chunked":
+            while not rest.endswith(b"0\r\n\r\n"):
+                more = sock.recv(65536)
+                if not more:
+                    break
+                rest += more
+            decoded, cursor = b"", rest
+            while cursor:
+                size_line, _, cursor = cursor.partition(b"\r\n")
+                size = int(size_line, 16)
+                if size == 0:
+                    break
+                decoded, cursor = decoded + cursor[:size], cursor[size + 2:]
+            rest = decoded
+        return RawResponse(status, headers, rest)
