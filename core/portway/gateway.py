@@ -28,7 +28,7 @@ from typing import Any
 from portway import plugins as plugin_loader
 from portway.config import Config, ConfigError, validate_section
 from portway.context import RequestContext, Target
-from portway.errors import PortwayError
+from portway.errors import PortwayError, ProviderError
 from portway.formats.openai import StreamAssembler, completion_to_chunks
 from portway.hooks import Hooks
 from portway.providers import Provider
@@ -92,6 +92,8 @@ class Gateway:
 
         key = config.auth.master_key
         self.master_key: str | None = key.get_secret_value() if key is not None else None
+        #: What clients' keys are compared with, byte for byte (see endpoints.common.check_key).
+        self.master_key_bytes: bytes | None = self.master_key.encode("utf-8") if self.master_key else None
         self._post_chunk = self.hooks.implemented("post_chunk")
         self._post_response = self.hooks.implemented("post_response")
         self._pre_request = self.hooks.implemented("pre_request")
@@ -211,19 +213,42 @@ class Gateway:
         """Ask ``on_error`` what to do; return the candidates for the next
         attempt or raise ``error``."""
         action = await self.hooks.first("on_error", ctx=ctx, error=error, candidates=candidates)
+        failed = ctx.target.name if ctx.target else "?"
         if action == "retry":
             tries = ctx.metadata.get("retries_on_target", 0) + 1
             ctx.metadata["retries_on_target"] = tries
-            await asyncio.sleep(self.config.routing.retry_backoff * (2 ** (tries - 1)))
+            delay = self.config.routing.retry_backoff * (2 ** (tries - 1))
+            log.warning("request %s: %s failed (%s, %s): %s; retry %d in %.2fs", ctx.request_id, failed,
+                        error.kind, error.status, error.message, tries, delay)
+            await asyncio.sleep(delay)
             return candidates
         if action == "fallback":
             remaining = [t for t in candidates if t is not ctx.target]
             if remaining:
                 ctx.metadata["retries_on_target"] = 0
-                log.info("request %s: falling back from %s after %s", ctx.request_id,
-                         ctx.target.name if ctx.target else "?", error.kind)
+                log.warning("request %s: %s failed (%s, %s): %s; falling back to %s", ctx.request_id, failed,
+                            error.kind, error.status, error.message, remaining[0].name)
                 return remaining
+        log.warning("request %s: %s failed (%s, %s): %s", ctx.request_id, failed, error.kind, error.status,
+                    error.message)
         raise error
+
+    def log_stream_failure(self, ctx: RequestContext, error: PortwayError) -> None:
+        """A stream that had started failed: the client gets an error event."""
+        log.warning("request %s: stream from %s broke off (%s, %s): %s", ctx.request_id,
+                    ctx.target.name if ctx.target else "?", error.kind, error.status, error.message)
+
+    @staticmethod
+    def _adapter_failure(target: Target, exc: Exception) -> ProviderError:
+        """An adapter raised something it should have classified: a bug in
+        the adapter, or an upstream answer it did not expect.  Logged with
+        its traceback, and treated as a retryable upstream failure so that
+        retries and fallbacks still work."""
+        log.error("provider %s raised %s; treating it as a failed upstream call", target.provider.name,
+                  type(exc).__name__, exc_info=exc)
+        return ProviderError(f"provider {target.provider.name!r} failed: its adapter could not handle the answer "
+                             f"({type(exc).__name__})", kind="server_error", status=502,
+                             provider=target.provider.name)
 
     async def _prepare(self, ctx: RequestContext) -> dict[str, Any] | None:
         if self._pre_request:
@@ -254,6 +279,8 @@ class Gateway:
                     break
                 except PortwayError as error:
                     candidates = await self._recover(ctx, error, candidates)
+                except Exception as exc:
+                    candidates = await self._recover(ctx, self._adapter_failure(target, exc), candidates)
         ctx.usage = response.get("usage")
         if self._post_response:
             await self.hooks.each("post_response", ctx=ctx, response=response)
@@ -267,30 +294,43 @@ class Gateway:
         wants_usage = bool((ctx.body.get("stream_options") or {}).get("include_usage"))
         answer = await self._prepare(ctx)
         if answer is not None:
-            return self._relay(ctx, _replay(completion_to_chunks(answer)), None, wants_usage)
+            return self._relay(ctx, _no_more(), completion_to_chunks(answer), wants_usage)
         candidates, ctx.metadata["retry_limit"] = self.resolve(ctx.model)
         while True:
             target = await self._select(ctx, candidates)
             stream = target.provider.chat_stream_batches(self.upstream_body(ctx, target), ctx)
+            first: list[dict[str, Any]] = []
             try:
-                first = await anext(stream)
+                # Nothing reaches the client until the answer really starts: an
+                # upstream that announces a role and then fails can still be
+                # retried or fallen back from, invisibly.
+                while True:
+                    first += await anext(stream)
+                    if not all(map(_is_preamble, first)):
+                        break
                 break
             except StopAsyncIteration:
-                first = None
-                break
-            except PortwayError as error:
-                await stream.aclose()
-                candidates = await self._recover(ctx, error, candidates)
+                if first:
+                    break  # a stream that ended cleanly with nothing but its preamble
+                error: PortwayError = ProviderError(
+                    f"provider {target.provider.name!r} returned an empty stream", kind="server_error", status=502,
+                    provider=target.provider.name)
+            except PortwayError as exc:
+                error = exc
+            except Exception as exc:
+                error = self._adapter_failure(target, exc)
+            await stream.aclose()
+            candidates = await self._recover(ctx, error, candidates)
         return self._relay(ctx, stream, first, wants_usage)
 
     async def _relay(
-        self, ctx: RequestContext, stream: AsyncIterator[list[dict[str, Any]]], first: list[dict[str, Any]] | None,
+        self, ctx: RequestContext, stream: AsyncIterator[list[dict[str, Any]]], first: list[dict[str, Any]],
         wants_usage: bool,
     ) -> AsyncIterator[list[dict[str, Any]]]:
         assembler = StreamAssembler() if self._post_response else None
         post_chunk = self._post_chunk
         try:
-            batch = first if first is not None else await anext(stream, None)
+            batch: list[dict[str, Any]] | None = first
             while batch is not None:
                 if ctx.first_token_at is None:
                     ctx.first_token_at = time.perf_counter()
@@ -313,7 +353,12 @@ class Gateway:
                     out.append(chunk)
                 if out:
                     yield out
-                batch = await anext(stream, None)
+                try:
+                    batch = await anext(stream, None)
+                except PortwayError:
+                    raise
+                except Exception as exc:
+                    raise self._adapter_failure(ctx.target, exc) from exc
             if assembler is not None:
                 await self.hooks.each("post_response", ctx=ctx, response=assembler.result())
         finally:
@@ -329,5 +374,20 @@ class Gateway:
         self.hooks.each_sync("request_finished", ctx=ctx)
 
 
-async def _replay(chunks: list[dict[str, Any]]) -> AsyncIterator[list[dict[str, Any]]]:
-    yield chunks
+def _is_preamble(chunk: dict[str, Any]) -> bool:
+    """A chunk that only announces the answer (the role, empty content),
+    with nothing the client would miss if it came from another target."""
+    if chunk.get("usage"):
+        return False
+    for choice in chunk.get("choices") or ():
+        if choice.get("finish_reason"):
+            return False
+        for key, value in (choice.get("delta") or {}).items():
+            if value and key != "role":
+                return False
+    return True
+
+
+async def _no_more() -> AsyncIterator[list[dict[str, Any]]]:
+    return
+    yield

@@ -170,3 +170,27 @@ class Provider:
             if isinstance(err, str):
                 return None, err
         return None, str(data)
+
+    # -- untrusted answers -----------------------------------------------------
+
+    def malformed(self, reason: str) -> ProviderError:
+        """An answer that does not have its format's shape: a retryable
+        upstream failure (the next attempt, or another target, may do
+        better), shown to the client as a 502."""
+        return self.make_error(f"returned a malformed answer: {reason}", kind="server_error", status=502)
+
+    def answer_json(self, response: UpstreamResponse) -> Any:
+        """The JSON of a successful answer.  A body that is not JSON is
+        :meth:`malformed`; an ``{"error": ...}`` body inside a 2xx (some
+        servers do that) is classified like an error status would be."""
+        try:
+            data = serialization.loads(response.content)
+        except serialization.JSONDecodeError:
+            raise self.malformed("the body is not JSON") from None
+        if type(data) is dict and "error" in data and "choices" not in data and "data" not in data:
+            error_type, message = self.parse_error_body(response.content)
+            kind = kind_for_type(error_type if isinstance(error_type, str) else None)
+            raise self.make_error(message, kind=kind, code=error_type if isinstance(error_type, str) else None,
+                                  status=502 if kind == "server_error" else None)
+        return data
+

@@ -28,6 +28,7 @@ from typing import Any
 
 from portway import serialization
 from portway.errors import PortwayError, ProviderError, kind_for_type
+from portway.formats import MalformedAnswer
 
 _STOP_TO_FINISH = {
     "end_turn": "stop",
@@ -188,7 +189,12 @@ def _append(messages: list[dict[str, Any]], role: str, content: str | list[dict[
     if not content:
         return  # an empty turn is rejected ("all messages must have non-empty content")
     if messages and messages[-1]["role"] == role:
-        messages[-1]["content"] = _as_blocks(messages[-1]["content"]) + _as_blocks(content)
+        previous = messages[-1]
+        if isinstance(previous["content"], str):
+            previous["content"] = _as_blocks(previous["content"])
+        # Extend in place: the turn's list is the converter's own (every caller
+        # builds a fresh one), and a long run of same-role messages stays linear.
+        previous["content"].extend(_as_blocks(content))
     else:
         messages.append({"role": role, "content": content})
 
@@ -307,6 +313,90 @@ def openai_to_anthropic_request(body: dict[str, Any], *, default_max_tokens: int
 # Anthropic response -> OpenAI response (the anthropic provider)
 # =============================================================================
 
+# Shape checks on what an Anthropic upstream sends: the fields the
+# converters read must have the types they rely on (an upstream's answer is
+# untrusted input).  Unknown blocks and fields pass the checks.
+
+_BLOCK_STRINGS = {"text": ("text",), "thinking": ("thinking", "signature"), "tool_use": ("id", "name"),
+                  "redacted_thinking": ("data",)}
+_DELTA_STRINGS = {"text_delta": "text", "input_json_delta": "partial_json", "thinking_delta": "thinking",
+                  "signature_delta": "signature"}
+
+
+def _check_usage(usage: Any, where: str) -> None:
+    if usage is None:
+        return
+    if type(usage) is not dict:
+        raise MalformedAnswer(f"{where} is not an object")
+    for key in ("input_tokens", "output_tokens", "cache_creation_input_tokens", "cache_read_input_tokens"):
+        value = usage.get(key)
+        if value is not None and type(value) is not int:
+            raise MalformedAnswer(f"{where}.{key} is not an integer")
+    details = usage.get("output_tokens_details")
+    if details is not None and (type(details) is not dict or not isinstance(details.get("thinking_tokens", 0), int)):
+        raise MalformedAnswer(f"{where}.output_tokens_details is malformed")
+
+
+def _check_block(block: Any, where: str) -> None:
+    if type(block) is not dict:
+        raise MalformedAnswer(f"{where} is not an object")
+    kind = block.get("type")
+    if type(kind) is not str:
+        raise MalformedAnswer(f"{where}.type is not a string")
+    for key in _BLOCK_STRINGS.get(kind, ()):
+        if type(block.get(key)) is not str:
+            raise MalformedAnswer(f"{where}.{key} is not a string")
+    if kind == "tool_use" and not isinstance(block.get("input", {}), dict):
+        raise MalformedAnswer(f"{where}.input is not an object")
+
+
+def check_message(data: Any) -> dict[str, Any]:
+    """``data`` if it is a well-formed Messages API ``message``; else
+    :class:`MalformedAnswer` naming the first bad field."""
+    if type(data) is not dict:
+        raise MalformedAnswer("the answer is not a JSON object")
+    content = data.get("content")
+    if type(content) is not list:
+        raise MalformedAnswer("content is missing or not a list")
+    for i, block in enumerate(content):
+        _check_block(block, f"content[{i}]")
+    for key in ("id", "model", "stop_reason", "stop_sequence"):
+        if not isinstance(data.get(key), (str, type(None))):
+            raise MalformedAnswer(f"{key} is not a string")
+    _check_usage(data.get("usage"), "usage")
+    return data
+
+
+def _check_event(kind: str | None, data: dict[str, Any]) -> None:
+    """The fields of one stream event that the converter reads."""
+    if kind == "content_block_delta":
+        delta = data.get("delta")
+        if type(delta) is not dict:
+            raise MalformedAnswer("a content_block_delta has no delta object")
+        delta_type = delta.get("type")
+        key = _DELTA_STRINGS.get(delta_type) if type(delta_type) is str else None
+        if key is not None and type(delta.get(key)) is not str:
+            raise MalformedAnswer(f"a {delta_type}'s {key} is not a string")
+        if type(data.get("index", 0)) is not int:
+            raise MalformedAnswer("a content_block_delta's index is not an integer")
+    elif kind == "content_block_start":
+        if type(data.get("index", 0)) is not int:
+            raise MalformedAnswer("a content_block_start's index is not an integer")
+        _check_block(data.get("content_block"), "a content_block_start's content_block")
+    elif kind == "message_start":
+        message = data.get("message")
+        if type(message) is not dict:
+            raise MalformedAnswer("a message_start has no message object")
+        for key in ("id", "model"):
+            if not isinstance(message.get(key), (str, type(None))):
+                raise MalformedAnswer(f"message_start's message.{key} is not a string")
+        _check_usage(message.get("usage"), "message_start's usage")
+    elif kind == "message_delta":
+        delta = data.get("delta")
+        if delta is not None and (type(delta) is not dict or not isinstance(delta.get("stop_reason"), (str, type(None)))):
+            raise MalformedAnswer("a message_delta's stop_reason is not a string")
+        _check_usage(data.get("usage"), "a message_delta's usage")
+
 
 def _openai_usage(usage: dict[str, Any]) -> dict[str, Any]:
     # Anthropic's input_tokens excludes cached tokens; OpenAI's prompt_tokens includes them.
@@ -334,8 +424,10 @@ def _tool_call(block: dict[str, Any]) -> dict[str, Any]:
         "name": block.get("name"), "arguments": serialization.dumps_str(block.get("input") or {})}}
 
 
-def anthropic_response_to_openai(data: dict[str, Any]) -> dict[str, Any]:
-    """A Messages API ``message`` as a ``chat.completion``."""
+def anthropic_response_to_openai(data: Any) -> dict[str, Any]:
+    """A Messages API ``message`` as a ``chat.completion`` (checked first:
+    :class:`MalformedAnswer` when it lacks the shape)."""
+    check_message(data)
     texts: list[str] = []
     calls: list[dict[str, Any]] = []
     reasoning: list[str] = []
@@ -395,8 +487,13 @@ class AnthropicStreamToOpenAI:
             "choices": [{"index": 0, "delta": delta, "finish_reason": finish_reason}],
         }
 
-    def feed(self, event_name: str | None, data: dict[str, Any]) -> list[dict[str, Any]]:
+    def feed(self, event_name: str | None, data: Any) -> list[dict[str, Any]]:
+        """Raises :class:`MalformedAnswer` for an event without the shape
+        the converter relies on."""
+        if type(data) is not dict:
+            raise MalformedAnswer("a stream event is not a JSON object")
         kind = event_name or data.get("type")
+        _check_event(kind, data)
         if kind == "content_block_delta":  # the hot path first
             return self._delta(data)
         if kind == "message_start":
@@ -417,9 +514,10 @@ class AnthropicStreamToOpenAI:
             return [{"id": self.id, "object": "chat.completion.chunk", "created": self.created, "model": self.model,
                      "choices": [], "usage": _openai_usage(self._usage)}]
         if kind == "error":
-            error = data.get("error") or {}
-            error_type = error.get("type")
-            raise ProviderError(error.get("message") or "the upstream stream failed",
+            error = data.get("error")
+            error = error if type(error) is dict else {}
+            error_type = error.get("type") if type(error.get("type")) is str else None
+            raise ProviderError(str(error.get("message") or "the upstream stream failed"),
                                 kind=kind_for_type(error_type), code=error_type)
         return []  # ping, content_block_stop, and event types added later
 

@@ -14,8 +14,9 @@ import time
 from collections.abc import AsyncIterator
 from typing import Any, ClassVar
 
-from portway import sse
+from portway import serialization, sse
 from portway.errors import ProviderError, kind_for_type
+from portway.formats import MalformedAnswer
 from portway.providers import Provider
 from portway.upstream import UpstreamResponse
 
@@ -42,45 +43,240 @@ class OpenAICompatibleProvider(Provider):
 
     async def chat(self, body: dict[str, Any], ctx: Any) -> dict[str, Any]:
         response = await self.http.request("POST", self.chat_path, json=self._wire_body(body, ctx))
-        if response.status >= 400:
+        if response.status >= 300:
             raise self.error_from_response(response)
-        return response.json()
+        data = self.answer_json(response)
+        try:
+            return check_completion(data)
+        except MalformedAnswer as exc:
+            raise self.malformed(str(exc)) from None
 
     async def chat_stream_batches(self, body: dict[str, Any], ctx: Any) -> AsyncIterator[list[dict[str, Any]]]:
+        """The upstream's SSE chunks, checked: a stream counts as finished
+        only with ``[DONE]`` or a ``finish_reason``.  One that stops short is
+        a ``connection`` failure (retried or fallen back from when it sent
+        nothing yet; an error event for the client otherwise), never a
+        clean end."""
         async with self.http.stream("POST", self.chat_path, json=self._wire_body(body, ctx)) as response:
-            if response.status >= 400:
+            if response.status >= 300:
                 raise self.error_from_response(UpstreamResponse(response.status, response.headers, await response.aread()))
+            if is_json(response.headers):
+                # A JSON answer to a stream request: an error, or a server that ignores `stream`.
+                data = self.answer_json(UpstreamResponse(response.status, response.headers, await response.aread()))
+                try:
+                    yield completion_to_chunks(check_completion(data))
+                except MalformedAnswer as exc:
+                    raise self.malformed(str(exc)) from None
+                return
+            finished = False
             async for events in sse.aiter_event_batches(response.aiter_bytes()):
                 batch = []
                 for event in events:
-                    if event.raw.startswith(b"[DONE]"):
+                    raw = event.raw
+                    if raw.startswith(b"[DONE]"):
                         if batch:
                             yield batch
                         return
-                    if not event.raw:
+                    if not raw:
                         continue
-                    chunk = event.json()
-                    if "error" in chunk and "choices" not in chunk:
+                    try:
+                        chunk = serialization.loads(raw)
+                        if type(chunk) is dict and "error" in chunk and "choices" not in chunk:
+                            if batch:
+                                yield batch
+                            raise self.stream_error(chunk["error"])
+                        finished = check_chunk(chunk) or finished
+                    except (serialization.JSONDecodeError, MalformedAnswer) as exc:
                         if batch:
                             yield batch
-                        raise self.stream_error(chunk["error"])
+                        reason = "a stream event is not JSON" if isinstance(exc, serialization.JSONDecodeError) \
+                            else str(exc)
+                        raise self.malformed(reason) from None
                     batch.append(chunk)
                 if batch:
                     yield batch
-
+            if not finished:
+                raise self.make_error("the stream ended before it finished (no [DONE] and no finish_reason)",
+                                      kind="connection")
 
     async def embeddings(self, body: dict[str, Any], ctx: Any) -> dict[str, Any]:
         response = await self.http.request("POST", self.embeddings_path, json=body)
-        if response.status >= 400:
+        if response.status >= 300:
             raise self.error_from_response(response)
-        return response.json()
+        data = self.answer_json(response)
+        try:
+            return check_embeddings(data)
+        except MalformedAnswer as exc:
+            raise self.malformed(str(exc)) from None
 
     def stream_error(self, error: Any) -> ProviderError:
+        """An ``{"error": {...}}`` event inside a 200 stream."""
         if not isinstance(error, dict):
-            return self.make_error(str(error), kind="server_error")
+            return self.make_error(str(error), kind="server_error", status=502)
         code = error.get("code") if isinstance(error.get("code"), str) else None
-        kind = kind_for_type(code or error.get("type"))
-        return self.make_error(str(error.get("message", "stream error")), kind=kind, code=code)
+        error_type = error.get("type") if isinstance(error.get("type"), str) else None
+        kind = kind_for_type(code or error_type)
+        return self.make_error(str(error.get("message") or "stream error"), kind=kind, code=code)
+
+
+def is_json(headers: Any) -> bool:
+    return headers.get("content-type", "").startswith("application/json")
+
+
+# -- shape checks on upstream answers --------------------------------------------------
+#
+# An upstream's answer is untrusted input: the gateway reads these fields
+# (the relay, the Anthropic converters, usage accounting), so each is checked
+# for the type the code relies on before anything uses it.  Unknown fields
+# pass through untouched.  The per-chunk check runs on every streamed chunk:
+# it is kept to exact type tests.
+
+_OPTIONAL_STR = (str, type(None))
+
+
+def _fail(reason: str) -> MalformedAnswer:
+    return MalformedAnswer(reason)
+
+
+def check_usage(usage: Any, where: str = "usage") -> None:
+    if usage is None:
+        return
+    if type(usage) is not dict:
+        raise _fail(f"{where} is not an object")
+    for key in ("prompt_tokens", "completion_tokens", "total_tokens"):
+        value = usage.get(key)
+        if value is not None and type(value) is not int:
+            raise _fail(f"{where}.{key} is not an integer")
+    for key in ("prompt_tokens_details", "completion_tokens_details"):
+        details = usage.get(key)
+        if details is None:
+            continue
+        if type(details) is not dict:
+            raise _fail(f"{where}.{key} is not an object")
+        for name, value in details.items():
+            if value is not None and type(value) is not int:
+                raise _fail(f"{where}.{key}.{name} is not an integer")
+
+
+def _check_tool_calls(calls: Any, where: str, streamed: bool) -> None:
+    if calls is None:
+        return
+    if type(calls) is not list:
+        raise _fail(f"{where} is not a list")
+    for k, call in enumerate(calls):
+        if type(call) is not dict:
+            raise _fail(f"{where}[{k}] is not an object")
+        if streamed and type(call.get("index", 0)) is not int:
+            raise _fail(f"{where}[{k}].index is not an integer")
+        if not isinstance(call.get("id"), _OPTIONAL_STR):
+            raise _fail(f"{where}[{k}].id is not a string")
+        function = call.get("function")
+        if function is None and streamed:
+            continue
+        if type(function) is not dict:
+            raise _fail(f"{where}[{k}].function is not an object")
+        for key in ("name", "arguments"):
+            if not isinstance(function.get(key), _OPTIONAL_STR):
+                raise _fail(f"{where}[{k}].function.{key} is not a string")
+
+
+def _check_content(content: Any, where: str) -> None:
+    if content is None or type(content) is str:
+        return
+    if type(content) is not list or not all(type(part) is dict for part in content):
+        raise _fail(f"{where} is not a string or a list of parts")
+    for j, part in enumerate(content):
+        if not isinstance(part.get("text"), _OPTIONAL_STR):
+            raise _fail(f"{where}[{j}].text is not a string")
+
+
+def _check_message(message: Any, where: str, streamed: bool) -> None:
+    if type(message) is not dict:
+        raise _fail(f"{where} is not an object")
+    _check_content(message.get("content"), f"{where}.content")
+    for key in ("reasoning_content", "reasoning", "refusal", "role"):
+        if not isinstance(message.get(key), _OPTIONAL_STR):
+            raise _fail(f"{where}.{key} is not a string")
+    _check_tool_calls(message.get("tool_calls"), f"{where}.tool_calls", streamed)
+    blocks = message.get("thinking_blocks")
+    if blocks is not None and (type(blocks) is not list or not all(type(b) is dict for b in blocks)):
+        raise _fail(f"{where}.thinking_blocks is not a list of objects")
+
+
+def check_completion(data: Any) -> dict[str, Any]:
+    """``data`` if it is a well-formed ``chat.completion``; else
+    :class:`MalformedAnswer` naming the first bad field."""
+    if type(data) is not dict:
+        raise _fail("the answer is not a JSON object")
+    for key in ("id", "model"):
+        if not isinstance(data.get(key), _OPTIONAL_STR):
+            raise _fail(f"{key} is not a string")
+    choices = data.get("choices")
+    if type(choices) is not list:
+        raise _fail("choices is missing or not a list")
+    for i, choice in enumerate(choices):
+        if type(choice) is not dict:
+            raise _fail(f"choices[{i}] is not an object")
+        if type(choice.get("index", 0)) is not int:
+            raise _fail(f"choices[{i}].index is not an integer")
+        if not isinstance(choice.get("finish_reason"), _OPTIONAL_STR):
+            raise _fail(f"choices[{i}].finish_reason is not a string")
+        _check_message(choice.get("message"), f"choices[{i}].message", streamed=False)
+    check_usage(data.get("usage"))
+    return data
+
+
+def check_chunk(chunk: Any) -> bool:
+    """Check one ``chat.completion.chunk``; return whether it carries a
+    ``finish_reason`` (the stream has reached its end)."""
+    if type(chunk) is not dict:
+        raise _fail("a stream chunk is not a JSON object")
+    finished = False
+    choices = chunk.get("choices")
+    if choices is not None:
+        if type(choices) is not list:
+            raise _fail("a stream chunk's choices is not a list")
+        for choice in choices:
+            if type(choice) is not dict:
+                raise _fail("a stream chunk's choice is not an object")
+            if type(choice.get("index", 0)) is not int:
+                raise _fail("a stream chunk's choices[].index is not an integer")
+            finish = choice.get("finish_reason")
+            if finish is not None:
+                if type(finish) is not str:
+                    raise _fail("a stream chunk's finish_reason is not a string")
+                finished = True
+            delta = choice.get("delta")
+            if delta is not None:
+                if type(delta) is not dict:
+                    raise _fail("a stream chunk's delta is not an object")
+                if len(delta) > 1 or "content" not in delta or type(delta["content"]) is not str:
+                    _check_message(delta, "a stream chunk's delta", streamed=True)
+    if "id" in chunk and not isinstance(chunk["id"], _OPTIONAL_STR):
+        raise _fail("a stream chunk's id is not a string")
+    usage = chunk.get("usage")
+    if usage is not None:
+        check_usage(usage, "a stream chunk's usage")
+    return finished
+
+
+def check_embeddings(data: Any) -> dict[str, Any]:
+    """``data`` if it is a well-formed embeddings ``list``."""
+    if type(data) is not dict:
+        raise _fail("the answer is not a JSON object")
+    items = data.get("data")
+    if type(items) is not list:
+        raise _fail("data is missing or not a list")
+    for i, item in enumerate(items):
+        if type(item) is not dict:
+            raise _fail(f"data[{i}] is not an object")
+        if type(item.get("index", 0)) is not int:
+            raise _fail(f"data[{i}].index is not an integer")
+        # The vector itself is passed on, not read: its elements are the client's to check.
+        if type(item.get("embedding")) not in (list, str):
+            raise _fail(f"data[{i}].embedding is not a list or a base64 string")
+    check_usage(data.get("usage"))
+    return data
 
 
 def strip_anthropic_extras(body: dict[str, Any]) -> dict[str, Any]:

@@ -121,3 +121,59 @@ def raw_request(url: str, head: bytes, body: bytes = b"", timeout: float = 10.0)
                 decoded, cursor = decoded + cursor[:size], cursor[size + 2:]
             rest = decoded
         return RawResponse(status, headers, rest)
+
+
+class RawUpstream:
+    """An upstream that answers every request with ``answer``, bytes written
+    as they are, then closes the connection: for answers no HTTP server
+    library would produce (a status of 999, broken framing).  ``requests``
+    holds the raw request bytes it received."""
+
+    def __init__(self, answer: bytes) -> None:
+        self.answer = answer
+        self.requests: list[bytes] = []
+        self._sock = socket.socket()
+        self._sock.bind(("127.0.0.1", 0))
+        self._sock.listen(16)
+        self.port = self._sock.getsockname()[1]
+        self._thread = threading.Thread(target=self._serve, daemon=True, name=f"raw-upstream:{self.port}")
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                conn, _ = self._sock.accept()
+            except OSError:
+                return
+            with conn:
+                data = b""
+                while b"\r\n\r\n" not in data:
+                    more = conn.recv(65536)
+                    if not more:
+                        break
+                    data += more
+                head, _, body = data.partition(b"\r\n\r\n")
+                for line in head.split(b"\r\n"):
+                    if line.lower().startswith(b"content-length:"):
+                        while len(body) < int(line.split(b":")[1]):
+                            more = conn.recv(65536)
+                            if not more:
+                                break
+                            body += more
+                self.requests.append(head + b"\r\n\r\n" + body)
+                conn.sendall(self.answer)
+
+    def __enter__(self) -> RawUpstream:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        try:
+            self._sock.shutdown(socket.SHUT_RDWR)  # wakes the blocked accept()
+        except OSError:
+            pass
+        self._sock.close()
+        self._thread.join(timeout=5)

@@ -14,12 +14,14 @@ from pydantic import Field
 from portway import hookimpl, serialization
 from portway.config import ProviderConfig
 from portway.errors import ProviderError
+from portway.formats import MalformedAnswer
 from portway.formats.anthropic import (
     SAMPLING_PARAMS,
     AnthropicStreamToOpenAI,
     anthropic_response_to_openai,
     openai_to_anthropic_request,
 )
+from portway.formats.openai import completion_to_chunks
 from portway.providers import Provider
 from portway.sse import aiter_event_batches
 from portway.upstream import UpstreamResponse
@@ -86,15 +88,22 @@ class AnthropicProvider(Provider):
         if response.status >= 300:
             raise self.error_from_response(response)
         try:
-            data = response.json()
-        except serialization.JSONDecodeError:
-            raise self.make_error("upstream returned a body that is not JSON", kind="server_error") from None
-        return anthropic_response_to_openai(data)
+            return anthropic_response_to_openai(self.answer_json(response))
+        except MalformedAnswer as exc:
+            raise self.malformed(str(exc)) from None
 
     async def chat_stream_batches(self, body: dict[str, Any], ctx: Any) -> AsyncIterator[list[dict[str, Any]]]:
         async with self.http.stream("POST", self.path, json=self._payload(body, stream=True)) as response:
             if response.status >= 300:
                 raise self.error_from_response(UpstreamResponse(response.status, response.headers, await response.aread()))
+            if response.headers.get("content-type", "").startswith("application/json"):
+                # A JSON answer to a stream request: an error body, or a whole message.
+                data = self.answer_json(UpstreamResponse(response.status, response.headers, await response.aread()))
+                try:
+                    yield completion_to_chunks(anthropic_response_to_openai(data))
+                except MalformedAnswer as exc:
+                    raise self.malformed(str(exc)) from None
+                return
             converter = AnthropicStreamToOpenAI()
             async for events in aiter_event_batches(response.aiter_bytes()):
                 batch: list[dict[str, Any]] = []
@@ -102,9 +111,13 @@ class AnthropicProvider(Provider):
                     if not event.raw:
                         continue
                     try:
-                        batch += converter.feed(event.event, event.json())
-                    except serialization.JSONDecodeError:
-                        raise self.make_error("upstream sent a stream event that is not JSON", kind="server_error") from None
+                        batch += converter.feed(event.event, serialization.loads(event.raw))
+                    except (serialization.JSONDecodeError, MalformedAnswer) as exc:
+                        if batch:
+                            yield batch
+                        reason = "a stream event is not JSON" if isinstance(exc, serialization.JSONDecodeError) \
+                            else str(exc)
+                        raise self.malformed(reason) from None
                     except ProviderError as exc:  # an `event: error` mid-stream
                         if batch:
                             yield batch
@@ -113,7 +126,6 @@ class AnthropicProvider(Provider):
                     yield batch
             if not converter.done:
                 raise self.make_error("upstream stream ended before message_stop", kind="connection")
-
 
 
 @hookimpl
