@@ -35,10 +35,12 @@ def register_providers(register: Any) -> None:
 def register_routes(register: Any) -> None:
     """Add HTTP endpoints owned by the plugin.
 
-    Call ``register(path, endpoint, methods=["GET"])`` where ``endpoint``
-    is a Starlette endpoint ``async def endpoint(request) -> Response``.
-    The endpoint can reach the running gateway as
-    ``request.app.state.gateway``.  Called once when the app is built.
+    Call ``register(path, endpoint, methods=["GET"], public=False)`` where
+    ``endpoint`` is a Starlette endpoint ``async def endpoint(request) ->
+    Response`` (or an ASGI app).  The route is behind the master key, like
+    the API's own routes, unless ``public=True``.  The endpoint can reach
+    the running gateway as ``request.app.state.gateway``.  Called once when
+    the app is built.
     """
 
 
@@ -150,6 +152,8 @@ def on_error(ctx: Any, error: Any, candidates: Any) -> Any:
 
 @hookspec
 def request_finished(ctx: Any) -> None:
-    """The response was fully sent (or failed).  Synchronous and must be
-    cheap: observability sinks put ``ctx`` on a queue and do their I/O in
-    a background task.  Exceptions are logged and ignored."""
+    """The response was fully sent (or failed): called exactly once for
+    every request that got as far as a context, whatever happened to it.
+    Synchronous and must be cheap: observability sinks put ``ctx`` on a
+    queue and do their I/O in a background task.  Exceptions are logged and
+    ignored."""

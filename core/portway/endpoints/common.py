@@ -50,6 +50,7 @@ SECRET_HEADERS = frozenset({"authorization", "x-api-key", "api-key", "cookie", "
 #: limit of its own (orjson's is 255), so a deeper body would fail later,
 #: after plugins ran and perhaps after an upstream was paid.
 MAX_JSON_DEPTH = 100
+TOO_DEEP = f"the request body nests deeper than {MAX_JSON_DEPTH} levels"
 
 
 # Printable ASCII but '%': what may stand in a header value as it is.
@@ -97,6 +98,8 @@ def error_response(error: PortwayError, client_format: str, request_id: str) -> 
         headers["retry-after"] = header_value(str(error.retry_after), 64)
     if error.provider:
         headers["x-portway-provider"] = header_value(error.provider)
+    if error.kind == "request_too_large":
+        headers["connection"] = "close"  # the rest of an oversized body is not worth reading
     return JSONResponse(body, status_code=valid_status(error.status), headers=headers)
 
 
@@ -203,9 +206,11 @@ async def read_json(request: Request, limit: int) -> Any:
     try:
         value = serialization.loads(raw)
     except serialization.JSONDecodeError as exc:
+        if "depth limit" in str(exc):  # deeper than the parser itself goes (1024)
+            raise ValidationFailed(TOO_DEEP) from None
         raise ValidationFailed(f"the request body is not valid JSON: {exc}") from None
     if isinstance(value, (dict, list)) and nesting_exceeds(raw, value, MAX_JSON_DEPTH):
-        raise ValidationFailed(f"the request body nests deeper than {MAX_JSON_DEPTH} levels")
+        raise ValidationFailed(TOO_DEEP)
     return value
 
 

@@ -1,4 +1,11 @@
-"""OpenAI Chat Completions and Embeddings request bodies."""
+"""OpenAI Chat Completions and Embeddings request bodies.
+
+Strict types (a ``"5"`` is not an integer, ``"false"`` is not a boolean):
+the body that passed validation is the body the gateway forwards.  The
+Anthropic-only keys a client may add (``top_k``, ``thinking``,
+``output_config``, ...; see ``formats.anthropic.ANTHROPIC_PASSTHROUGH``) are
+typed too, because the Anthropic translation reads them.
+"""
 
 from __future__ import annotations
 
@@ -8,12 +15,13 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 
 class Open(BaseModel):
-    model_config = ConfigDict(extra="allow")
+    model_config = ConfigDict(extra="allow", strict=True)
 
 
 class TextPart(Open):
     type: Literal["text"]
     text: str
+    cache_control: dict[str, Any] | None = None
 
 
 class ImageURL(Open):
@@ -67,12 +75,22 @@ class UserMessage(Open):
     name: str | None = None
 
 
+class ThinkingBlock(Open):
+    type: Literal["thinking", "redacted_thinking"]
+    thinking: str | None = None
+    signature: str | None = None
+    data: str | None = None
+
+
 class AssistantMessage(Open):
     role: Literal["assistant"]
     content: str | list[TextPart | RefusalPart] | None = None
     tool_calls: list[ToolCall] | None = None
     name: str | None = None
     refusal: str | None = None
+    reasoning_content: str | None = None
+    #: Anthropic's signed thinking blocks, replayed in a tool loop (see formats.anthropic).
+    thinking_blocks: list[ThinkingBlock] | None = None
 
 
 class ToolMessage(Open):
@@ -102,6 +120,7 @@ class FunctionDef(Open):
 class Tool(Open):
     type: Literal["function"]
     function: FunctionDef
+    cache_control: dict[str, Any] | None = None
 
 
 class NamedToolChoice(Open):
@@ -123,6 +142,11 @@ class ResponseFormat(Open):
 
 class StreamOptions(Open):
     include_usage: bool | None = None
+
+
+class OutputConfig(Open):
+    effort: str | None = None
+    format: dict[str, Any] | None = None
 
 
 class ChatCompletionRequest(Open):
@@ -148,6 +172,18 @@ class ChatCompletionRequest(Open):
     tool_choice: Literal["none", "auto", "required"] | NamedToolChoice | None = None
     parallel_tool_calls: bool | None = None
     response_format: ResponseFormat | None = None
+    reasoning_effort: str | None = None
+    safety_identifier: str | None = None
+    # Anthropic-only keys, passed on to Anthropic-format upstreams.
+    system: str | list[TextPart] | None = None
+    stop_sequences: list[str] | None = None
+    top_k: int | None = Field(None, ge=0)
+    thinking: dict[str, Any] | None = None
+    cache_control: dict[str, Any] | None = None
+    output_config: OutputConfig | None = None
+    context_management: dict[str, Any] | None = None
+    container: str | dict[str, Any] | None = None
+    mcp_servers: list[dict[str, Any]] | None = None
 
     @field_validator("stop")
     @classmethod

@@ -8,6 +8,7 @@ from typing import Any
 from portway import config as config_module
 from portway.app import create_app
 from portway.gateway import Gateway
+from portway.serving import protocol_class
 from portway.testing.servers import ThreadedServer
 
 
@@ -24,7 +25,7 @@ class GatewayServer:
             config = config_module.parse(config or {}, "<test config>", environ)
         self.gateway = Gateway(config, extra_plugins=plugins, auto_providers=auto_providers, environ=environ)
         self.app = create_app(self.gateway)
-        self._server = ThreadedServer(self.app)
+        self._server = ThreadedServer(self.app, http=protocol_class())  # served as `portway serve` serves it
 
     @property
     def url(self) -> str:

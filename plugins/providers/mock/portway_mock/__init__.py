@@ -24,9 +24,11 @@ import time
 from collections.abc import AsyncIterator
 from typing import Any
 
+from pydantic import Field
+
 from portway import hookimpl, serialization
 from portway.config import ProviderConfig
-from portway.errors import kind_for_status
+from portway.errors import PortwayError, kind_for_status
 from portway.providers import Provider
 
 PORTWAY_PLUGIN_KIND = "provider"
@@ -35,14 +37,15 @@ PORTWAY_PLUGIN_KIND = "provider"
 class MockConfig(ProviderConfig):
     latency_ms: float = 0.0
     chunk_delay_ms: float = 0.0
-    embedding_dimensions: int = 8
+    embedding_dimensions: int = Field(8, ge=1, le=4096)
 
 
 def _text_of(content: Any) -> str:
     if isinstance(content, str):
         return content
     if isinstance(content, list):
-        parts = [p.get("text", "") for p in content if isinstance(p, dict) and p.get("type") == "text"]
+        parts = [p["text"] for p in content
+                 if isinstance(p, dict) and p.get("type") == "text" and isinstance(p.get("text"), str)]
         images = sum(1 for p in content if isinstance(p, dict) and p.get("type") == "image_url")
         return " ".join(parts) + (f" [{images} image(s)]" if images else "")
     return ""
@@ -52,20 +55,39 @@ def _tokens(text: str) -> int:
     return max(1, len(text.split()))
 
 
-def _example(schema: Any) -> Any:
-    """A value that satisfies a (simple) JSON schema."""
-    if not isinstance(schema, dict):
+#: Embedding vectors are computed in Python on the event loop: keep them small.
+MAX_DIMENSIONS = 4096
+
+
+def _example(schema: Any, depth: int = 0) -> Any:
+    """A value that satisfies a (simple) JSON schema.  Any schema, however
+    odd, gives some value: the mock must never fail on a client's tools."""
+    if not isinstance(schema, dict) or depth > 32:
         return "mock"
-    if "enum" in schema and schema["enum"]:
-        return schema["enum"][0]
+    enum = schema.get("enum")
+    if isinstance(enum, list) and enum:
+        return enum[0]
     kind = schema.get("type")
-    if kind == "object" or "properties" in schema:
-        props = schema.get("properties") or {}
-        required = schema.get("required") or list(props)
-        return {name: _example(props.get(name, {})) for name in required}
+    if isinstance(kind, list):  # ["string", "null"]
+        kind = next((k for k in kind if k != "null"), "null")
+    props = schema.get("properties")
+    if kind == "object" or isinstance(props, dict):
+        props = props if isinstance(props, dict) else {}
+        required = schema.get("required")
+        names = [n for n in required if isinstance(n, str)] if isinstance(required, list) else list(props)
+        return {name: _example(props.get(name), depth + 1) for name in names}
     if kind == "array":
-        return [_example(schema.get("items", {}))]
-    return {"integer": 1, "number": 1.5, "boolean": True, "null": None}.get(kind, "mock")
+        return [_example(schema.get("items"), depth + 1)]
+    return {"integer": 1, "number": 1.5, "boolean": True, "null": None}.get(kind, "mock") \
+        if isinstance(kind, str) else "mock"
+
+
+def _functions(tools: list[Any]) -> list[dict[str, Any]]:
+    """The function tools among ``tools`` (server tools that only Anthropic
+    runs, passed through from /v1/messages, are not the mock's to call)."""
+    return [t["function"] for t in tools
+            if isinstance(t, dict) and t.get("type") == "function" and isinstance(t.get("function"), dict)
+            and isinstance(t["function"].get("name"), str)]
 
 
 class MockProvider(Provider):
@@ -89,14 +111,13 @@ class MockProvider(Provider):
     def _answer(self, body: dict[str, Any]) -> tuple[str | None, list[dict[str, Any]], str]:
         messages = body.get("messages") or []
         last = messages[-1] if messages else {}
-        tools = body.get("tools") or []
+        functions = _functions(body.get("tools") or [])
         choice = body.get("tool_choice", "auto")
-        if tools and choice != "none" and last.get("role") != "tool":
-            tool = tools[0]
+        if functions and choice != "none" and last.get("role") != "tool":
+            function = functions[0]
             if isinstance(choice, dict):
                 wanted = (choice.get("function") or {}).get("name")
-                tool = next((t for t in tools if t["function"]["name"] == wanted), tool)
-            function = tool["function"]
+                function = next((f for f in functions if f["name"] == wanted), function)
             digest = hashlib.sha256(serialization.dumps(messages)).hexdigest()[:24]
             call = {"id": f"call_{digest}", "type": "function",
                     "function": {"name": function["name"],
@@ -173,10 +194,13 @@ class MockProvider(Provider):
         if isinstance(inputs, str) or (inputs and isinstance(inputs[0], int)):
             inputs = [inputs]
         dims = body.get("dimensions") or self.config.embedding_dimensions  # type: ignore[attr-defined]
+        if dims > MAX_DIMENSIONS:
+            raise PortwayError(f"the mock provider makes embeddings of at most {MAX_DIMENSIONS} dimensions",
+                               kind="bad_request", param="dimensions", code="unsupported")
         data = []
         for index, item in enumerate(inputs):
             seed = hashlib.sha256(serialization.dumps(item)).digest()
-            raw = [struct.unpack_from(">H", hashlib.sha256(seed + bytes([i % 256, i // 256])).digest())[0] - 32768
+            raw = [struct.unpack_from(">H", hashlib.sha256(seed + i.to_bytes(2, "little")).digest())[0] - 32768
                    for i in range(dims)]
             norm = math.sqrt(sum(v * v for v in raw)) or 1.0
             vector = [v / norm for v in raw]
