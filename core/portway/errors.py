@@ -25,16 +25,34 @@ KINDS: dict[str, tuple[int, str, str]] = {
     "server_error": (500, "api_error", "api_error"),
     "connection": (502, "api_error", "api_error"),
     "unavailable": (503, "api_error", "api_error"),
+    # The gateway's own connection pool to a provider is full: its overload, not the provider's.
+    "pool_exhausted": (503, "api_error", "api_error"),
     "timeout": (504, "timeout_error", "timeout_error"),
     "overloaded": (529, "overloaded_error", "overloaded_error"),
 }
 
 # Kinds worth another attempt, on the same target or the next one.
-RETRYABLE_KINDS = frozenset({"rate_limit", "server_error", "connection", "unavailable", "timeout", "overloaded"})
+RETRYABLE_KINDS = frozenset({"rate_limit", "server_error", "connection", "unavailable", "timeout", "overloaded",
+                             "pool_exhausted"})
+
+# Retryable kinds that another attempt on the same target cannot fix (it
+# would wait for the same full pool again): worth only a fallback.
+FALLBACK_ONLY_KINDS = frozenset({"pool_exhausted"})
+
+
+def is_error_status(status: int) -> bool:
+    """Whether ``status`` can go to a client as an error: HTTP's status codes
+    are three digits, 100-599 (RFC 9110, section 15), and an error is a 4xx
+    or 5xx.  Unregistered ones in that range (Anthropic's 529, Cloudflare's
+    52x) are fine; 999 or 600 would crash the server writing them."""
+    return 400 <= status <= 599
 
 
 def kind_for_status(status: int) -> str:
-    """Classify an upstream HTTP status the way every provider SDK does."""
+    """Classify an upstream HTTP status the way every provider SDK does.  A
+    status that is no HTTP error at all (a 3xx, 999) is the upstream failing."""
+    if not is_error_status(status):
+        return "server_error"
     if status == 400 or status == 422:
         return "bad_request"
     if status == 401:
@@ -78,7 +96,8 @@ class PortwayError(Exception):
             raise ValueError(f"unknown error kind {kind!r}")
         self.message = message
         self.kind = kind
-        self.status = status or KINDS[kind][0]
+        # Whatever an upstream or a plugin said, the client gets a status HTTP can carry.
+        self.status = (status if is_error_status(status) else 502) if status else KINDS[kind][0]
         self.code = code
         self.param = param
         self.retry_after = retry_after

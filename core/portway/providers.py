@@ -19,7 +19,7 @@ from typing import Any, ClassVar
 
 from portway import serialization
 from portway.config import ProviderConfig
-from portway.errors import PortwayError, ProviderError, kind_for_status, kind_for_type, redact
+from portway.errors import PortwayError, ProviderError, is_error_status, kind_for_status, kind_for_type, redact
 from portway.upstream import Upstream, UpstreamResponse
 
 #: Longest upstream error message passed on to a client.
@@ -68,7 +68,10 @@ class Provider:
             headers={**self.auth_headers(), **self.config.headers},
             timeout=self.config.timeout,
             connect_timeout=self.config.connect_timeout,
+            pool_timeout=self.config.pool_timeout,
             max_connections=self.config.max_connections,
+            max_response_bytes=self.config.max_response_bytes,
+            max_event_bytes=self.config.max_event_bytes,
             transport=self.config.http_client,
         )
         await http.start()
@@ -134,8 +137,11 @@ class Provider:
         return values
 
     def error_from_response(self, response: UpstreamResponse) -> ProviderError:
-        """Turn an upstream error answer into a classified, client-safe error."""
+        """Turn an upstream error answer into a classified, client-safe error.
+        A status that is no HTTP error (999) reaches the client as a 502."""
         error_type, message = self.parse_error_body(response.content)
+        if not is_error_status(response.status):
+            message = f"upstream answered with HTTP status {response.status}, not an HTTP error status: {message}"
         kind = kind_for_status(response.status)
         if kind == "bad_request" and error_type in {"context_length_exceeded", "content_filter"}:
             kind = kind_for_type(error_type)  # a 400 the router can act on (e.g. fall back to a bigger window)

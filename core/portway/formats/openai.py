@@ -14,7 +14,6 @@ import time
 from collections.abc import AsyncIterator
 from typing import Any, ClassVar
 
-from portway import sse
 from portway.errors import ProviderError, kind_for_type
 from portway.providers import Provider
 from portway.upstream import UpstreamResponse
@@ -50,7 +49,7 @@ class OpenAICompatibleProvider(Provider):
         async with self.http.stream("POST", self.chat_path, json=self._wire_body(body, ctx)) as response:
             if response.status >= 400:
                 raise self.error_from_response(UpstreamResponse(response.status, response.headers, await response.aread()))
-            async for events in sse.aiter_event_batches(response.aiter_bytes()):
+            async for events in response.aiter_event_batches():
                 batch = []
                 for event in events:
                     if event.raw.startswith(b"[DONE]"):

@@ -21,7 +21,6 @@ from portway.formats.anthropic import (
     openai_to_anthropic_request,
 )
 from portway.providers import Provider
-from portway.sse import aiter_event_batches
 from portway.upstream import UpstreamResponse
 
 PORTWAY_PLUGIN_KIND = "provider"
@@ -96,7 +95,7 @@ class AnthropicProvider(Provider):
             if response.status >= 300:
                 raise self.error_from_response(UpstreamResponse(response.status, response.headers, await response.aread()))
             converter = AnthropicStreamToOpenAI()
-            async for events in aiter_event_batches(response.aiter_bytes()):
+            async for events in response.aiter_event_batches():
                 batch: list[dict[str, Any]] = []
                 for event in events:
                     if not event.raw:
