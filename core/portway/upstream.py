@@ -157,15 +157,14 @@ class Upstream:
 
     async def drained(self) -> None:
         """Wait until every finished stream has read the rest of its body and
-        handed its connection back to the pool (or closed it)."""
+        handed its connection back to the pool, or closed it (at most
+        DRAIN_SECONDS)."""
         await asyncio.gather(*self._drains, return_exceptions=True)
 
     async def aclose(self) -> None:
-        """Close the pool; connections still draining are closed now."""
-        drains = list(self._drains)
-        for task in drains:
-            task.cancel()
-        await asyncio.gather(*drains, return_exceptions=True)
+        """Let finished streams end their drains (at most DRAIN_SECONDS), then
+        close the pool."""
+        await self.drained()
         if self._aiohttp is not None:
             await self._aiohttp.close()
             self._aiohttp = None
@@ -371,7 +370,7 @@ class Upstream:
                     pass
         except (TimeoutError, aiohttp.ClientError):
             aio.close()
-        except asyncio.CancelledError:  # aclose(): the pool is closing
+        except asyncio.CancelledError:  # the event loop is closing
             aio.close()
             raise
         else:
