@@ -9,6 +9,8 @@ or a credential to the client.
 
 from __future__ import annotations
 
+import re
+from collections.abc import Iterable
 from typing import Any
 
 # kind -> (default HTTP status, OpenAI error type, Anthropic error type)
@@ -137,12 +139,58 @@ class ValidationFailed(PortwayError):
         super().__init__(message, kind="bad_request", param=param)
 
 
-def redact(text: str, secrets: list[str] | tuple[str, ...]) -> str:
-    """Remove every configured secret from text that may reach a client or a log."""
-    for secret in secrets:
-        if secret and len(secret) >= 4 and secret in text:
-            text = text.replace(secret, "[redacted]")
-    return text
+REDACTED = "[redacted]"
+
+#: Shortest value redacted wherever it appears: shorter ones would match
+#: ordinary words and numbers, and no real credential is that short.
+MIN_SECRET_CHARS = 8
+#: Fewest characters of a secret a masked echo must show (start and end
+#: together) to count as that secret's echo.
+MIN_MASKED_VISIBLE = 6
+
+# A masked echo, as providers print a key they reject: a visible start, a
+# mask (an ellipsis, or three or more dots or asterisks, in any mix) and a
+# visible end, as one token: "sk-proj-****...****3456", "sk-SE...3456",
+# "sk-WRQsP*****xQBt", "sk-…3456".  Key characters are base64url plus "+/=".
+_KEY = r"A-Za-z0-9_\-+/="
+_MASKED = re.compile(rf"(?<![{_KEY}])([{_KEY}]+)([.*]*\u2026[.*]*|[.*]{{3,}})([{_KEY}]+)(?![{_KEY}])")
+_TAIL = re.compile(rf"[{_KEY}.*\u2026]+\Z")
+
+
+def redact(text: str, secrets: Iterable[str], limit: int | None = None) -> str:
+    """Remove every secret from text that may reach a client or a log.
+
+    A secret of at least :data:`MIN_SECRET_CHARS` characters is replaced
+    wherever it appears.  A masked echo of one is replaced too: a token made
+    of a start of the secret, a mask (``…``, ``...``, ``***``) and an end of
+    it, showing at least :data:`MIN_MASKED_VISIBLE` of its characters but not
+    all of them.  A fragment on its own (``3456``, ``sk-``) is left alone.
+
+    With ``limit``, the result is cut to ``limit`` characters, and only a
+    head of ``text`` long enough for that is examined (a huge upstream page
+    costs no more than a short one)."""
+    values = sorted({s for s in secrets if s and len(s) >= MIN_SECRET_CHARS}, key=len, reverse=True)
+    if limit is not None and values:
+        # Room for a secret or echo that starts inside the limit; whatever the
+        # head cuts in half at its end is dropped, so no part of it survives.
+        head = limit + 2 * len(values[0]) + 64
+        if len(text) > head:
+            text = _TAIL.sub("", text[:head])
+    for secret in values:  # longest first: "Bearer sk-x" before "sk-x"
+        if secret in text:
+            text = text.replace(secret, REDACTED)
+    if values:
+
+        def masked(match: re.Match[str]) -> str:
+            start, end = match.group(1), match.group(3)
+            shown = len(start) + len(end)
+            for secret in values:
+                if MIN_MASKED_VISIBLE <= shown < len(secret) and secret.startswith(start) and secret.endswith(end):
+                    return REDACTED
+            return match.group(0)
+
+        text = _MASKED.sub(masked, text)
+    return text if limit is None else text[:limit]
 
 
 _TYPE_KINDS = {

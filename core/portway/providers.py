@@ -41,6 +41,11 @@ class Provider:
     env_base_url: ClassVar[str | None] = None
     #: Models listed by ``GET /v1/models`` when the config lists none.
     default_models: ClassVar[tuple[str, ...]] = ()
+    #: Names (lower case) of configured ``headers`` that carry credentials:
+    #: their values are redacted like the API key (see :meth:`secrets`).
+    #: Extend it for a provider's own, e.g. ``Provider.secret_headers | {"x-acme-token"}``.
+    secret_headers: ClassVar[frozenset[str]] = frozenset(
+        {"authorization", "proxy-authorization", "x-api-key", "api-key", "x-goog-api-key"})
 
     def __init__(self, name: str, config: ProviderConfig) -> None:
         self.name = name
@@ -132,9 +137,16 @@ class Provider:
         )
 
     def secrets(self) -> list[str]:
-        values = [self.api_key or ""]
-        values += [v for k, v in self.config.headers.items() if k.lower() in {"authorization", "x-api-key", "api-key"}]
-        return values
+        """Every credential this provider sends, redacted (exact and masked
+        forms) from every error it raises: the API key, every value of
+        :meth:`auth_headers`, and the configured ``headers`` named in
+        :attr:`secret_headers`; for a value like ``Bearer <token>``, the
+        token too.  Override it (extending ``super().secrets()``) for
+        credentials made at run time: OAuth tokens, request signatures."""
+        values = [self.api_key or "", *self.auth_headers().values()]
+        values += [v for k, v in self.config.headers.items() if k.lower() in self.secret_headers]
+        tokens = [v.split(" ", 1)[1].strip() for v in values if " " in v.strip()]
+        return [v for v in values + tokens if v]
 
     def error_from_response(self, response: UpstreamResponse) -> ProviderError:
         """Turn an upstream error answer into a classified, client-safe error.
@@ -152,8 +164,8 @@ class Provider:
 
     def make_error(self, message: str, *, kind: str, status: int | None = None, code: str | None = None,
                    retry_after: str | None = None) -> ProviderError:
-        # Redact before cutting: a key straddling the cut would survive in part.
-        message = redact(message, self.secrets())[:MAX_MESSAGE]
+        # Redact and cut together: a key straddling the cut would survive in part.
+        message = redact(message, self.secrets(), limit=MAX_MESSAGE)
         if kind == "authentication":
             message = f"provider {self.name!r} rejected the gateway's credentials: {message}"
         else:
