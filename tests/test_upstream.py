@@ -82,18 +82,20 @@ def test_stream_delivers_bytes_as_they_come(fake: FakeUpstream, transport: str) 
     gate = Gate()
     fake.add("/s", sse_reply([{"n": 1}, gate, {"n": 2}]))
 
-    async def work(up: Upstream) -> list[bytes]:
-        pieces = []
+    async def work(up: Upstream) -> tuple[bytes, bytes]:
+        before = received = b""
         async with up.stream("POST", "/s", json={}) as response:
             assert response.status == 200
             async for chunk in response.aiter_bytes():
-                pieces.append(chunk)
-                gate.open()  # the second event is sent only after the first was received
-        return pieces
+                received += chunk
+                if not before and received.endswith(b"\n\n"):
+                    before = received
+                    gate.open()  # the second event is sent only after the first was received
+        return before, received
 
-    pieces = run(transport, fake.url, work)
-    assert pieces[0] == b'data: {"n":1}\n\n'
-    assert b"".join(pieces[1:]) == b'data: {"n":2}\n\n'
+    before, received = run(transport, fake.url, work)
+    assert before == b'data: {"n":1}\n\n'
+    assert received == before + b'data: {"n":2}\n\n'
 
 
 def test_a_finished_stream_leaves_its_connection_for_the_next_request(fake: FakeUpstream) -> None:
