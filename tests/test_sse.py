@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
+
 from portway import sse
 
 
@@ -78,3 +80,80 @@ def test_event_batches_follow_the_reads_and_events_flatten_them() -> None:
     batches, flat = asyncio.run(run())
     assert batches == [[1, 2], [3]]
     assert flat == ['{"n":1}', '{"n":2}', '{"n":3}', "tail"]
+
+
+def test_a_cr_at_the_end_of_a_read_waits_for_the_next_one() -> None:
+    # "event: ping\r" + "\ndata: {}\r\n\r\n" is one event: the \r and the \n
+    # that follows it in the next read are one line end, not two.
+    decoder = sse.SSEDecoder()
+    assert decoder.feed(b"event: ping\r") == []
+    events = decoder.feed(b"\ndata: {}\r\n\r\n")
+    assert [(e.event, e.data) for e in events] == [("ping", "{}")]
+    assert decoder.flush() == []
+
+
+def test_a_leading_byte_order_mark_is_dropped_wherever_the_reads_split_it() -> None:
+    raw = b'\xef\xbb\xbfdata: {"n":1}\n\ndata: {"n":2}\n\n'
+    for split in range(len(raw)):
+        assert [e.json()["n"] for e in decode_all(raw[:split], raw[split:])] == [1, 2], split
+    assert [e.data for e in decode_all(b"\xef\xbb", b"\xbfdata: x")] == ["x"]  # the tail, on flush
+
+
+def test_only_the_first_byte_order_mark_is_dropped() -> None:
+    events = decode_all(b"\xef\xbb\xbfdata: a\n\n\xef\xbb\xbfdata: b\n\n")
+    assert [e.data for e in events] == ["a"]  # "\ufeffdata" is an unknown field name: WHATWG ignores the line
+
+
+def test_event_and_id_lines_that_are_not_utf8_are_decoded_with_replacement() -> None:
+    events = decode_all(b"event: ping\xff\nid: \xfe1\ndata: \xff\n\n")
+    assert [(e.event, e.id, e.data) for e in events] == [("ping\ufffd", "\ufffd1", "\ufffd")]
+
+
+def test_an_event_that_never_ends_is_refused_at_the_limit() -> None:
+    decoder = sse.SSEDecoder(max_event_bytes=100)
+    assert [e.data for e in decoder.feed(b"data: " + b"x" * 90 + b"\n\n")] == ["x" * 90]  # under the limit
+    decoder.feed(b"data: " + b"y" * 60)
+    with pytest.raises(sse.EventTooLarge) as info:
+        decoder.feed(b"y" * 30 + b"\n\ndata: done\n\ndata: " + b"z" * 101)  # this unfinished event is 107 bytes
+    assert info.value.limit == 100
+    assert [e.data for e in info.value.events] == ["y" * 90, "done"]  # the read's complete events are still good
+
+
+def test_event_batches_apply_the_limit() -> None:
+    async def source():  # type: ignore[no-untyped-def]
+        yield b"data: start\n\n"
+        yield b"data: also\n\ndata: " + b"z" * 1000
+        while True:  # an upstream that never sends the blank line
+            yield b"z" * 1000
+
+    async def run() -> list[list[str]]:
+        seen = []
+        with pytest.raises(sse.EventTooLarge):
+            async for batch in sse.aiter_event_batches(source(), max_event_bytes=10_000):
+                seen.append([e.data for e in batch])
+        return seen
+
+    assert asyncio.run(run()) == [["start"], ["also"]]
+
+
+def ndjson(*reads: bytes, max_line_bytes: int | None = None) -> list[object]:
+    async def source():  # type: ignore[no-untyped-def]
+        for read in reads:
+            yield read
+
+    async def run() -> list[object]:
+        return [item async for item in sse.aiter_ndjson(source(), max_line_bytes)]
+
+    return asyncio.run(run())
+
+
+def test_ndjson_drops_a_leading_byte_order_mark() -> None:
+    raw = b'\xef\xbb\xbf{"a":1}\n{"a":2}\n'
+    for split in range(len(raw)):
+        assert ndjson(raw[:split], raw[split:]) == [{"a": 1}, {"a": 2}], split
+
+
+def test_ndjson_refuses_a_line_past_the_limit() -> None:
+    assert ndjson(b'{"a":"' + b"x" * 50 + b'"}\n', max_line_bytes=64) == [{"a": "x" * 50}]
+    with pytest.raises(sse.EventTooLarge):
+        ndjson(b'{"a":"' + b"x" * 50, b"x" * 50, max_line_bytes=64)

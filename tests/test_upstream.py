@@ -1,18 +1,28 @@
-"""The upstream HTTP seam, on both transports, against a real socket."""
+"""The upstream HTTP seam, on both transports, against a real socket.
+
+Orders of events are proven, not hoped for: a :class:`~portway.testing.Gate`
+in a scripted stream holds the fake upstream until the test opens it, so a
+"split read" really is split, and a body "still open" really is.
+"""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+import socket
+from collections.abc import Awaitable, Callable, Iterator
 from typing import Any
 
 import pytest
 
+from portway import upstream as upstream_module
 from portway.errors import ProviderError
-from portway.testing import FakeUpstream, Reply, free_port, json_reply, sse_reply
+from portway.testing import FakeUpstream, Gate, Reply, free_port, json_reply, sse_reply
 from portway.upstream import Upstream
 
 TRANSPORTS = ["aiohttp", "httpx"]
+
+#: Bounds a test that would hang if the behaviour it checks were broken.
+HANG = 10.0
 
 
 def run(transport: str, base_url: str, work: Callable[[Upstream], Awaitable[Any]], **options: Any) -> Any:
@@ -27,8 +37,26 @@ def run(transport: str, base_url: str, work: Callable[[Upstream], Awaitable[Any]
     return asyncio.run(main())
 
 
+def failure(transport: str, base_url: str, work: Callable[[Upstream], Awaitable[Any]], **options: Any) -> ProviderError:
+    with pytest.raises(ProviderError) as info:
+        run(transport, base_url, work, **options)
+    return info.value
+
+
+@pytest.fixture(scope="module")
+def shared() -> Iterator[FakeUpstream]:
+    with FakeUpstream() as up:
+        yield up
+
+
 @pytest.fixture
-def fake() -> Any:
+def fake(shared: FakeUpstream) -> FakeUpstream:
+    return shared.reset()
+
+
+@pytest.fixture
+def fresh() -> Iterator[FakeUpstream]:
+    """For tests that watch how a stream ended."""
     with FakeUpstream() as up:
         yield up
 
@@ -51,16 +79,23 @@ def test_request_sends_json_and_headers(fake: FakeUpstream, transport: str) -> N
 
 @pytest.mark.parametrize("transport", TRANSPORTS)
 def test_stream_delivers_bytes_as_they_come(fake: FakeUpstream, transport: str) -> None:
-    fake.add("/s", sse_reply([{"n": i} for i in range(5)], delay=0.01))
+    gate = Gate()
+    fake.add("/s", sse_reply([{"n": 1}, gate, {"n": 2}]))
 
-    async def work(up: Upstream) -> list[bytes]:
+    async def work(up: Upstream) -> tuple[bytes, bytes]:
+        before = received = b""
         async with up.stream("POST", "/s", json={}) as response:
             assert response.status == 200
-            return [chunk async for chunk in response.aiter_bytes()]
+            async for chunk in response.aiter_bytes():
+                received += chunk
+                if not before and received.endswith(b"\n\n"):
+                    before = received
+                    gate.open()  # the second event is sent only after the first was received
+        return before, received
 
-    pieces = run(transport, fake.url, work)
-    assert b"".join(pieces).count(b"data: ") == 5
-    assert len(pieces) >= 2  # not buffered into one
+    before, received = run(transport, fake.url, work)
+    assert before == b'data: {"n":1}\n\n'
+    assert received == before + b'data: {"n":2}\n\n'
 
 
 def test_a_finished_stream_leaves_its_connection_for_the_next_request(fake: FakeUpstream) -> None:
@@ -72,6 +107,7 @@ def test_a_finished_stream_leaves_its_connection_for_the_next_request(fake: Fake
                 async for chunk in response.aiter_bytes():
                     if b"[DONE]" in chunk:
                         break  # the provider stops reading at its end marker
+            await up.drained()
 
     run("aiohttp", fake.url, work)
     assert len({request.peer for request in fake.requests}) == 1
@@ -82,26 +118,205 @@ def test_connection_refused_is_a_classified_error_naming_the_provider(transport:
     async def work(up: Upstream) -> Any:
         return await up.request("POST", "/x", json={})
 
-    with pytest.raises(ProviderError) as failure:
-        run(transport, f"http://127.0.0.1:{free_port()}", work)
-    assert failure.value.kind == "connection" and failure.value.provider == "up"
-    assert "provider 'up'" in failure.value.message
+    error = failure(transport, f"http://127.0.0.1:{free_port()}", work)
+    assert error.kind == "connection" and error.provider == "up"
+    assert "provider 'up'" in error.message
 
 
 @pytest.mark.parametrize("transport", TRANSPORTS)
 def test_a_silent_upstream_times_out(fake: FakeUpstream, transport: str) -> None:
-    fake.add("/slow", Reply(chunks=[b"data: {}\n\n", b"data: {}\n\n"], delay=2.0, content_type="text/event-stream"))
+    fake.add("/slow", Reply(chunks=[b"data: {}\n\n", Gate(), b"data: {}\n\n"], content_type="text/event-stream"))
 
     async def work(up: Upstream) -> None:
         async with up.stream("POST", "/slow", json={}) as response:
             async for _ in response.aiter_bytes():
                 pass
 
-    with pytest.raises(ProviderError) as failure:
-        run(transport, fake.url, work, timeout=0.3)
-    assert failure.value.kind == "timeout"
+    error = failure(transport, fake.url, work, timeout=0.3)
+    assert error.kind == "timeout" and error.message == "provider 'up': upstream stream timed out"
 
 
 def test_unknown_transport_is_refused() -> None:
     with pytest.raises(ValueError, match="unknown transport"):
         Upstream("http://x", transport="curl")
+
+
+# -- connecting -------------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def unanswered_address() -> Iterator[str]:
+    """An address where connecting hangs, offline: a listening socket whose
+    accept queue is full (Linux drops further SYNs rather than refuse them)."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(0)  # room for one connection that nobody accepts
+    filler = socket.create_connection(listener.getsockname())
+    try:
+        yield "http://127.0.0.1:%d" % listener.getsockname()[1]
+    finally:
+        filler.close()
+        listener.close()
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+def test_connect_timeout_bounds_connecting(unanswered_address: str, transport: str) -> None:
+    async def work(up: Upstream) -> Any:
+        async with asyncio.timeout(HANG):  # a connect timeout ignored would hang here
+            return await up.request("POST", "/x", json={})
+
+    error = failure(transport, unanswered_address, work, connect_timeout=0.2)
+    assert error.kind == "timeout" and error.status == 504
+    assert error.message == "provider 'up': could not connect to upstream within connect_timeout (0.2 s)"
+
+
+# -- bodies ---------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+def test_a_gzip_encoded_stream_is_decoded_as_it_arrives(fake: FakeUpstream, transport: str) -> None:
+    gate = Gate()
+    fake.add("/s", sse_reply([{"n": 1}, gate, {"n": 2}, {"n": 3}], done=True, gzip=True))
+
+    async def work(up: Upstream) -> list[list[Any]]:
+        batches = []
+        async with up.stream("POST", "/s", json={}) as response:
+            assert response.headers["content-encoding"] == "gzip"
+            async for events in response.aiter_event_batches():
+                batches.append([event.data for event in events])
+                gate.open()  # the rest is compressed and sent only after the first event was decoded
+        return batches
+
+    batches = run(transport, fake.url, work)
+    assert batches[0] == ['{"n":1}']
+    assert [data for batch in batches[1:] for data in batch] == ['{"n":2}', '{"n":3}', "[DONE]"]
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+def test_a_gzip_encoded_answer_is_decoded(fake: FakeUpstream, transport: str) -> None:
+    fake.add("/x", Reply(body=b'{"ok": true}', gzip=True))
+
+    async def work(up: Upstream) -> Any:
+        return (await up.request("POST", "/x", json={})).json()
+
+    assert run(transport, fake.url, work) == {"ok": True}
+
+
+# -- the connection pool -------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+def test_a_full_pool_is_its_own_error_and_the_upstream_never_sees_the_request(fake: FakeUpstream,
+                                                                              transport: str) -> None:
+    gates = [Gate(), Gate()]
+    fake.add("/s", *[sse_reply([{"n": 1}, gate], done=True) for gate in gates])
+    fake.json("/x", {"ok": True})
+
+    async def hold(up: Upstream, opened: asyncio.Event) -> None:
+        async with up.stream("POST", "/s", json={}) as response:
+            async for chunk in response.aiter_bytes():
+                if b'"n":1' in chunk:
+                    opened.set()
+                if b"[DONE]" in chunk:
+                    break
+
+    async def work(up: Upstream) -> tuple[ProviderError, Any]:
+        opened = [asyncio.Event(), asyncio.Event()]
+        holders = [asyncio.create_task(hold(up, event)) for event in opened]
+        for event in opened:
+            await event.wait()  # both pooled connections are in use
+        with pytest.raises(ProviderError) as info:
+            await up.request("POST", "/x", json={})
+        for gate in gates:
+            gate.open()
+        await asyncio.gather(*holders)
+        await up.drained()
+        return info.value, (await up.request("POST", "/x", json={})).json()  # the pool has room again
+
+    error, later = run(transport, fake.url, work, max_connections=2, pool_timeout=0.2, connect_timeout=0.05)
+    assert (error.kind, error.status, error.provider) == ("pool_exhausted", 503, "up")
+    assert error.message == ("the gateway's own connection pool for provider 'up' is full "
+                             "(max_connections=2; none came free within pool_timeout=0.2 s)")
+    assert error.retryable
+    assert [r.path for r in fake.requests] == ["/s", "/s", "/x"]  # the refused request never reached it
+    assert later == {"ok": True}
+
+
+# -- the end of a stream ----------------------------------------------------------------------------------------
+
+
+async def read_to_done(up: Upstream) -> None:
+    async with up.stream("POST", "/s", json={}) as response:
+        async for chunk in response.aiter_bytes():
+            if b"[DONE]" in chunk:
+                break
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+def test_leaving_a_finished_stream_does_not_wait_for_the_rest_of_its_body(
+        fresh: FakeUpstream, transport: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(upstream_module, "DRAIN_SECONDS", 60.0)  # a drain in the caller's way would hang here
+    gate = Gate()
+    fresh.add("/s", sse_reply([{"n": 1}, "[DONE]", gate]))
+
+    async def work(up: Upstream) -> None:
+        async with asyncio.timeout(HANG):
+            await read_to_done(up)
+        # The caller is done while the upstream has not ended its body (the gate is still closed).
+        assert fresh.streams_finished == 0
+        if transport == "aiohttp":  # which reads the rest in the background (httpx drops the connection)
+            assert not fresh.disconnected.is_set()
+        gate.open()
+
+    run(transport, fresh.url, work)
+
+
+def test_a_drained_connection_goes_back_to_the_pool(fresh: FakeUpstream, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(upstream_module, "DRAIN_SECONDS", 60.0)
+    gate = Gate()
+    fresh.add("/s", sse_reply([{"n": 1}, "[DONE]", gate]), sse_reply([{"n": 2}], done=True))
+
+    async def work(up: Upstream) -> None:
+        await read_to_done(up)
+        gate.open()  # the body ends: the background drain reads it and releases the connection
+        await up.drained()
+        await read_to_done(up)
+
+    run("aiohttp", fresh.url, work)
+    assert fresh.requests[0].peer == fresh.requests[1].peer
+    assert not fresh.disconnected.is_set()
+
+
+def test_a_body_left_open_past_the_drain_time_loses_its_connection(fresh: FakeUpstream,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(upstream_module, "DRAIN_SECONDS", 0.05)
+    fresh.add("/s", sse_reply([{"n": 1}, "[DONE]", Gate()]), sse_reply([{"n": 2}], done=True))
+
+    async def work(up: Upstream) -> None:
+        await read_to_done(up)
+        await up.drained()
+        await read_to_done(up)
+
+    run("aiohttp", fresh.url, work)
+    assert fresh.disconnected.wait(HANG)  # closed, not left hanging
+    assert fresh.requests[0].peer != fresh.requests[1].peer
+
+
+def test_aclose_lets_a_drain_finish(fresh: FakeUpstream, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(upstream_module, "DRAIN_SECONDS", 60.0)
+    gate = Gate()
+    fresh.add("/s", sse_reply([{"n": 1}, "[DONE]", gate]))
+
+    async def main() -> None:
+        up = Upstream(fresh.url, name="up")
+        await up.start()
+        await read_to_done(up)
+        closing = asyncio.create_task(up.aclose())
+        for _ in range(50):  # aclose runs as far as it can without the upstream (a cancelling one: to the end)
+            await asyncio.sleep(0)
+        assert not closing.done()  # it waits for the drain, which waits for the body's end (the gate)
+        gate.open()
+        await closing
+
+    asyncio.run(main())
+    assert fresh.streams_finished == 1  # the upstream ended its body; it was not cut off

@@ -47,7 +47,11 @@ class ProviderConfig(BaseModel):
     base_url: str | None = None
     timeout: float = Field(600.0, gt=0)
     connect_timeout: float = Field(10.0, gt=0)
+    #: Longest wait for a free pooled connection when all max_connections are in use.
+    pool_timeout: float = Field(30.0, gt=0)
     max_connections: int = Field(1000, ge=1)
+    max_response_bytes: int = Field(64 * 1024 * 1024, ge=1024)
+    max_event_bytes: int = Field(16 * 1024 * 1024, ge=1024)
     http_client: Literal["aiohttp", "httpx"] = "aiohttp"
     headers: dict[str, str] = Field(default_factory=dict)
     models: list[str] = Field(default_factory=list)

@@ -19,7 +19,7 @@ from typing import Any, ClassVar
 
 from portway import serialization
 from portway.config import ProviderConfig
-from portway.errors import PortwayError, ProviderError, kind_for_status, kind_for_type, redact
+from portway.errors import PortwayError, ProviderError, is_error_status, kind_for_status, kind_for_type, redact
 from portway.upstream import Upstream, UpstreamResponse
 
 #: Longest upstream error message passed on to a client.
@@ -41,6 +41,11 @@ class Provider:
     env_base_url: ClassVar[str | None] = None
     #: Models listed by ``GET /v1/models`` when the config lists none.
     default_models: ClassVar[tuple[str, ...]] = ()
+    #: Names (lower case) of configured ``headers`` that carry credentials:
+    #: their values are redacted like the API key (see :meth:`secrets`).
+    #: Extend it for a provider's own, e.g. ``Provider.secret_headers | {"x-acme-token"}``.
+    secret_headers: ClassVar[frozenset[str]] = frozenset(
+        {"authorization", "proxy-authorization", "x-api-key", "api-key", "x-goog-api-key"})
 
     def __init__(self, name: str, config: ProviderConfig) -> None:
         self.name = name
@@ -68,7 +73,10 @@ class Provider:
             headers={**self.auth_headers(), **self.config.headers},
             timeout=self.config.timeout,
             connect_timeout=self.config.connect_timeout,
+            pool_timeout=self.config.pool_timeout,
             max_connections=self.config.max_connections,
+            max_response_bytes=self.config.max_response_bytes,
+            max_event_bytes=self.config.max_event_bytes,
             transport=self.config.http_client,
         )
         await http.start()
@@ -129,13 +137,23 @@ class Provider:
         )
 
     def secrets(self) -> list[str]:
-        values = [self.api_key or ""]
-        values += [v for k, v in self.config.headers.items() if k.lower() in {"authorization", "x-api-key", "api-key"}]
-        return values
+        """Every credential this provider sends, redacted (exact and masked
+        forms) from every error it raises: the API key, every value of
+        :meth:`auth_headers`, and the configured ``headers`` named in
+        :attr:`secret_headers`; for a value like ``Bearer <token>``, the
+        token too.  Override it (extending ``super().secrets()``) for
+        credentials made at run time: OAuth tokens, request signatures."""
+        values = [self.api_key or "", *self.auth_headers().values()]
+        values += [v for k, v in self.config.headers.items() if k.lower() in self.secret_headers]
+        tokens = [v.split(" ", 1)[1].strip() for v in values if " " in v.strip()]
+        return [v for v in values + tokens if v]
 
     def error_from_response(self, response: UpstreamResponse) -> ProviderError:
-        """Turn an upstream error answer into a classified, client-safe error."""
+        """Turn an upstream error answer into a classified, client-safe error.
+        A status that is no HTTP error (999) reaches the client as a 502."""
         error_type, message = self.parse_error_body(response.content)
+        if not is_error_status(response.status):
+            message = f"upstream answered with HTTP status {response.status}, not an HTTP error status: {message}"
         kind = kind_for_status(response.status)
         if kind == "bad_request" and error_type in {"context_length_exceeded", "content_filter"}:
             kind = kind_for_type(error_type)  # a 400 the router can act on (e.g. fall back to a bigger window)
@@ -146,8 +164,8 @@ class Provider:
 
     def make_error(self, message: str, *, kind: str, status: int | None = None, code: str | None = None,
                    retry_after: str | None = None) -> ProviderError:
-        # Redact before cutting: a key straddling the cut would survive in part.
-        message = redact(message, self.secrets())[:MAX_MESSAGE]
+        # Redact and cut together: a key straddling the cut would survive in part.
+        message = redact(message, self.secrets(), limit=MAX_MESSAGE)
         if kind == "authentication":
             message = f"provider {self.name!r} rejected the gateway's credentials: {message}"
         else:

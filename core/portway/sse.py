@@ -3,8 +3,12 @@ encoder for what the gateway sends.
 
 The parser follows the WHATWG rules that matter for providers: ``event:``
 lines, multi-line ``data:`` joined with ``\\n``, ``:`` comment lines
-(OpenRouter's keep-alives), and ``\\n``, ``\\r\\n`` or ``\\r`` line ends
-(Gemini sends CRLF).
+(OpenRouter's keep-alives), ``\\n``, ``\\r\\n`` or ``\\r`` line ends
+(Gemini sends CRLF), and one UTF-8 byte order mark at the start of the
+stream, which is dropped.  An upstream is untrusted: ``event:`` and ``id:``
+values that are not UTF-8 are decoded with replacement characters, and a decoder
+given a limit refuses an event that grows past it (a stream that never sends
+a blank line must not grow memory without end).
 """
 
 from __future__ import annotations
@@ -13,6 +17,26 @@ from collections.abc import AsyncIterable, AsyncIterator
 from typing import Any
 
 from portway import serialization
+
+BOM = b"\xef\xbb\xbf"
+
+
+class EventTooLarge(ValueError):
+    """An SSE event or NDJSON line grew past the decoder's limit.
+    ``events`` are the complete events of the same read, still valid."""
+
+    def __init__(self, limit: int, events: list[Event] | None = None) -> None:
+        super().__init__(f"an event is larger than {limit} bytes")
+        self.limit = limit
+        self.events = events or []
+
+
+def _without_bom(buffer: bytes) -> bytes | None:
+    """The stream's first bytes without a BOM; None while they may still be
+    the start of one (a BOM split across reads)."""
+    if len(buffer) < len(BOM) and BOM.startswith(buffer):
+        return None
+    return buffer[len(BOM):] if buffer.startswith(BOM) else buffer
 
 
 class Event:
@@ -27,7 +51,7 @@ class Event:
 
     @property
     def data(self) -> str:
-        return self.raw.decode("utf-8")
+        return self.raw.decode("utf-8", "replace")
 
     def json(self) -> Any:
         return serialization.loads(self.raw)
@@ -41,15 +65,27 @@ class SSEDecoder:
 
     Works on whole event blocks (split at the blank line) with
     ``bytes.split``, rather than line by line in Python: a provider stream
-    is dozens of events per response, and this is the per-event cost."""
+    is dozens of events per response, and this is the per-event cost.
 
-    __slots__ = ("_buffer",)
+    ``max_event_bytes`` bounds the unfinished event it holds between reads:
+    past it, :meth:`feed` raises :class:`EventTooLarge` (which carries the
+    read's complete events)."""
 
-    def __init__(self) -> None:
+    __slots__ = ("_buffer", "_max", "_started")
+
+    def __init__(self, max_event_bytes: int | None = None) -> None:
         self._buffer = b""
+        self._max = max_event_bytes
+        self._started = False
 
     def feed(self, chunk: bytes) -> list[Event]:
         buffer = self._buffer + chunk if self._buffer else chunk
+        if not self._started:
+            stripped = _without_bom(buffer)
+            if stripped is None:
+                self._buffer = buffer
+                return []
+            buffer, self._started = stripped, True
         if b"\r" in buffer:
             # Normalise CRLF and CR line ends; a trailing \r may be the first
             # half of a \r\n split across reads, so it waits for the next one.
@@ -66,11 +102,15 @@ class SSEDecoder:
             event = _parse_block(block)
             if event is not None:
                 events.append(event)
+        if self._max is not None and len(self._buffer) > self._max:
+            raise EventTooLarge(self._max, events)
         return events
 
     def flush(self) -> list[Event]:
         """End of stream: a last event without its blank line still counts."""
         rest, self._buffer = self._buffer, b""
+        if not self._started:
+            rest = _without_bom(rest) or b""
         rest = rest.replace(b"\r\n", b"\n").replace(b"\r", b"\n").strip(b"\n")
         events = [_parse_block(block) for block in rest.split(b"\n\n")] if rest else []
         return [event for event in events if event is not None]
@@ -91,20 +131,28 @@ def _parse_block(block: bytes) -> Event | None:
         if field == b"data":
             data.append(value)
         elif field == b"event":
-            name = value.decode("utf-8")
+            name = value.decode("utf-8", "replace")
         elif field == b"id":
-            event_id = value.decode("utf-8")
+            event_id = value.decode("utf-8", "replace")
     if not data and name is None:
         return None
     return Event(b"\n".join(data), name, event_id)
 
 
-async def aiter_event_batches(byte_stream: AsyncIterable[bytes]) -> AsyncIterator[list[Event]]:
+async def aiter_event_batches(byte_stream: AsyncIterable[bytes],
+                              max_event_bytes: int | None = None) -> AsyncIterator[list[Event]]:
     """The events that each network read completed, as one list per read:
-    what arrived together can be relayed together, in one write."""
-    decoder = SSEDecoder()
+    what arrived together can be relayed together, in one write.  (Provider
+    adapters use :meth:`portway.upstream.UpstreamStream.aiter_event_batches`,
+    which applies the provider's ``max_event_bytes``.)"""
+    decoder = SSEDecoder(max_event_bytes)
     async for chunk in byte_stream:
-        events = decoder.feed(chunk)
+        try:
+            events = decoder.feed(chunk)
+        except EventTooLarge as exc:
+            if exc.events:
+                yield exc.events
+            raise
         if events:
             yield events
     tail = decoder.flush()
@@ -112,22 +160,33 @@ async def aiter_event_batches(byte_stream: AsyncIterable[bytes]) -> AsyncIterato
         yield tail
 
 
-async def aiter_events(byte_stream: AsyncIterable[bytes]) -> AsyncIterator[Event]:
+async def aiter_events(byte_stream: AsyncIterable[bytes], max_event_bytes: int | None = None) -> AsyncIterator[Event]:
     """One event at a time, for adapters that do not relay in batches."""
-    async for events in aiter_event_batches(byte_stream):
+    async for events in aiter_event_batches(byte_stream, max_event_bytes):
         for event in events:
             yield event
 
 
-async def aiter_ndjson(byte_stream: AsyncIterable[bytes]) -> AsyncIterator[Any]:
-    """Newline-delimited JSON (Ollama, some Bedrock-compatible servers)."""
+async def aiter_ndjson(byte_stream: AsyncIterable[bytes], max_line_bytes: int | None = None) -> AsyncIterator[Any]:
+    """Newline-delimited JSON (Ollama, some Bedrock-compatible servers); a
+    line longer than ``max_line_bytes`` raises :class:`EventTooLarge`."""
     buffer = b""
+    started = False
     async for chunk in byte_stream:
         buffer += chunk
+        if not started:
+            stripped = _without_bom(buffer)
+            if stripped is None:
+                continue
+            buffer, started = stripped, True
         *lines, buffer = buffer.split(b"\n")
         for line in lines:
             if line.strip():
                 yield serialization.loads(line)
+        if max_line_bytes is not None and len(buffer) > max_line_bytes:
+            raise EventTooLarge(max_line_bytes)
+    if not started:
+        buffer = _without_bom(buffer) or b""
     if buffer.strip():
         yield serialization.loads(buffer)
 

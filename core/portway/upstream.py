@@ -8,24 +8,37 @@ HTTP library, so the transport can change here and nowhere else.
 Two transports implement it.  ``aiohttp`` is the default: measured on
 this machine its pool keeps up under concurrency where httpx's collapses
 (docs/performance.md has the figures).  ``httpx`` (the design card's
-client) stays available as ``server.http_client: httpx``.
+client) stays available as a provider's ``http_client: httpx``.
+
+An upstream's answer is untrusted, so the seam enforces, on both transports:
+no redirect is followed (it would carry the credentials to another host; a
+3xx is an error), bodies are decompressed, a whole body is at most
+``max_response_bytes`` and a streamed event at most ``max_event_bytes``.
+Waiting for a free pooled connection (``pool_timeout``, the gateway's own
+overload) is told apart from connecting (``connect_timeout``).
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterator, Mapping
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
 import aiohttp
 import httpx
 
-from portway import serialization
+from portway import serialization, sse
 from portway.errors import ProviderError
 
 TRANSPORTS = ("aiohttp", "httpx")
+
+#: How long a finished stream's connection may take to deliver the rest of
+#: its body (normally just the chunked-encoding trailer) before it is closed
+#: rather than returned to the pool.  This happens in the background.
+DRAIN_SECONDS = 0.5
 
 
 @dataclass(slots=True)
@@ -40,15 +53,17 @@ class UpstreamResponse:
 
 class UpstreamStream:
     """An open streamed response: ``status``, ``headers`` (case-insensitive),
-    :meth:`aiter_bytes` and :meth:`aread`."""
+    the body as bytes (:meth:`aiter_bytes`), as SSE event batches
+    (:meth:`aiter_event_batches`) or NDJSON values (:meth:`aiter_ndjson`),
+    or whole (:meth:`aread`, for error answers)."""
 
-    __slots__ = ("status", "headers", "_chunks", "_read", "_upstream")
+    __slots__ = ("status", "headers", "_chunks", "_upstream")
 
-    def __init__(self, status: int, headers: Mapping[str, str], chunks: Any, read: Any, upstream: Upstream) -> None:
+    def __init__(self, status: int, headers: Mapping[str, str], chunks: Callable[[], AsyncIterator[bytes]],
+                 upstream: Upstream) -> None:
         self.status = status
         self.headers = headers
         self._chunks = chunks
-        self._read = read
         self._upstream = upstream
 
     async def aiter_bytes(self) -> AsyncIterator[bytes]:
@@ -56,8 +71,28 @@ class UpstreamStream:
             async for chunk in self._chunks():
                 yield chunk
 
+    async def aiter_event_batches(self) -> AsyncIterator[list[sse.Event]]:
+        """The SSE events each network read completed, one list per read
+        (see :func:`portway.sse.aiter_event_batches`); an event larger than
+        the provider's ``max_event_bytes`` is a classified error."""
+        try:
+            async for events in sse.aiter_event_batches(self.aiter_bytes(), self._upstream.max_event_bytes):
+                yield events
+        except sse.EventTooLarge as exc:
+            raise self._upstream.too_large("a stream event", "max_event_bytes", exc.limit) from None
+
+    async def aiter_ndjson(self) -> AsyncIterator[Any]:
+        """Newline-delimited JSON values, each line at most ``max_event_bytes``."""
+        try:
+            async for value in sse.aiter_ndjson(self.aiter_bytes(), self._upstream.max_event_bytes):
+                yield value
+        except sse.EventTooLarge as exc:
+            raise self._upstream.too_large("a stream line", "max_event_bytes", exc.limit) from None
+
     async def aread(self) -> bytes:
-        return await self._read()
+        """The whole body, at most ``max_response_bytes``."""
+        with self._upstream._failures("upstream stream timed out", "upstream stream broke"):
+            return await self._upstream._read_body(self._chunks(), self.headers)
 
 
 class Upstream:
@@ -71,7 +106,10 @@ class Upstream:
         headers: Mapping[str, str] | None = None,
         timeout: float = 600.0,
         connect_timeout: float = 10.0,
+        pool_timeout: float = 30.0,
         max_connections: int = 1000,
+        max_response_bytes: int = 64 * 1024 * 1024,
+        max_event_bytes: int = 16 * 1024 * 1024,
         transport: str = "aiohttp",
     ) -> None:
         if transport not in TRANSPORTS:
@@ -79,20 +117,29 @@ class Upstream:
         self.base_url = base_url.rstrip("/")
         self.name = name
         self.transport = transport
+        self.max_response_bytes = max_response_bytes
+        self.max_event_bytes = max_event_bytes
         self._headers = dict(headers or {})
         self._timeout = timeout
         self._connect_timeout = connect_timeout
+        self._pool_timeout = pool_timeout
         self._max_connections = max_connections
         self._aiohttp: aiohttp.ClientSession | None = None
         self._httpx: httpx.AsyncClient | None = None
+        #: aiohttp's pool limit: a free slot per connection in use (its
+        #: connector's own limit would count waiting for one as connecting).
+        self._slots: asyncio.Semaphore | None = None
+        #: Finished streams whose connection is still reading its last bytes.
+        self._drains: set[asyncio.Task[None]] = set()
 
     # -- lifecycle ------------------------------------------------------------------
 
     async def start(self) -> None:
         """Open the pool (inside the running event loop)."""
         if self.transport == "aiohttp":
+            self._slots = asyncio.Semaphore(self._max_connections)
             self._aiohttp = aiohttp.ClientSession(
-                connector=aiohttp.TCPConnector(limit=self._max_connections, limit_per_host=0, ttl_dns_cache=300),
+                connector=aiohttp.TCPConnector(limit=0, ttl_dns_cache=300),
                 headers=self._headers,
                 timeout=aiohttp.ClientTimeout(total=None, connect=self._connect_timeout, sock_read=self._timeout),
                 auto_decompress=True,
@@ -101,14 +148,23 @@ class Upstream:
         else:
             self._httpx = httpx.AsyncClient(
                 headers=self._headers,
-                timeout=httpx.Timeout(self._timeout, connect=self._connect_timeout),
+                timeout=httpx.Timeout(self._timeout, connect=self._connect_timeout, pool=self._pool_timeout),
                 limits=httpx.Limits(max_connections=self._max_connections,
                                     max_keepalive_connections=self._max_connections),
                 follow_redirects=False,
                 trust_env=False,
             )
 
+    async def drained(self) -> None:
+        """Wait until every finished stream has read the rest of its body and
+        handed its connection back to the pool, or closed it (at most
+        DRAIN_SECONDS)."""
+        await asyncio.gather(*self._drains, return_exceptions=True)
+
     async def aclose(self) -> None:
+        """Let finished streams end their drains (at most DRAIN_SECONDS), then
+        close the pool."""
+        await self.drained()
         if self._aiohttp is not None:
             await self._aiohttp.close()
             self._aiohttp = None
@@ -118,8 +174,17 @@ class Upstream:
 
     # -- helpers --------------------------------------------------------------------
 
-    def error(self, message: str, kind: str) -> ProviderError:
-        return ProviderError(f"provider {self.name!r}: {message}", kind=kind, provider=self.name)
+    def error(self, message: str, kind: str, status: int | None = None) -> ProviderError:
+        return ProviderError(f"provider {self.name!r}: {message}", kind=kind, status=status, provider=self.name)
+
+    def pool_full(self) -> ProviderError:
+        return ProviderError(
+            f"the gateway's own connection pool for provider {self.name!r} is full "
+            f"(max_connections={self._max_connections}; none came free within pool_timeout={self._pool_timeout:g} s)",
+            kind="pool_exhausted", provider=self.name)
+
+    def too_large(self, what: str, key: str, limit: int) -> ProviderError:
+        return self.error(f"{what} from the upstream is larger than {key} ({limit} bytes)", "server_error", 502)
 
     @contextmanager
     def _failures(self, timed_out: str = "upstream request timed out",
@@ -127,10 +192,66 @@ class Upstream:
         """Either transport's timeouts and connection failures, as classified errors."""
         try:
             yield
+        except httpx.PoolTimeout as exc:
+            raise self.pool_full() from exc
+        except (aiohttp.ConnectionTimeoutError, httpx.ConnectTimeout) as exc:
+            raise self.error(f"could not connect to upstream within connect_timeout ({self._connect_timeout:g} s)",
+                             "timeout") from exc
         except (asyncio.TimeoutError, httpx.TimeoutException) as exc:
             raise self.error(timed_out, "timeout") from exc
         except (aiohttp.ClientError, httpx.TransportError) as exc:
             raise self.error(f"{broken}: {type(exc).__name__}", "connection") from exc
+
+    async def _acquire(self) -> None:
+        """A slot in aiohttp's pool, waiting at most ``pool_timeout``."""
+        slots = self._slots
+        if slots is None:
+            raise self.error("the HTTP pool is not open (Upstream.start() was not awaited)", "unavailable")
+        if not slots.locked():
+            await slots.acquire()  # free: returns at once
+            return
+        try:
+            async with asyncio.timeout(self._pool_timeout):
+                await slots.acquire()
+        except TimeoutError:
+            raise self.pool_full() from None
+
+    def _release(self) -> None:
+        assert self._slots is not None
+        self._slots.release()
+
+    def _refuse_redirect(self, status: int, headers: Mapping[str, str]) -> None:
+        """A 3xx is an error: following it would send the credentials to
+        wherever the upstream points.  The message names the target's origin
+        only (never its user-info, path or query)."""
+        if not 300 <= status < 400:
+            return
+        where = ""
+        try:
+            target = urlsplit(headers.get("location", ""))
+            if target.scheme and target.hostname:
+                port = f":{target.port}" if target.port else ""
+                where = f" to {target.scheme}://{target.hostname}{port}"
+        except ValueError:
+            pass
+        raise self.error(f"upstream answered HTTP {status}, a redirect{where}; the gateway does not follow "
+                         "redirects (they would carry its credentials elsewhere): check base_url",
+                         "server_error", 502)
+
+    async def _read_body(self, chunks: AsyncIterator[bytes], headers: Mapping[str, str]) -> bytes:
+        """A whole (decompressed) body, refused past ``max_response_bytes``."""
+        limit = self.max_response_bytes
+        length = headers.get("content-length")
+        if length and length.isdigit() and int(length) > limit and not headers.get("content-encoding"):
+            raise self.too_large("the response body", "max_response_bytes", limit)
+        parts: list[bytes] = []
+        size = 0
+        async for chunk in chunks:
+            size += len(chunk)
+            if size > limit:
+                raise self.too_large("the response body", "max_response_bytes", limit)
+            parts.append(chunk)
+        return b"".join(parts)
 
     def url(self, path: str) -> str:
         return path if path.startswith(("http://", "https://")) else self.base_url + path
@@ -167,10 +288,24 @@ class Upstream:
         content, merged = self._prepare(json, body, headers)
         with self._failures():
             if self.transport == "aiohttp":
-                async with self._session().request(method, self.url(path), data=content, headers=merged) as resp:
-                    return UpstreamResponse(resp.status, resp.headers, await resp.read())
-            response = await self._client().request(method, self.url(path), content=content, headers=merged)
-            return UpstreamResponse(response.status_code, response.headers, response.content)
+                session = self._session()
+                await self._acquire()
+                try:
+                    async with session.request(method, self.url(path), data=content, headers=merged,
+                                               allow_redirects=False) as resp:
+                        self._refuse_redirect(resp.status, resp.headers)
+                        return UpstreamResponse(resp.status, resp.headers,
+                                                await self._read_body(resp.content.iter_any(), resp.headers))
+                finally:
+                    self._release()
+            client = self._client()
+            hx = await client.send(client.build_request(method, self.url(path), content=content, headers=merged),
+                                   stream=True)
+            try:
+                self._refuse_redirect(hx.status_code, hx.headers)
+                return UpstreamResponse(hx.status_code, hx.headers, await self._read_body(hx.aiter_bytes(), hx.headers))
+            finally:
+                await hx.aclose()
 
     @asynccontextmanager
     async def stream(
@@ -183,42 +318,62 @@ class Upstream:
         headers: Mapping[str, str] | None = None,
     ) -> AsyncIterator[UpstreamStream]:
         content, merged = self._prepare(json, body, headers)
-        with self._failures():
-            if self.transport == "aiohttp":
-                aio = await self._session().request(method, self.url(path), data=content, headers=merged)
-            else:
-                client = self._client()
-                hx = await client.send(client.build_request(method, self.url(path), content=content, headers=merged),
-                                       stream=True)
         if self.transport == "aiohttp":
+            with self._failures():
+                session = self._session()
+                await self._acquire()
+                try:
+                    aio = await session.request(method, self.url(path), data=content, headers=merged,
+                                                allow_redirects=False)
+                except BaseException:
+                    self._release()
+                    raise
             try:
-                yield UpstreamStream(aio.status, aio.headers, aio.content.iter_any, aio.read, self)
+                self._refuse_redirect(aio.status, aio.headers)
+                yield UpstreamStream(aio.status, aio.headers, aio.content.iter_any, self)
             except BaseException:
                 # The client went away or the stream failed: drop the connection,
                 # so the provider stops generating (and billing) at once.
                 aio.close()
+                self._release()
                 raise
-            if aio.content.at_eof() or await _drained(aio.content.read):
-                aio.release()  # back to the pool for the next request
-            else:
-                aio.close()
+            self._finish(aio)
         else:
+            with self._failures():
+                client = self._client()
+                hx = await client.send(client.build_request(method, self.url(path), content=content, headers=merged),
+                                       stream=True)
             try:
-                yield UpstreamStream(hx.status_code, hx.headers, hx.aiter_raw, hx.aread, self)
+                self._refuse_redirect(hx.status_code, hx.headers)
+                yield UpstreamStream(hx.status_code, hx.headers, hx.aiter_bytes, self)
             finally:
-                await hx.aclose()
+                await hx.aclose()  # an unfinished body closes the connection rather than wait for it
 
+    def _finish(self, aio: aiohttp.ClientResponse) -> None:
+        """The caller is done with a stream (at its end marker).  What is left
+        of the body is read in the background, so the caller's own end of
+        stream never waits for an upstream that keeps its body open."""
+        if aio.content.at_eof():
+            aio.release()  # back to the pool for the next request
+            self._release()
+            return
+        task = asyncio.get_running_loop().create_task(self._drain(aio))
+        self._drains.add(task)  # a reference, so the task is not garbage-collected
+        task.add_done_callback(self._drains.discard)
 
-#: How long to wait for the rest of a body after the stream's own end marker
-#: (``[DONE]``, ``message_stop``): normally just the chunked-encoding trailer.
-DRAIN_SECONDS = 0.5
-
-
-async def _drained(read: Any) -> bool:
-    """Read what is left of a finished stream so its connection can be reused."""
-    try:
-        async with asyncio.timeout(DRAIN_SECONDS):
-            await read()
-        return True
-    except (asyncio.TimeoutError, aiohttp.ClientError):
-        return False
+    async def _drain(self, aio: aiohttp.ClientResponse) -> None:
+        """Read the rest of a finished stream for at most DRAIN_SECONDS: then
+        its connection goes back to the pool, else it is closed."""
+        try:
+            async with asyncio.timeout(DRAIN_SECONDS):
+                while await aio.content.readany():
+                    pass
+        except (TimeoutError, aiohttp.ClientError):
+            aio.close()
+        except asyncio.CancelledError:  # the event loop is closing
+            aio.close()
+            raise
+        else:
+            aio.release()
+        finally:
+            self._release()

@@ -14,7 +14,7 @@ import time
 from collections.abc import AsyncIterator
 from typing import Any, ClassVar
 
-from portway import serialization, sse
+from portway import serialization
 from portway.errors import ProviderError, kind_for_type
 from portway.formats import MalformedAnswer
 from portway.providers import Provider
@@ -69,7 +69,7 @@ class OpenAICompatibleProvider(Provider):
                     raise self.malformed(str(exc)) from None
                 return
             finished = False
-            async for events in sse.aiter_event_batches(response.aiter_bytes()):
+            async for events in response.aiter_event_batches():
                 batch = []
                 for event in events:
                     raw = event.raw

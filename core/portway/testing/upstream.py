@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
+import zlib
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -41,17 +43,45 @@ class RecordedRequest:
         return serialization.loads(self.body)
 
 
+class Gate:
+    """A pause in a scripted stream, for tests that must prove an order of
+    events rather than hope for it.  Put it among a reply's ``chunks``: the
+    fake sends the chunks before it, sets :attr:`reached`, and sends the rest
+    only once the test calls :meth:`open` (a read split exactly there, or a
+    body held open for as long as the test needs)."""
+
+    def __init__(self) -> None:
+        self.reached = threading.Event()
+        self._open = threading.Event()
+
+    def open(self) -> None:
+        self._open.set()
+
+    def wait_reached(self, timeout: float = 10.0) -> None:
+        if not self.reached.wait(timeout):
+            raise AssertionError("the fake upstream never reached the gate")
+
+    async def _pass(self, patience: float = 30.0) -> None:
+        self.reached.set()
+        deadline = time.monotonic() + patience
+        while not self._open.is_set() and time.monotonic() < deadline:
+            await asyncio.sleep(0.002)
+
+
 @dataclass
 class Reply:
     """One scripted answer.  ``chunks`` makes it a streamed body, sent with
-    ``delay`` seconds between chunks."""
+    ``delay`` seconds between chunks (and held at each :class:`Gate`).
+    ``gzip`` sends the body gzip-encoded (``content-encoding: gzip``), a
+    streamed one flushed chunk by chunk."""
 
     status: int = 200
     body: bytes = b""
     headers: dict[str, str] = field(default_factory=dict)
-    chunks: list[bytes] | None = None
+    chunks: list[bytes | Gate] | None = None
     delay: float = 0.0
     content_type: str = "application/json"
+    gzip: bool = False
 
 
 def json_reply(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> Reply:
@@ -60,14 +90,15 @@ def json_reply(data: Any, status: int = 200, headers: dict[str, str] | None = No
 
 def sse_reply(
     events: Iterable[Any], *, status: int = 200, delay: float = 0.0, headers: dict[str, str] | None = None,
-    done: bool = False, line_end: str = "\n",
+    done: bool = False, line_end: str = "\n", gzip: bool = False,
 ) -> Reply:
     """An SSE body.  Each event is a dict (JSON data), a ``(event_name,
-    dict)`` pair, raw ``bytes`` (sent as they are), or a ``str`` (sent as a
-    ``data:`` line as is).  ``done`` appends OpenAI's ``data: [DONE]``."""
-    chunks = []
+    dict)`` pair, raw ``bytes`` (sent as they are), a ``str`` (sent as a
+    ``data:`` line as is), or a :class:`Gate`.  ``done`` appends OpenAI's
+    ``data: [DONE]``."""
+    chunks: list[bytes | Gate] = []
     for event in events:
-        if isinstance(event, bytes):
+        if isinstance(event, bytes | Gate):
             chunks.append(event)
             continue
         name, data = event if isinstance(event, tuple) else (None, event)
@@ -76,7 +107,8 @@ def sse_reply(
         chunks.append(text.encode())
     if done:
         chunks.append(f"data: [DONE]{line_end}{line_end}".encode())
-    return Reply(status=status, chunks=chunks, delay=delay, headers=headers or {}, content_type="text/event-stream")
+    return Reply(status=status, chunks=chunks, delay=delay, headers=headers or {}, content_type="text/event-stream",
+                 gzip=gzip)
 
 
 def ndjson_reply(lines: Iterable[Any], *, status: int = 200, delay: float = 0.0) -> Reply:
@@ -93,6 +125,7 @@ class FakeUpstream:
         self._routes: dict[tuple[str, str], list[Reply | Handler]] = {}
         self.disconnected = threading.Event()
         self.streams_finished = 0
+        self._gates: list[Gate] = []
         self._server = ThreadedServer(Starlette(routes=[Route("/{path:path}", self._handle, methods=["GET", "POST", "PUT", "DELETE"])]))
 
     @property
@@ -117,6 +150,18 @@ class FakeUpstream:
     def last(self) -> RecordedRequest:
         return self.requests[-1]
 
+    def reset(self) -> FakeUpstream:
+        """Forget the routes and the recorded requests, so one fake can serve
+        a whole test module (a server costs more to stop than most tests take).
+        Tests that watch :attr:`disconnected` or :attr:`streams_finished`
+        want a fresh fake: a stream left over from an earlier test may end late."""
+        for gate in self._gates:
+            gate.open()
+        self._gates.clear()
+        self._routes.clear()
+        self.requests.clear()
+        return self
+
     # -- serving -----------------------------------------------------------
 
     async def _handle(self, request: Request) -> Response:
@@ -133,17 +178,28 @@ class FakeUpstream:
         reply = replies.pop(0) if len(replies) > 1 else replies[0]
         if callable(reply):
             reply = reply(recorded)
+        headers = {**reply.headers, "content-encoding": "gzip"} if reply.gzip else reply.headers
         if reply.chunks is None:
-            return Response(reply.body, status_code=reply.status, headers=reply.headers, media_type=reply.content_type)
-        return StreamingResponse(self._stream(reply), status_code=reply.status, headers=reply.headers,
+            body = zlib.compress(reply.body, wbits=31) if reply.gzip else reply.body
+            return Response(body, status_code=reply.status, headers=headers, media_type=reply.content_type)
+        return StreamingResponse(self._stream(reply), status_code=reply.status, headers=headers,
                                  media_type=reply.content_type)
 
     async def _stream(self, reply: Reply) -> Any:
         try:
+            encoder = zlib.compressobj(wbits=31) if reply.gzip else None
             for chunk in reply.chunks or []:
+                if isinstance(chunk, Gate):
+                    self._gates.append(chunk)
+                    await chunk._pass()
+                    continue
+                if encoder is not None:  # each chunk decodable on arrival, as a streaming server sends it
+                    chunk = encoder.compress(chunk) + encoder.flush(zlib.Z_SYNC_FLUSH)
                 yield chunk
                 if reply.delay:
                     await asyncio.sleep(reply.delay)
+            if encoder is not None:
+                yield encoder.flush()
             self.streams_finished += 1
         except (asyncio.CancelledError, GeneratorExit):
             self.disconnected.set()
@@ -154,6 +210,8 @@ class FakeUpstream:
         return self
 
     def stop(self) -> None:
+        for gate in self._gates:  # a stream still held open must not hold up the shutdown
+            gate.open()
         self._server.stop()
 
     def __enter__(self) -> FakeUpstream:
@@ -163,4 +221,4 @@ class FakeUpstream:
         self.stop()
 
 
-__all__ = ["FakeUpstream", "RecordedRequest", "Reply", "json_reply", "sse_reply", "ndjson_reply", "sse"]
+__all__ = ["FakeUpstream", "Gate", "RecordedRequest", "Reply", "json_reply", "sse_reply", "ndjson_reply", "sse"]

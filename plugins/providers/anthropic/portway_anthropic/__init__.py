@@ -23,7 +23,6 @@ from portway.formats.anthropic import (
 )
 from portway.formats.openai import completion_to_chunks
 from portway.providers import Provider
-from portway.sse import aiter_event_batches
 from portway.upstream import UpstreamResponse
 
 PORTWAY_PLUGIN_KIND = "provider"
@@ -105,7 +104,7 @@ class AnthropicProvider(Provider):
                     raise self.malformed(str(exc)) from None
                 return
             converter = AnthropicStreamToOpenAI()
-            async for events in aiter_event_batches(response.aiter_bytes()):
+            async for events in response.aiter_event_batches():
                 batch: list[dict[str, Any]] = []
                 for event in events:
                     if not event.raw:
