@@ -25,7 +25,7 @@ from starlette.responses import Response
 
 from portway import serialization
 from portway.context import RequestContext
-from portway.errors import PortwayError, ValidationFailed
+from portway.errors import PortwayError, ValidationFailed, is_error_status
 from portway.schemas import validate
 from portway.streaming import ClientDisconnected, EventStreamResponse
 
@@ -80,9 +80,9 @@ def header_value(text: str, limit: int = 256) -> str:
 
 
 def valid_status(status: Any) -> int:
-    """An error's status as sent: an error status (4xx/5xx, Anthropic's 529
-    included); anything else an upstream made up (999, a 3xx) is a 502."""
-    return status if type(status) is int and 400 <= status <= 599 else 502
+    """An error's status as sent (``PortwayError`` already maps made-up
+    statuses to 502; a plugin may have set one since)."""
+    return status if type(status) is int and is_error_status(status) else 502
 
 
 def error_response(error: PortwayError, client_format: str, request_id: str) -> JSONResponse:
