@@ -62,6 +62,12 @@ class Provider:
 
     # -- lifecycle ---------------------------------------------------------
 
+    def default_headers(self) -> dict[str, str]:
+        """Headers sent with every request that carry no credential (an API
+        version, feature flags); override per provider.  Unlike
+        :meth:`auth_headers`, their values are not redacted from errors."""
+        return {}
+
     def auth_headers(self) -> dict[str, str]:
         """Headers that carry the credentials; override per provider."""
         return {"authorization": f"Bearer {self.api_key}"} if self.api_key else {}
@@ -70,7 +76,7 @@ class Provider:
         http = Upstream(
             self.base_url,
             name=self.name,
-            headers={**self.auth_headers(), **self.config.headers},
+            headers={**self.default_headers(), **self.auth_headers(), **self.config.headers},
             timeout=self.config.timeout,
             connect_timeout=self.config.connect_timeout,
             pool_timeout=self.config.pool_timeout,

@@ -56,13 +56,14 @@ class AnthropicProvider(Provider):
         # The SDK convention is a bare host; accept a base_url that already ends in /v1 too.
         return "/messages" if self.base_url.endswith("/v1") else "/v1/messages"
 
-    def auth_headers(self) -> dict[str, str]:
+    def default_headers(self) -> dict[str, str]:
         headers = {"anthropic-version": self.settings.anthropic_version}
-        if self.api_key:
-            headers["x-api-key"] = self.api_key
         if self.settings.beta:
             headers["anthropic-beta"] = ",".join(self.settings.beta)
         return headers
+
+    def auth_headers(self) -> dict[str, str]:
+        return {"x-api-key": self.api_key} if self.api_key else {}
 
     def error_from_response(self, response: UpstreamResponse) -> ProviderError:
         error = super().error_from_response(response)

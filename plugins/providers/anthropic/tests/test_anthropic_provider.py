@@ -214,3 +214,20 @@ def test_embeddings_unsupported() -> None:
     with pytest.raises(Exception) as err:
         asyncio.run(provider.embeddings({"model": "x", "input": "hi"}, None))
     assert getattr(err.value, "kind", None) == "bad_request"
+
+
+def test_version_and_beta_headers_are_not_treated_as_secrets(fake_upstream: FakeUpstream) -> None:
+    """Only the key is a credential: an error that quotes the API version or
+    a beta flag keeps them, so the user can see what was wrong."""
+    fake_upstream.json("/v1/messages", {"type": "error", "error": {
+        "type": "invalid_request_error",
+        "message": f"anthropic-beta: unknown-beta-2099 is not valid with anthropic-version 2023-06-01 (key {KEY})"}},
+        status=400)
+    with pytest.raises(ProviderError) as caught:
+        run(fake_upstream, lambda p: p.chat(BODY, None), beta=["unknown-beta-2099"])
+    error = caught.value
+    assert KEY not in error.message
+    assert "unknown-beta-2099" in error.message and "2023-06-01" in error.message
+    request = fake_upstream.last
+    assert request.headers["anthropic-beta"] == "unknown-beta-2099"
+    assert request.headers["anthropic-version"] == "2023-06-01"
