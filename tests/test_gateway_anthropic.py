@@ -58,17 +58,19 @@ def test_messages_api_in_front_of_mock() -> None:
             messages=[{"role": "user", "content": "hello there"}])
         reply = raw.parse()
         assert raw.headers["x-portway-provider"] == "mock"
-        assert raw.headers["x-request-id"]
+        assert raw.headers["x-request-id"].startswith("req_") and reply.id.startswith("msg_")
         assert reply.content[0].text == "Mock reply to: hello there"
         assert reply.stop_reason == "end_turn"
-        assert reply.usage.output_tokens > 0
+        # The mock counts words: "be brief" + "hello there" in, "Mock reply to: hello there" out.
+        assert (reply.usage.input_tokens, reply.usage.output_tokens) == (4, 5)
 
         with client.messages.stream(model="mock/echo", max_tokens=100,
                                     messages=[{"role": "user", "content": "stream me"}]) as stream:
             pieces = list(stream.text_stream)
             final = stream.get_final_message()
         assert "".join(pieces) == "Mock reply to: stream me" == final.content[0].text
-        assert len(pieces) > 2  # it really streamed, piece by piece
+        assert pieces == ["Mock", " reply", " to:", " stream", " me"]  # it really streamed, word by word
+        assert final.usage.output_tokens == 5
 
 
 def test_messages_api_tools_round_trip_through_mock() -> None:
@@ -122,7 +124,8 @@ def test_master_key_on_messages_accepts_bearer_and_x_api_key() -> None:
     body = {"model": "mock/echo", "max_tokens": 10, "messages": [{"role": "user", "content": "hi"}]}
     with GatewayServer(config) as gw:
         # The current SDK sends Authorization: Bearer; older clients send x-api-key.
-        assert gw.anthropic_client(api_key="pw-master-key-42").messages.create(**body).content[0].text
+        reply = gw.anthropic_client(api_key="pw-master-key-42").messages.create(**body)
+        assert reply.content[0].text == "Mock reply to: hi"
         assert httpx.post(gw.url + "/v1/messages", json=body, headers={"x-api-key": "pw-master-key-42"}).status_code == 200
         wrong = httpx.post(gw.url + "/v1/messages", json=body, headers={"x-api-key": "pw-master-key-43"})
         assert wrong.status_code == 401
@@ -227,9 +230,13 @@ def test_mid_stream_error_arrives_as_an_error_event(upstream: FakeUpstream) -> N
                 "messages": [{"role": "user", "content": "x"}]}) as response:
             assert response.status_code == 200
             text = response.read().decode()
-        assert "event: error" in text and "overloaded_error" in text
+        names = [line.removeprefix("event: ") for line in text.splitlines() if line.startswith("event: ")]
+        assert names[-1] == "error" and "message_stop" not in names
+        error = [line for line in text.splitlines() if line.startswith("data: ")][-1]
+        assert httpx.Response(200, content=error[6:]).json()["error"] == {
+            "type": "overloaded_error", "message": "provider 'claude': Overloaded"}
         # The official SDK turns it into an exception.
-        with pytest.raises(anthropic.APIStatusError):
+        with pytest.raises(anthropic.APIStatusError, match="Overloaded"):
             with gw.anthropic_client().messages.stream(model="claude/claude-sonnet-4-5", max_tokens=10,
                                                         messages=[{"role": "user", "content": "x"}]) as stream:
                 list(stream.text_stream)
@@ -249,7 +256,8 @@ def test_missing_provider_type_fails_clearly_and_the_rest_keeps_working(monkeypa
             client.chat.completions.create(model="claude/claude-sonnet-4-5", messages=[{"role": "user", "content": "x"}])
         assert "provider type 'anthropic' is not installed" in missing.value.body["message"]
         assert client.chat.completions.create(
-            model="mock/echo", messages=[{"role": "user", "content": "still here"}]).choices[0].message.content
+            model="mock/echo", messages=[{"role": "user", "content": "still here"}]
+        ).choices[0].message.content == "Mock reply to: still here"
 
 
 def test_disabled_provider_plugin_says_so() -> None:
@@ -280,3 +288,26 @@ def test_anthropic_only_keys_do_not_reach_an_openai_upstream(upstream: FakeUpstr
     assert "cache_control" not in str(wire)
     assert wire["max_tokens"] == 20 and wire["tools"][0]["function"]["name"] == "get_weather"
 
+
+
+def test_thinking_blocks_never_reach_an_openai_upstream(upstream: FakeUpstream) -> None:
+    """An Anthropic client replays its signed thinking in a tool loop; an
+    OpenAI-format upstream would refuse the unknown field."""
+    upstream.json("/v1/chat/completions", {
+        "id": "chatcmpl-1", "object": "chat.completion", "created": 1, "model": "gpt-4o-mini",
+        "choices": [{"index": 0, "message": {"role": "assistant", "content": "ok"}, "finish_reason": "stop"}],
+        "usage": {"prompt_tokens": 3, "completion_tokens": 1, "total_tokens": 4}})
+    config = {"providers": {"oai": {"type": "openai", "api_key": "sk-x", "base_url": upstream.url + "/v1"}}}
+    with GatewayServer(config) as gw:
+        gw.anthropic_client().messages.create(model="oai/gpt-4o-mini", max_tokens=20, tools=[WEATHER_TOOL], messages=[
+            {"role": "user", "content": "weather?"},
+            {"role": "assistant", "content": [
+                {"type": "thinking", "thinking": "I should call the tool.", "signature": "sig-abc"},
+                {"type": "tool_use", "id": "toolu_1", "name": "get_weather", "input": {"city": "Paris"}}]},
+            {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "toolu_1", "content": "sunny"}]},
+        ])
+    wire = upstream.last.json()
+    assistant = wire["messages"][1]
+    assert assistant["role"] == "assistant" and assistant["tool_calls"][0]["id"] == "toolu_1"
+    assert "thinking_blocks" not in assistant and "sig-abc" not in str(wire)
+    assert wire["messages"][2] == {"role": "tool", "tool_call_id": "toolu_1", "content": "sunny"}

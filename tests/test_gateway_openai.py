@@ -782,3 +782,33 @@ def test_an_upstream_error_names_the_provider_and_model_it_came_from() -> None:
     assert response.headers["x-portway-provider"] == "mock"
     assert response.headers["x-portway-model"] == "error-500"
     assert response.headers["x-request-id"].startswith("req_")
+
+
+# -- what the routing config does, proved on the wire -------------------------------------------------
+
+
+def test_retries_back_off_exponentially(upstream: FakeUpstream, gateway_server: Any) -> None:
+    """Lower bounds only (a sleep never ends early): the first retry waited
+    at least the backoff, the second at least twice that."""
+    upstream.add(CHAT, rate_limited(), rate_limited(), json_reply(completion("third time")))
+    client = gateway_server(config(upstream, routing={"retries": 2, "retry_backoff": 0.2})).openai_client()
+    assert client.chat.completions.create(model="fast", messages=HI).choices[0].message.content == "third time"
+    first, second, third = (r.at for r in upstream.requests)
+    assert second - first >= 0.19
+    assert third - second >= 0.39
+
+
+def test_target_params_are_added_unless_the_client_set_them(upstream: FakeUpstream, gateway_server: Any) -> None:
+    upstream.json(CHAT, completion())
+    cfg = config(upstream)
+    cfg["models"]["tuned"] = {"target": {"provider": "oai", "model": "gpt-4o-mini",
+                                         "params": {"temperature": 0.2, "seed": 7, "user": "portway"}}}
+    client = gateway_server(cfg).openai_client()
+    client.chat.completions.create(model="tuned", messages=HI)
+    sent = upstream.last.json()
+    assert (sent["temperature"], sent["seed"], sent["user"]) == (0.2, 7, "portway")
+    client.chat.completions.create(model="tuned", messages=HI, temperature=1.5, seed=1)
+    sent = upstream.last.json()
+    assert (sent["temperature"], sent["seed"], sent["user"]) == (1.5, 1, "portway")  # the client's values win
+    client.chat.completions.create(model="fast", messages=HI)
+    assert "seed" not in upstream.last.json()  # another alias: none of them

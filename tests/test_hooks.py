@@ -390,20 +390,36 @@ def test_post_response_can_change_a_non_streamed_response(gateway_server: Start)
 
 
 class Finished:
+    """Records each request_finished, with the moments (perf_counter) that
+    other hooks of the same request ran: the latency is proved to span the
+    request by the order of events, not by a stopwatch."""
+
     def __init__(self) -> None:
         self.records: list[dict[str, Any]] = []
-        self.last_chunk_at: float | None = None
+        self.seen: dict[str, dict[str, float]] = {}
+
+    def _stamp(self, ctx: Any, what: str) -> None:
+        self.seen.setdefault(ctx.request_id, {})[what] = time.perf_counter()
+
+    @portway.hookimpl
+    def pre_request(self, ctx: Any) -> None:
+        self._stamp(ctx, "pre_request")
 
     @portway.hookimpl
     def post_chunk(self, ctx: Any, chunk: Any) -> None:
-        self.last_chunk_at = time.perf_counter()
+        self._stamp(ctx, "last_chunk")
+
+    @portway.hookimpl
+    def post_response(self, ctx: Any, response: Any) -> None:
+        self._stamp(ctx, "post_response")
 
     @portway.hookimpl
     def request_finished(self, ctx: Any) -> None:
         self.records.append({
             "request_id": ctx.request_id, "stream": ctx.stream, "latency": ctx.latency, "usage": ctx.usage,
-            "ttft": ctx.time_to_first_token, "status": ctx.status, "error": ctx.error,
-            "finished_at": ctx.finished_at, "last_chunk_at": self.last_chunk_at,
+            "ttft": ctx.time_to_first_token, "status": ctx.status, "error": ctx.error, "started": ctx.started,
+            "first_token_at": ctx.first_token_at, "finished_at": ctx.finished_at,
+            **self.seen.get(ctx.request_id, {}),
         })
 
 
@@ -412,10 +428,13 @@ def test_request_finished_once_per_request_with_latency_and_usage(gateway_server
     server = gateway_server({"providers": {"mock": {"type": "mock", "latency_ms": 20}}}, plugins=[("sink", sink)])
     raw = ask(server, "count my tokens")
     usage = raw.parse().usage
+    # Non-streamed: request_finished runs before the response is sent, so it is there already.
     assert len(sink.records) == 1
     record = sink.records[0]
     assert record["request_id"] == raw.headers["x-request-id"]
-    assert record["latency"] is not None and record["latency"] >= 0.02
+    # The latency is the span from the context's creation to the end, covering every hook of the request.
+    assert record["started"] <= record["pre_request"] <= record["post_response"] <= record["finished_at"]
+    assert record["latency"] == record["finished_at"] - record["started"]
     assert record["usage"] == {"prompt_tokens": usage.prompt_tokens, "completion_tokens": usage.completion_tokens,
                                "total_tokens": usage.total_tokens}
     assert record["status"] == 200 and record["error"] is None
@@ -424,25 +443,33 @@ def test_request_finished_once_per_request_with_latency_and_usage(gateway_server
         ask(server, model="nowhere/x")
     assert len(sink.records) == 2
     assert sink.records[1]["status"] == 404 and isinstance(sink.records[1]["error"], PortwayError)
-    time.sleep(0.1)
-    assert len(sink.records) == 2
+    # Once per request: a third request brings exactly one more record, its own.
+    third = ask(server, "again")
+    assert [r["request_id"] for r in sink.records] == [
+        raw.headers["x-request-id"], sink.records[1]["request_id"], third.headers["x-request-id"]]
 
 
 def test_request_finished_for_a_stream_after_it_ends(gateway_server: Start) -> None:
     sink = Finished()
-    server = gateway_server({"providers": {"mock": {"type": "mock", "chunk_delay_ms": 20}}}, plugins=[("sink", sink)])
+    server = gateway_server({"providers": {"mock": {"type": "mock", "chunk_delay_ms": 5}}}, plugins=[("sink", sink)])
     text, _ = stream_text(server, "five little words right here")
     assert text == "Mock reply to: five little words right here"
     wait_for(lambda: len(sink.records) == 1)
     record = sink.records[0]
     assert record["stream"] is True and record["status"] == 200
-    assert record["ttft"] is not None and record["latency"] is not None
-    assert 0 <= record["ttft"] < record["latency"]
-    assert record["latency"] >= 0.1  # eight content chunks, 20 ms apart: it ran until the stream ended
-    assert record["finished_at"] >= record["last_chunk_at"]
+    # It ran when the stream had ended: after the last chunk and the assembled post_response.
+    assert record["started"] <= record["first_token_at"] <= record["last_chunk"] <= record["post_response"] \
+        <= record["finished_at"]
+    assert record["ttft"] == record["first_token_at"] - record["started"]
+    assert record["latency"] == record["finished_at"] - record["started"]
     assert record["usage"] and record["usage"]["completion_tokens"] == 8  # the usage chunk the client never saw
-    time.sleep(0.1)
-    assert len(sink.records) == 1
+    # Once per request: the next stream brings exactly one more record.
+    stream_text(server, "again")
+    wait_for(lambda: len(sink.records) == 2)
+    assert sink.records[0]["request_id"] != sink.records[1]["request_id"]
+    stream_text(server, "and again")
+    wait_for(lambda: len(sink.records) == 3)
+    assert len({r["request_id"] for r in sink.records}) == 3
 
 
 def test_request_finished_failure_is_contained(gateway_server: Start) -> None:
@@ -653,3 +680,24 @@ def test_a_plugin_failing_to_register_is_counted_and_the_rest_still_serve() -> N
         reply = gw.openai_client().chat.completions.create(model="mock/echo", messages=[{"role": "user", "content": "x"}])
         assert reply.choices[0].message.content == "Mock reply to: x"
         assert httpx.get(gw.url + "/health").json()["plugin_errors"] == {"broken": 2}
+
+
+def test_a_pre_request_answer_replayed_as_a_stream_keeps_its_usage(gateway_server: Start) -> None:
+    """A cache hit answering a streamed request: the client that asked for
+    usage gets the stored usage in the last chunk, one that did not gets none."""
+    class Answer:
+        @portway.hookimpl
+        def pre_request(self, ctx: Any) -> Any:
+            return completion("from the store")
+
+    server = gateway_server(MOCK, plugins=[("answer", Answer())])
+    chunks = list(server.openai_client().chat.completions.create(
+        model="mock/echo", messages=[{"role": "user", "content": "x"}], stream=True,
+        stream_options={"include_usage": True}))
+    assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices) == "from the store"
+    assert chunks[-1].choices == []
+    assert chunks[-1].usage.model_dump(exclude_none=True) == {"prompt_tokens": 1, "completion_tokens": 2,
+                                                               "total_tokens": 3}
+    plain = list(server.openai_client().chat.completions.create(
+        model="mock/echo", messages=[{"role": "user", "content": "x"}], stream=True))
+    assert all(c.usage is None for c in plain) and plain[-1].choices[0].finish_reason == "stop"

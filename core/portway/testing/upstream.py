@@ -38,6 +38,8 @@ class RecordedRequest:
     body: bytes
     #: The client's (host, port): the same port twice means a reused connection.
     peer: tuple[str, int] | None = None
+    #: ``time.monotonic()`` when the request arrived (for lower bounds: a backoff waited at least this).
+    at: float = field(default_factory=time.monotonic)
 
     def json(self) -> Any:
         return serialization.loads(self.body)

@@ -202,22 +202,32 @@ def test_stream_truncated_by_max_tokens() -> None:
     assert chunks[-2]["choices"][0]["finish_reason"] == "length"
 
 
-def test_chunk_delay_paces_the_stream() -> None:
-    import time
+@pytest.fixture
+def sleeps(monkeypatch: pytest.MonkeyPatch) -> list[float]:
+    """The delays the mock asks the event loop for, recorded instead of slept:
+    the pacing is proved by what was asked, not by a stopwatch."""
+    asked: list[float] = []
+    real_sleep = asyncio.sleep
 
-    started = time.perf_counter()
+    async def recorded(delay: float, *args: Any) -> Any:
+        asked.append(delay)
+        return await real_sleep(0)
+
+    monkeypatch.setattr("portway_mock.asyncio.sleep", recorded)
+    return asked
+
+
+def test_chunk_delay_paces_the_stream(sleeps: list[float]) -> None:
     chunks = stream(req("a b c", stream=True), mock(chunk_delay_ms=40))
-    elapsed = time.perf_counter() - started
     assert stream_content(chunks) == "Mock reply to: a b c"
-    assert elapsed >= 0.2  # six words, 40 ms apart
+    assert sleeps == [0.04] * 6  # before each of the six words
 
 
-def test_latency_delays_the_answer() -> None:
-    import time
-
-    started = time.perf_counter()
+def test_latency_delays_the_answer(sleeps: list[float]) -> None:
     chat(req("x"), mock(latency_ms=150))
-    assert time.perf_counter() - started >= 0.14
+    assert sleeps == [0.15]
+    chat(req("x"), mock())
+    assert sleeps == [0.15]  # no latency configured: no sleep at all
 
 
 # -- errors on request -----------------------------------------------------------------------
