@@ -9,6 +9,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import textwrap
 import time
 from collections.abc import Iterator
@@ -34,9 +35,13 @@ def clean_env(**extra: str) -> dict[str, str]:
     return env
 
 
-def run(*args: str, env: dict[str, str] | None = None, timeout: float = 30) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([PORTWAY, *args], capture_output=True, text=True, env=env or clean_env(), timeout=timeout,
-                          stdin=subprocess.DEVNULL)
+def run(*args: str, env: dict[str, str] | None = None, timeout: float = 30,
+        cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    """``portway ARGS``, by default in an empty directory (a ./portway.yaml
+    wherever the suite runs would otherwise be found and used)."""
+    with tempfile.TemporaryDirectory() as empty:
+        return subprocess.run([PORTWAY, *args], capture_output=True, text=True, env=env or clean_env(),
+                              timeout=timeout, stdin=subprocess.DEVNULL, cwd=cwd or empty)
 
 
 def write(tmp_path: Path, text: str, name: str = "portway.yaml") -> Path:
@@ -60,15 +65,20 @@ class Served:
 
 
 @contextlib.contextmanager
-def serve(*args: str, tmp_path: Path, env: dict[str, str] | None = None) -> Iterator[Served]:
-    """``portway serve --port <free> ARGS`` until ``/health`` answers; always
-    stopped (and its worker processes with it) on the way out."""
+def serve(*args: str, tmp_path: Path, env: dict[str, str] | None = None, cwd: Path | None = None,
+          log_level: str = "warning") -> Iterator[Served]:
+    """``portway serve --port <free> ARGS`` (in an empty directory unless
+    ``cwd``) until ``/health`` answers; always stopped (and its worker
+    processes with it) on the way out."""
     port = free_port()
     log = tmp_path / f"serve-{port}.log"
+    if cwd is None:
+        cwd = tmp_path / f"cwd-{port}"
+        cwd.mkdir()
     with open(log, "wb") as sink:
-        proc = subprocess.Popen([PORTWAY, "serve", "--port", str(port), "--log-level", "warning", *args],
+        proc = subprocess.Popen([PORTWAY, "serve", "--port", str(port), "--log-level", log_level, *args],
                                 stdin=subprocess.DEVNULL, stdout=sink, stderr=subprocess.STDOUT, env=env or clean_env(),
-                                start_new_session=True)
+                                start_new_session=True, cwd=cwd)
     served = Served(f"http://127.0.0.1:{port}", proc, log)
     try:
         deadline = time.monotonic() + TIMEOUT
@@ -353,3 +363,105 @@ def test_serve_with_a_provider_type_that_is_not_installed(tmp_path: Path) -> Non
         assert "is not installed" in info.value.message
         assert served.client().chat.completions.create(**CHAT).choices[0].message.content == "Mock reply to: hi"
     assert "is not installed" in served.stderr  # warned at start-up
+
+
+# -- config check: strict, and every problem at once --------------------------------------
+
+
+def test_config_check_unknown_provider_type_suggests_the_installed_one(tmp_path: Path) -> None:
+    path = write(tmp_path, "providers: {m: {type: mokc}}\n", "typo.yaml")
+    result = run("config", "check", str(path))
+    assert result.returncode == 2
+    assert result.stderr.splitlines() == [
+        "portway: config error:",
+        f"{path}: providers.m.type: unknown provider type 'mokc' (did you mean 'mock'?); "
+        "installed: anthropic, mock, openai",
+    ]
+
+
+def test_serve_still_starts_with_an_unknown_provider_type_and_warns(tmp_path: Path) -> None:
+    path = write(tmp_path, "providers: {m: {type: mokc}}\n")
+    with serve("--config", str(path), tmp_path=tmp_path) as served:
+        response = httpx.post(served.url + "/v1/chat/completions", json={**CHAT, "model": "m/x"})
+        assert response.status_code == 400
+        assert response.json()["error"]["message"] == (
+            "provider type 'mokc' is not installed (pip install portway-mokc); needed by provider 'm'")
+    assert "WARNING portway: provider type 'mokc' is not installed" in served.stderr
+
+
+def test_config_check_reports_every_problem_at_once(tmp_path: Path) -> None:
+    path = write(tmp_path, """
+        server:
+          port: 1
+          port: 2
+          workers: 0
+        auth: {master_key: "${PW_TEST_EMPTY}"}
+        providers:
+          m: {type: mokc}
+          o: {type: openai, api_key: "${PW_TEST_UNSET}", organisation: x}
+          k: {type: mock, latency_ms: slow}
+        models:
+          fast: {target: {provider: ghost, model: x}}
+        plugins:
+          order: {pre_reqest: [a]}
+        provider: {}
+    """, "all.yaml")
+    result = run("config", "check", str(path), env=clean_env(PW_TEST_EMPTY=""))
+    assert result.returncode == 2
+    hooks = ("register_providers, register_routes, register_commands, register_config, startup, shutdown, "
+             "pre_request, select_provider, post_chunk, post_response, on_error, request_finished")
+    assert result.stderr.splitlines() == [f"{path}: {line}" if i else line for i, line in enumerate([
+        "portway: config error:",
+        "server.port: duplicate key 'port' on line 4 (first on line 3)",
+        "providers.o.api_key: environment variable PW_TEST_UNSET is not set",
+        "server.workers: Input should be greater than or equal to 1",
+        "auth.master_key: is empty; set it to a secret, or remove the key to run without one "
+        "(allowed only on a loopback address)",
+        "models.fast.target.provider: no provider named 'ghost' (defined: k, m, o)",
+        f"plugins.order.pre_reqest: no hook named 'pre_reqest' (did you mean 'pre_request'?); the hooks are: {hooks}",
+        "providers.m.type: unknown provider type 'mokc' (did you mean 'mock'?); installed: anthropic, mock, openai",
+        "providers.o.organisation: Extra inputs are not permitted",
+        "providers.k.latency_ms: Input should be a valid number, unable to parse string as a number",
+        "provider: unknown section (no installed plugin declares it) (did you mean 'providers'?)",
+    ])]
+    assert "Traceback" not in result.stderr
+
+
+def test_models_does_not_need_secrets_but_config_check_does(tmp_path: Path) -> None:
+    path = write(tmp_path, """
+        auth: {master_key: "${PW_TEST_UNSET_MASTER}"}
+        providers:
+          oai: {type: openai, api_key: "${PW_TEST_UNSET_OPENAI}", headers: {x-org-token: "${PW_TEST_UNSET_TOKEN}"}}
+          m: {type: mock, models: [echo]}
+    """)
+    result = run("models", "--config", str(path))
+    assert result.returncode == 0, result.stderr
+    assert "oai/gpt-4o-mini\toai" in result.stdout.splitlines() and "m/echo\tm" in result.stdout.splitlines()
+
+    check = run("config", "check", str(path))
+    assert check.returncode == 2
+    assert check.stderr.splitlines()[1:] == [
+        f"{path}: auth.master_key: environment variable PW_TEST_UNSET_MASTER is not set",
+        f"{path}: providers.oai.api_key: environment variable PW_TEST_UNSET_OPENAI is not set",
+        f"{path}: providers.oai.headers.x-org-token: environment variable PW_TEST_UNSET_TOKEN is not set",
+    ]
+    # Only secrets are spared: a variable elsewhere is needed to list models, too.
+    other = write(tmp_path, "providers: {m: {type: mock, models: ['${PW_TEST_UNSET_MODEL}']}}\n", "other.yaml")
+    listed = run("models", "--config", str(other))
+    assert listed.returncode == 2
+    assert listed.stderr.splitlines()[-1] == f"{other}: providers.m.models.0: environment variable PW_TEST_UNSET_MODEL is not set"
+
+
+# -- the master key -----------------------------------------------------------------------------
+
+
+def test_serve_refuses_an_empty_master_key(tmp_path: Path) -> None:
+    path = write(tmp_path, "auth: {master_key: '${PW_TEST_MASTER_KEY}'}\nproviders: {mock: {type: mock}}\n")
+    result = run("serve", "--config", str(path), "--host", "0.0.0.0", "--port", str(free_port()),
+                 env=clean_env(PW_TEST_MASTER_KEY=""), timeout=15)
+    assert result.returncode == 2
+    assert result.stderr.splitlines() == [
+        "portway: config error:",
+        f"{path}: auth.master_key: is empty; set it to a secret, or remove the key to run without one "
+        "(allowed only on a loopback address)",
+    ]

@@ -14,6 +14,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from portway import config as config_module
+from portway import configcheck
 from portway.endpoints import anthropic, openai
 from portway.endpoints.common import error_response, new_request_id
 from portway.errors import PortwayError
@@ -65,10 +66,18 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     return error_response(error, fmt, request.headers.get("x-request-id") or new_request_id())
 
 
-def gateway_from_config_path(path: str | None) -> Gateway:
-    if path:
-        return Gateway(config_module.load(path))
-    return Gateway(config_module.parse({}, "<embedded defaults>"), auto_providers=True)
+def gateway_for(config: config_module.Config) -> Gateway:
+    """The gateway for an already checked config; the embedded defaults add
+    the providers whose key variable is set."""
+    return Gateway(config, auto_providers=config.source == config_module.EMBEDDED)
+
+
+def gateway_from_config_path(path: str | None, *, secrets: bool = True) -> Gateway:
+    """The gateway for the config file at ``path`` (None: the embedded
+    defaults), after the complete check (:class:`ConfigError` lists every
+    problem).  ``secrets=False``: unset variables in secret keys are
+    tolerated, for commands that never call a provider."""
+    return gateway_for(configcheck.checked_config(path, secrets=secrets))
 
 
 def app_from_env() -> Starlette:

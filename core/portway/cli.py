@@ -11,8 +11,7 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-from portway import __version__
-from portway import config as config_module
+from portway import __version__, configcheck
 from portway import plugins as plugin_loader
 from portway.config import ConfigError
 
@@ -82,7 +81,7 @@ def cmd_plugins(args: argparse.Namespace) -> int:
     pm = plugin_loader.new_manager()
     disable: list[str] = []
     if args.config:
-        disable = config_module.load(args.config).plugins.disable
+        disable = configcheck.checked_config(args.config, secrets=False).plugins.disable
     infos = plugin_loader.load(pm, disable=disable)
     if args.json:
         print(json.dumps([info.as_dict() for info in infos], indent=2))
@@ -103,15 +102,21 @@ def cmd_plugins(args: argparse.Namespace) -> int:
 
 
 def cmd_config_check(args: argparse.Namespace) -> int:
-    gateway = _gateway(args.file)
-    for reason in gateway.unavailable.values():
-        print(f"warning: {reason}")
+    from portway.app import gateway_for
+
+    # Strict: a provider type that is not available fails the check (serve would only warn).
+    gateway = gateway_for(configcheck.checked_config(args.file, strict=True))
+    if not gateway.providers:
+        print("warning: no provider is configured: nothing can be served")
     print(f"{args.file}: ok ({len(gateway.providers)} providers, {len(gateway.aliases)} model aliases)")
     return EXIT_OK
 
 
 def cmd_models(args: argparse.Namespace) -> int:
-    gateway = _gateway(args.config)
+    from portway.app import gateway_from_config_path
+
+    # Listing models calls no provider: unset secrets are fine here.
+    gateway = gateway_from_config_path(args.config, secrets=False)
     for model_id, owner in gateway.model_ids():
         print(f"{model_id}\t{owner}")
     return EXIT_OK
@@ -138,7 +143,7 @@ def build_parser(extra: list[tuple[str, Callable[..., int], str, Callable[..., N
 
     config = sub.add_parser("config", help="configuration tools")
     config_sub = config.add_subparsers(dest="config_command", metavar="ACTION", required=True)
-    check = config_sub.add_parser("check", help="validate a config file")
+    check = config_sub.add_parser("check", help="validate a config file, reporting every problem")
     check.add_argument("file")
     check.set_defaults(handler=cmd_config_check)
 
@@ -162,13 +167,8 @@ def _plugin_commands() -> list[tuple[str, Callable[..., int], str, Callable[...,
 
     pm = plugin_loader.new_manager()
     # Quiet while collecting commands: each command reports load failures its own way.
-    plugin_log = logging.getLogger("portway.plugins")
-    level = plugin_log.level
-    plugin_log.setLevel(logging.CRITICAL)
-    try:
+    with configcheck.quiet_plugin_loading():
         plugin_loader.load(pm)
-    finally:
-        plugin_log.setLevel(level)
     pm.hook.register_commands(register=register)
     return commands
 
