@@ -281,7 +281,8 @@ def test_serve_without_config_serves_mock(tmp_path: Path) -> None:
         text = "".join(c.choices[0].delta.content or "" for c in client.chat.completions.create(**CHAT, stream=True)
                        if c.choices)
         assert text == "Mock reply to: hi"
-    assert "providers: mock (mock)" in served.stderr  # the start-up banner
+    assert ("| providers: mock (mock) | config: <embedded defaults> (no --config, no $PORTWAY_CONFIG, "
+            "no ./portway.yaml)\n") in served.stderr  # the start-up line
 
 
 def test_serve_refuses_public_bind_without_master_key() -> None:
@@ -365,6 +366,51 @@ def test_serve_with_a_provider_type_that_is_not_installed(tmp_path: Path) -> Non
     assert "is not installed" in served.stderr  # warned at start-up
 
 
+# -- finding the config (--config, $PORTWAY_CONFIG, ./portway.yaml, ./portway.yml, embedded) ---------
+
+
+def models_in(result: subprocess.CompletedProcess[str]) -> set[str]:
+    """The provider names ``portway models`` listed."""
+    return {line.split("/")[0] for line in result.stdout.splitlines() if "/" in line}
+
+
+@pytest.mark.parametrize(("files", "env", "used", "said"), [
+    ({"portway.yaml": "here", "portway.yml": "yml"}, {}, "here",
+     "portway: config: portway.yaml (found in the working directory; ./portway.yml is ignored)"),
+    ({"portway.yaml": "here", "env.yaml": "env"}, {"PORTWAY_CONFIG": "env.yaml"}, "env",
+     "portway: config: env.yaml (from $PORTWAY_CONFIG)"),
+])  # the whole order is tested in test_config.py; this is the command's use of it
+def test_models_finds_the_config(tmp_path: Path, files: dict[str, str], env: dict[str, str], used: str,
+                                 said: str) -> None:
+    for name, provider in files.items():
+        write(tmp_path, f"providers: {{{provider}: {{type: mock}}}}\n", name)
+    result = run("models", env=clean_env(**env), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert models_in(result) == {used}
+    assert result.stderr.splitlines() == [said]
+
+
+def test_a_named_config_that_does_not_exist_is_an_error(tmp_path: Path) -> None:
+    write(tmp_path, "providers: {here: {type: mock}}\n")  # not a fallback for a file that was named
+    result = run("models", env=clean_env(PORTWAY_CONFIG="missing.yaml"), cwd=tmp_path)
+    assert result.returncode == 2
+    assert result.stderr.splitlines() == [
+        "portway: config: missing.yaml (from $PORTWAY_CONFIG)",
+        "portway: config error:",
+        "missing.yaml: cannot read: No such file or directory",
+    ]
+
+
+def test_plugins_and_config_check_find_the_config_too(tmp_path: Path) -> None:
+    write(tmp_path, "providers: {m: {type: mock}}\nplugins: {disable: [openai]}\n")
+    infos = {i["name"]: i for i in json.loads(run("plugins", "--json", cwd=tmp_path).stdout)}
+    assert infos["openai"]["enabled"] is False and infos["mock"]["enabled"] is True
+    result = run("config", "check", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "portway.yaml: ok (1 providers, 0 model aliases)\n"
+    assert result.stderr == "portway: config: portway.yaml (found in the working directory)\n"
+
+
 # -- config check: strict, and every problem at once --------------------------------------
 
 
@@ -372,7 +418,7 @@ def test_config_check_unknown_provider_type_suggests_the_installed_one(tmp_path:
     path = write(tmp_path, "providers: {m: {type: mokc}}\n", "typo.yaml")
     result = run("config", "check", str(path))
     assert result.returncode == 2
-    assert result.stderr.splitlines() == [
+    assert result.stderr.splitlines()[1:] == [
         "portway: config error:",
         f"{path}: providers.m.type: unknown provider type 'mokc' (did you mean 'mock'?); "
         "installed: anthropic, mock, openai",
@@ -387,6 +433,9 @@ def test_serve_still_starts_with_an_unknown_provider_type_and_warns(tmp_path: Pa
         assert response.json()["error"]["message"] == (
             "provider type 'mokc' is not installed (pip install portway-mokc); needed by provider 'm'")
     assert "WARNING portway: provider type 'mokc' is not installed" in served.stderr
+    # ...and, with no provider left that can serve, says so:
+    assert "portway: WARNING: no provider is configured: nothing can be served (add one under providers:)" \
+        in served.stderr
 
 
 def test_config_check_reports_every_problem_at_once(tmp_path: Path) -> None:
@@ -410,7 +459,7 @@ def test_config_check_reports_every_problem_at_once(tmp_path: Path) -> None:
     assert result.returncode == 2
     hooks = ("register_providers, register_routes, register_commands, register_config, startup, shutdown, "
              "pre_request, select_provider, post_chunk, post_response, on_error, request_finished")
-    assert result.stderr.splitlines() == [f"{path}: {line}" if i else line for i, line in enumerate([
+    assert result.stderr.splitlines()[1:] == [f"{path}: {line}" if i else line for i, line in enumerate([
         "portway: config error:",
         "server.port: duplicate key 'port' on line 4 (first on line 3)",
         "providers.o.api_key: environment variable PW_TEST_UNSET is not set",
@@ -440,7 +489,7 @@ def test_models_does_not_need_secrets_but_config_check_does(tmp_path: Path) -> N
 
     check = run("config", "check", str(path))
     assert check.returncode == 2
-    assert check.stderr.splitlines()[1:] == [
+    assert check.stderr.splitlines()[2:] == [
         f"{path}: auth.master_key: environment variable PW_TEST_UNSET_MASTER is not set",
         f"{path}: providers.oai.api_key: environment variable PW_TEST_UNSET_OPENAI is not set",
         f"{path}: providers.oai.headers.x-org-token: environment variable PW_TEST_UNSET_TOKEN is not set",

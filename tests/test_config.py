@@ -80,6 +80,32 @@ def test_missing_file_names_the_file(tmp_path: Path) -> None:
     assert str(path) in message and "cannot read" in message
 
 
+# -- which file -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("files", "cli", "env", "path", "reason"), [
+    ([], None, {}, None, "no --config, no $PORTWAY_CONFIG, no ./portway.yaml"),
+    (["portway.yaml"], None, {}, "portway.yaml", "found in the working directory"),
+    (["portway.yml"], None, {}, "portway.yml", "found in the working directory"),
+    (["portway.yaml", "portway.yml"], None, {}, "portway.yaml",
+     "found in the working directory; ./portway.yml is ignored"),
+    (["portway.yaml"], None, {"PORTWAY_CONFIG": "/etc/pw.yaml"}, "/etc/pw.yaml", "from $PORTWAY_CONFIG"),
+    (["portway.yaml"], None, {"PORTWAY_CONFIG": ""}, "portway.yaml", "found in the working directory"),
+    (["portway.yaml"], "cli.yaml", {"PORTWAY_CONFIG": "/etc/pw.yaml"}, "cli.yaml", "from --config"),
+    ([], None, {"PORTWAY_CONFIG": "missing.yaml"}, "missing.yaml", "from $PORTWAY_CONFIG"),  # no fall-through
+])
+def test_discover_order(tmp_path: Path, files: list[str], cli: str | None, env: dict[str, str], path: str | None,
+                        reason: str) -> None:
+    for name in files:
+        write(tmp_path, "providers: {}\n", name)
+    assert config_module.discover(cli, env, tmp_path) == config_module.Choice(path, reason)
+
+
+def test_a_directory_named_portway_yaml_is_not_a_config(tmp_path: Path) -> None:
+    (tmp_path / "portway.yaml").mkdir()
+    assert config_module.discover(None, {}, tmp_path).path is None
+
+
 # -- ${VAR} interpolation -----------------------------------------------------------
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import gc
+import json
 import os
 from collections.abc import AsyncIterator
 from typing import Any
@@ -80,7 +81,20 @@ def gateway_from_config_path(path: str | None, *, secrets: bool = True) -> Gatew
     return gateway_for(configcheck.checked_config(path, secrets=secrets))
 
 
+#: How ``portway serve --workers N`` hands its resolved choices to each
+#: worker process (JSON: ``config`` path or null for the embedded defaults),
+#: so every worker serves exactly what the main process checked and announced.
+SERVE_SETTINGS_ENV = "PORTWAY_SERVE_SETTINGS"
+
+
 def app_from_env() -> Starlette:
     """Factory used by ``portway serve`` workers (``--workers N`` starts N
-    processes, each building its own gateway from the same config file)."""
-    return create_app(gateway_from_config_path(os.environ.get("PORTWAY_CONFIG") or None))
+    processes, each building its own gateway from the same config).
+
+    Outside ``portway serve`` (``uvicorn --factory portway.app:app_from_env``)
+    the config is found as ``portway serve`` finds it: ``$PORTWAY_CONFIG``,
+    then ``./portway.yaml``, else the embedded defaults."""
+    settings = os.environ.get(SERVE_SETTINGS_ENV)
+    if settings is None:
+        return create_app(gateway_from_config_path(config_module.discover(None).path))
+    return create_app(gateway_from_config_path(json.loads(settings)["config"]))

@@ -1,5 +1,7 @@
 """The configuration file: one YAML document validated by pydantic.
 
+- Where it comes from: :func:`discover` (``--config``, then ``$PORTWAY_CONFIG``,
+  then ``./portway.yaml`` or ``./portway.yml``, else the embedded defaults).
 - YAML is read strictly: a key written twice in one mapping is an error
   (PyYAML would silently keep the last one).
 - ``${VAR}`` and ``${VAR:-default}`` are replaced from the environment before
@@ -17,7 +19,7 @@ from __future__ import annotations
 import difflib
 import os
 import re
-from collections.abc import Collection, Iterator
+from collections.abc import Collection, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -41,6 +43,10 @@ from portway.hooks import HOOK_NAMES
 
 #: ``Config.source`` when no file is used.
 EMBEDDED = "<embedded defaults>"
+#: The environment variable naming the config file.
+CONFIG_ENV = "PORTWAY_CONFIG"
+#: Looked for in the working directory, in this order.
+DEFAULT_FILES = ("portway.yaml", "portway.yml")
 
 
 class ConfigError(Exception):
@@ -201,6 +207,38 @@ class Config(BaseModel):
 
 #: The top-level keys the core owns; any other belongs to a plugin.
 CORE_SECTIONS = tuple(Config.model_fields)
+
+
+# -- finding the file -------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Choice:
+    """Which config to use and why."""
+
+    path: str | None  # None: the embedded defaults
+    reason: str
+
+    def describe(self) -> str:
+        return f"{self.path or EMBEDDED} ({self.reason})"
+
+
+def discover(cli_path: str | None, environ: Mapping[str, str] | None = None, cwd: str | Path | None = None) -> Choice:
+    """``--config``, then ``$PORTWAY_CONFIG``, then ``./portway.yaml`` (or
+    ``./portway.yml``), else the embedded defaults.  An empty variable counts
+    as unset; a named file that does not exist is an error later, not a
+    reason to look further."""
+    environ = os.environ if environ is None else environ
+    if cli_path:
+        return Choice(cli_path, "from --config")
+    if environ.get(CONFIG_ENV):
+        return Choice(environ[CONFIG_ENV], f"from ${CONFIG_ENV}")
+    here = Path.cwd() if cwd is None else Path(cwd)
+    found = [name for name in DEFAULT_FILES if (here / name).is_file()]
+    if found:
+        ignored = f"; ./{found[1]} is ignored" if len(found) > 1 else ""
+        return Choice(found[0], f"found in the working directory{ignored}")
+    return Choice(None, f"no --config, no ${CONFIG_ENV}, no ./{DEFAULT_FILES[0]}")
 
 
 # -- reading YAML -----------------------------------------------------------------------
