@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import contextlib
+import io
 import json
+import logging
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -21,6 +24,7 @@ import httpx
 import openai
 import pytest
 
+from portway import logs
 from portway.testing import free_port
 
 PORTWAY = shutil.which("portway", path=os.path.dirname(sys.executable)) or "portway"
@@ -434,7 +438,7 @@ def test_serve_still_starts_with_an_unknown_provider_type_and_warns(tmp_path: Pa
             "provider type 'mokc' is not installed (pip install portway-mokc); needed by provider 'm'")
     assert "WARNING portway: provider type 'mokc' is not installed" in served.stderr
     # ...and, with no provider left that can serve, says so:
-    assert "portway: WARNING: no provider is configured: nothing can be served (add one under providers:)" \
+    assert "WARNING portway.serve: no provider is configured: nothing can be served (add one under providers:)" \
         in served.stderr
 
 
@@ -514,3 +518,138 @@ def test_serve_refuses_an_empty_master_key(tmp_path: Path) -> None:
         f"{path}: auth.master_key: is empty; set it to a secret, or remove the key to run without one "
         "(allowed only on a loopback address)",
     ]
+
+
+# -- logging and workers --------------------------------------------------------------------------
+
+def access_record(**fields: object) -> logging.LogRecord:
+    """A record as the access-log plugin will log it: message plus ``extra=`` fields."""
+    record = logging.getLogger("portway.access").makeRecord(
+        "portway.access", logging.INFO, __file__, 1, "%s %s %s", ("POST", "/v1/chat/completions", 200), None,
+        extra=fields)
+    record.created, record.msecs = 1767225600.25, 250.0  # 2026-01-01T00:00:00.250Z
+    return record
+
+
+FIELDS = {"request_id": "req-1", "endpoint": "/v1/chat/completions", "model": "fast", "provider": "oai",
+          "status": 200, "latency_ms": 12.5}
+
+
+def test_json_format_has_the_standard_keys_and_every_extra_field() -> None:
+    line = logs.JsonFormatter().format(access_record(**FIELDS))
+    assert json.loads(line) == {"ts": "2026-01-01T00:00:00.250Z", "level": "INFO", "logger": "portway.access",
+                                "message": "POST /v1/chat/completions 200", **FIELDS}
+    assert "\n" not in line
+
+
+def test_text_format_is_one_line_whatever_the_message_holds() -> None:
+    record = access_record(**FIELDS)
+    record.args = ("POST", "/v1/chat/completions\n2026-01-01 00:00:00.000 INFO portway.access: forged", 200)
+    line = logs.TextFormatter().format(record)
+    when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(record.created))
+    assert line == (f"{when}.250 INFO portway.access: POST /v1/chat/completions\\n"
+                    "2026-01-01 00:00:00.000 INFO portway.access: forged 200")
+
+
+def test_configure_writes_through_the_queue_with_extra_fields_and_tracebacks() -> None:
+    root = logging.getLogger()
+    saved = root.handlers[:], logging.getLogger("portway").level
+    sink = io.StringIO()
+    try:
+        logs.configure("json", "info", stream=sink)
+        assert [type(h).__name__ for h in root.handlers] == ["_Handoff"]  # the caller only queues
+        log = logging.getLogger("portway.access")
+        log.info("request %s", "done", extra=FIELDS)
+        log.debug("not at info")
+        try:
+            raise ValueError("boom")
+        except ValueError:
+            logging.getLogger("portway").exception("failed")
+    finally:
+        logs.stop()  # writes everything queued
+        root.handlers[:] = saved[0]
+        logging.getLogger("portway").setLevel(saved[1])
+    first, second = (json.loads(line) for line in sink.getvalue().splitlines())
+    assert first == {**first, "message": "request done", "logger": "portway.access", **FIELDS}
+    assert second["message"] == "failed" and second["exc"].endswith("ValueError: boom")
+
+
+PROBE = '''
+import json, logging, os
+from pathlib import Path
+
+from portway import hookimpl
+
+
+@hookimpl
+def startup(gateway):
+    """Each serving process says who it is and what configuration it runs with."""
+    server = gateway.config.server
+    seen = {"pid": os.getpid(), "ppid": os.getppid(), "source": gateway.config.source,
+            "access_log": server.access_log, "log_format": server.log_format}
+    out = Path(os.environ["PORTWAY_TEST_PROBE_DIR"])
+    (out / f"{os.getpid()}.tmp").write_text(json.dumps(seen))
+    (out / f"{os.getpid()}.tmp").rename(out / f"{os.getpid()}.json")
+    logging.getLogger("portway.probe").warning("probe in %s", "startup", extra={"request_id": "req-1",
+                                               "latency_ms": 12.5, "status": 200})
+'''
+
+
+def probe_env(tmp_path: Path) -> tuple[dict[str, str], Path]:
+    """An installed probe plugin, and the directory where each process
+    that serves writes ``<pid>.json``."""
+    out = tmp_path / "probe"
+    out.mkdir()
+    site = broken_distribution(tmp_path / "site", PROBE)
+    return clean_env(PYTHONPATH=str(site), PORTWAY_TEST_PROBE_DIR=str(out)), out
+
+
+def wait_for_probes(out: Path, count: int) -> list[dict[str, object]]:
+    deadline = time.monotonic() + TIMEOUT
+    while len(found := sorted(out.glob("*.json"))) < count:
+        assert time.monotonic() < deadline, f"{len(found)} serving process(es) started, expected {count}"
+        time.sleep(0.05)
+    return [json.loads(path.read_text()) for path in found]
+
+
+def test_workers_are_separate_processes_with_the_same_choices(tmp_path: Path) -> None:
+    """``--workers 2`` really runs two serving processes under the one started,
+    each with the config the main process found (./portway.yaml here) and the
+    flags given to it; every line on stderr is a JSON object."""
+    env, out = probe_env(tmp_path)
+    write(tmp_path, "providers: {mock: {type: mock}}\nserver: {log_format: text}\n")
+    with serve("--workers", "2", "--log-format", "json", "--no-access-log", tmp_path=tmp_path, env=env,
+               cwd=tmp_path, log_level="info") as served:
+        workers = wait_for_probes(out, 2)
+        assert served.client().chat.completions.create(**CHAT).choices[0].message.content == "Mock reply to: hi"
+        main = served.proc.pid
+    assert len({w["pid"] for w in workers}) == 2 and main not in {w["pid"] for w in workers}
+    assert [w["ppid"] for w in workers] == [main, main]
+    for worker in workers:
+        assert worker == {**worker, "source": str(tmp_path / "portway.yaml"), "access_log": False, "log_format": "json"}
+
+    lines = [json.loads(line) for line in served.stderr.splitlines()]  # each line is one JSON object
+    assert not [line for line in lines if line["logger"] == "uvicorn.access"]  # uvicorn's access log stays off
+    banner = next(line for line in lines if line["logger"] == "portway.serve")
+    assert banner["level"] == "INFO" and banner["message"].endswith(
+        "| providers: mock (mock) | config: portway.yaml (found in the working directory)")
+    probes = [line for line in lines if line["logger"] == "portway.probe"]
+    assert len(probes) == 2
+    for probe in probes:
+        assert set(probe) == {"ts", "level", "logger", "message", "request_id", "latency_ms", "status"}
+        assert probe == {**probe, "level": "WARNING", "message": "probe in startup", "request_id": "req-1",
+                         "latency_ms": 12.5, "status": 200}
+    # The last words of each worker are not lost when the process ends.
+    finished = [line["message"] for line in lines if line["message"].startswith("Finished server process")]
+    assert sorted(finished) == sorted(f"Finished server process [{w['pid']}]" for w in workers)
+
+
+def test_log_format_flag_overrides_the_config_and_access_log_defaults_on(tmp_path: Path) -> None:
+    env, out = probe_env(tmp_path)
+    path = write(tmp_path, "providers: {mock: {type: mock}}\nserver: {log_format: json}\n")
+    with serve("--config", str(path), "--log-format", "text", tmp_path=tmp_path, env=env, log_level="info") as served:
+        [seen] = wait_for_probes(out, 1)
+    assert seen == {**seen, "pid": served.proc.pid, "access_log": True, "log_format": "text"}
+    probe = next(line for line in served.stderr.splitlines() if "portway.probe" in line)
+    assert re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3} WARNING portway\.probe: probe in startup", probe)
+    assert f"INFO uvicorn.error: Finished server process [{served.proc.pid}]" in served.stderr.splitlines()[-1]

@@ -258,6 +258,19 @@ def test_out_of_range_value_names_the_key(tmp_path: Path) -> None:
     assert "server.port" in message and "routing.retries" in message  # every error, not only the first
 
 
+def test_logging_keys(tmp_path: Path) -> None:
+    defaults = config_module.load(write(tmp_path, "", "empty.yaml"), environ={}).server
+    assert (defaults.access_log, defaults.log_format) == (True, "text")
+    path = write(tmp_path, "server: {access_log: maybe, log_format: xml, log_fromat: json}\n")
+    with pytest.raises(ConfigError) as info:
+        config_module.load(path, environ={})
+    assert info.value.problems == [
+        f"{path}: server.access_log: Input should be a valid boolean, unable to interpret input",
+        f"{path}: server.log_format: Input should be 'text' or 'json'",
+        f"{path}: server.log_fromat: Extra inputs are not permitted",
+    ]
+
+
 def test_unknown_key_in_a_core_section(tmp_path: Path) -> None:
     path = write(tmp_path, "server: {prot: 8080}\n")
     message = load_error(path)

@@ -15,7 +15,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from portway import config as config_module
-from portway import configcheck
+from portway import configcheck, logs
 from portway.endpoints import anthropic, openai
 from portway.endpoints.common import error_response, new_request_id
 from portway.errors import PortwayError
@@ -73,17 +73,39 @@ def gateway_for(config: config_module.Config) -> Gateway:
     return Gateway(config, auto_providers=config.source == config_module.EMBEDDED)
 
 
-def gateway_from_config_path(path: str | None, *, secrets: bool = True) -> Gateway:
+def gateway_from_config_path(path: str | None, *, secrets: bool = True,
+                             server: dict[str, Any] | None = None) -> Gateway:
     """The gateway for the config file at ``path`` (None: the embedded
     defaults), after the complete check (:class:`ConfigError` lists every
     problem).  ``secrets=False``: unset variables in secret keys are
-    tolerated, for commands that never call a provider."""
-    return gateway_for(configcheck.checked_config(path, secrets=secrets))
+    tolerated, for commands that never call a provider.  ``server``:
+    overrides of ``server.*`` from command-line flags."""
+    return gateway_for(configcheck.checked_config(path, secrets=secrets, server=server))
+
+
+def served_app(gateway: Gateway) -> Starlette:
+    """The app as ``portway serve`` runs it: log records are queued while it
+    serves (see :mod:`portway.logs`) and written directly once it has shut
+    down, so the last lines are not lost when uvicorn ends the process."""
+    app = create_app(gateway)
+    serving = app.router.lifespan_context
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        try:
+            async with serving(app):
+                yield
+        finally:
+            logs.write_directly()
+
+    app.router.lifespan_context = lifespan
+    return app
 
 
 #: How ``portway serve --workers N`` hands its resolved choices to each
-#: worker process (JSON: ``config`` path or null for the embedded defaults),
-#: so every worker serves exactly what the main process checked and announced.
+#: worker process (JSON: ``config`` path or null for the embedded defaults,
+#: ``server`` overrides, ``log_level``), so every worker serves exactly
+#: what the main process checked and announced.
 SERVE_SETTINGS_ENV = "PORTWAY_SERVE_SETTINGS"
 
 
@@ -93,8 +115,12 @@ def app_from_env() -> Starlette:
 
     Outside ``portway serve`` (``uvicorn --factory portway.app:app_from_env``)
     the config is found as ``portway serve`` finds it: ``$PORTWAY_CONFIG``,
-    then ``./portway.yaml``, else the embedded defaults."""
+    then ``./portway.yaml``, else the embedded defaults; logging is then left
+    to the host."""
     settings = os.environ.get(SERVE_SETTINGS_ENV)
     if settings is None:
         return create_app(gateway_from_config_path(config_module.discover(None).path))
-    return create_app(gateway_from_config_path(json.loads(settings)["config"]))
+    options = json.loads(settings)
+    config = configcheck.checked_config(options["config"], server=options["server"])
+    logs.configure(config.server.log_format, options["log_level"])
+    return served_app(gateway_for(config))

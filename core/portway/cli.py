@@ -11,7 +11,7 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-from portway import __version__, configcheck
+from portway import __version__, configcheck, logs
 from portway import config as config_module
 from portway import plugins as plugin_loader
 from portway.config import ConfigError
@@ -42,10 +42,15 @@ def _choose(cli_path: str | None) -> str | None:
 def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
-    from portway.app import SERVE_SETTINGS_ENV, create_app, gateway_for
+    from portway.app import SERVE_SETTINGS_ENV, gateway_for, served_app
 
     choice = config_module.discover(args.config)
-    config = configcheck.checked_config(choice.path)
+    overrides: dict[str, Any] = {}
+    if args.log_format:
+        overrides["log_format"] = args.log_format
+    if args.no_access_log:
+        overrides["access_log"] = False  # the access-log plugin reads config.server.access_log
+    config = configcheck.checked_config(choice.path, server=overrides)
     server = config.server
     host = args.host or server.host
     port = server.port if args.port is None else args.port
@@ -60,30 +65,33 @@ def cmd_serve(args: argparse.Namespace) -> int:
                 file=sys.stderr,
             )
             return EXIT_USAGE
-        print(f"portway: WARNING: listening on {host} with no API key required (--insecure)", file=sys.stderr)
-    gateway = gateway_for(config)
+
+    # From here on everything is a log record, in the chosen format, written off the event loop.
+    logs.configure(server.log_format, args.log_level)
+    log = logging.getLogger("portway.serve")
+    log.setLevel(logging.INFO)  # the start-up banner is shown at any --log-level
+    if config.auth.master_key is None and not _is_loopback(host):
+        log.warning("listening on %s with no API key required (--insecure)", host)
+    gateway = gateway_for(config)  # warns about providers it cannot serve, and plugins that failed to load
     providers = ", ".join(f"{n} ({p.type})" for n, p in gateway.providers.items()) or "none"
-    print(f"portway {__version__}: http://{host}:{port} | providers: {providers} | config: {choice.describe()}",
-          file=sys.stderr)
-    for reason in gateway.unavailable.values():
-        print(f"portway: WARNING: {reason}", file=sys.stderr)
+    log.info("portway %s: http://%s:%s | providers: %s | config: %s", __version__, host, port, providers,
+             choice.describe())
     if not gateway.providers:
-        print("portway: WARNING: no provider is configured: nothing can be served (add one under providers:)",
-              file=sys.stderr)
-    for info in gateway.plugins:
-        if info.error:
-            print(f"portway: WARNING: plugin {info.name} failed to load and is skipped: {info.error}", file=sys.stderr)
-    options: dict[str, Any] = dict(host=host, port=port, log_level=args.log_level, access_log=False,
+        log.warning("no provider is configured: nothing can be served (add one under providers:)")
+    # log_config=None: uvicorn's records go through the handler set up above; its access log stays off.
+    options: dict[str, Any] = dict(host=host, port=port, log_level=args.log_level, access_log=False, log_config=None,
                                    http="httptools", loop="uvloop" if sys.platform != "win32" else "asyncio",
                                    timeout_graceful_shutdown=10)
     if workers > 1:
         # Each worker builds its own gateway from exactly what was checked here.
         os.environ[SERVE_SETTINGS_ENV] = json.dumps({
             "config": os.path.abspath(choice.path) if choice.path else None,
+            "server": overrides,
+            "log_level": args.log_level,
         })
         uvicorn.run("portway.app:app_from_env", factory=True, workers=workers, **options)
     else:
-        uvicorn.run(create_app(gateway), **options)
+        uvicorn.run(served_app(gateway), **options)
     return EXIT_OK
 
 
@@ -145,6 +153,8 @@ def build_parser(extra: list[tuple[str, Callable[..., int], str, Callable[..., N
     serve.add_argument("--workers", type=int, help="worker processes sharing the port")
     serve.add_argument("--insecure", action="store_true", help="allow a non-loopback bind without a master key")
     serve.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])
+    serve.add_argument("--log-format", choices=logs.FORMATS, help="log lines as text or JSON (default: server.log_format)")
+    serve.add_argument("--no-access-log", action="store_true", help="no line per request (server.access_log: false)")
     serve.set_defaults(handler=cmd_serve)
 
     plugins = sub.add_parser("plugins", help="list installed plugins and load errors")

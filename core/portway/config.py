@@ -77,6 +77,10 @@ class ServerConfig(Strict):
     workers: int = Field(1, ge=1)
     insecure: bool = False
     max_body_bytes: int = Field(32 * 1024 * 1024, ge=1024)
+    #: One log line per request on the ``portway.access`` logger.
+    access_log: bool = True
+    #: ``text``: one human line per record; ``json``: one JSON object per line.
+    log_format: Literal["text", "json"] = "text"
 
 
 class AuthConfig(Strict):

@@ -23,7 +23,7 @@ from pydantic import BaseModel
 
 from portway import config as config_module
 from portway import plugins as plugin_loader
-from portway.config import CORE_SECTIONS, Config, ConfigError, section_problems, suggest
+from portway.config import CORE_SECTIONS, Config, ConfigError, ServerConfig, section_problems, suggest
 from portway.errors import PortwayError
 from portway.hooks import Hooks
 
@@ -130,13 +130,21 @@ def check(path: str | os.PathLike[str], *, environ: dict[str, str] | None = None
     return (examined.config if not problems else None), problems
 
 
-def checked_config(path: str | os.PathLike[str] | None, *, secrets: bool = True, strict: bool = False) -> Config:
+def checked_config(path: str | os.PathLike[str] | None, *, secrets: bool = True, strict: bool = False,
+                   server: dict[str, Any] | None = None) -> Config:
     """The config at ``path`` (None: the embedded defaults), completely
-    checked; :class:`ConfigError` lists every problem."""
+    checked, with ``server`` overrides (from command-line flags) applied;
+    :class:`ConfigError` lists every problem."""
     if path is None:
         config = config_module.parse({}, config_module.EMBEDDED)
     else:
         config, problems = check(path, secrets=secrets, strict=strict)
         if config is None:
             raise ConfigError(*problems)
+    if server:
+        settings, problems = section_problems(ServerConfig, {**config.server.model_dump(), **server}, config.source,
+                                              "server")
+        if problems:
+            raise ConfigError(*problems)
+        config.server = settings
     return config
