@@ -482,6 +482,13 @@ def test_yaml_syntax_error_names_the_file_line_and_column(tmp_path: Path) -> Non
                                 "(while parsing a flow mapping at line 2, column 6)")
 
 
+def test_a_character_yaml_refuses_is_named_with_its_place(tmp_path: Path) -> None:
+    path = write(tmp_path, 'providers:\n  m: {type: mock, api_key: "sk-\x01secret"}\n')
+    message = load_error(path)
+    assert message == f"{path}: not valid YAML: line 2, column 32: character #x0001 is not allowed"
+    assert "secret" not in message  # PyYAML's own message would quote the line
+
+
 def test_duplicate_keys_are_errors_naming_key_and_lines(tmp_path: Path) -> None:
     path = write(tmp_path, """
         server: {port: 1}

@@ -257,18 +257,26 @@ def read(path: str | os.PathLike[str]) -> tuple[Any, list[str]]:
         text = file.read_text()
     except OSError as exc:
         raise ConfigError(f"{file}: cannot read: {exc.strerror}") from None
-    loader = yaml.SafeLoader(text)
-    loader.name = str(file)  # marks say the file, not "<unicode string>"
+    # Messages are built here from the error's parts: PyYAML's own name the
+    # text "<unicode string>" and quote the offending line (which may hold a secret).
+    loader = None
     try:
+        loader = yaml.SafeLoader(text)  # checks every character of the text first
         node = loader.get_single_node()
         problems = [f"{file}: {problem}" for _, problem in sorted(_duplicates(node))]
         data = loader.construct_document(node) if node is not None else None
+    except yaml.reader.ReaderError as exc:
+        line = text.count("\n", 0, exc.position) + 1
+        column = exc.position - text.rfind("\n", 0, exc.position)
+        raise ConfigError(f"{file}: not valid YAML: line {line}, column {column}: "
+                          f"character #x{exc.character:04x} is not allowed") from None
     except yaml.MarkedYAMLError as exc:
         raise ConfigError(f"{file}: not valid YAML: {_describe(exc)}") from None
     except yaml.YAMLError as exc:
-        raise ConfigError(f"{file}: not valid YAML: {exc}") from None
+        raise ConfigError(f"{file}: not valid YAML: {type(exc).__name__}") from None
     finally:
-        loader.dispose()
+        if loader is not None:
+            loader.dispose()
     return data, problems
 
 
