@@ -312,12 +312,14 @@ def test_provider_without_type(tmp_path: Path) -> None:
     assert "providers.oai" in message and "type" in message
 
 
-def test_provider_name_cannot_contain_slash(tmp_path: Path) -> None:
+def test_provider_name_cannot_contain_slash_or_be_empty(tmp_path: Path) -> None:
     path = write(tmp_path, """
         providers:
           "a/b": {type: mock}
+          "": {type: mock}
     """)
-    assert "providers.a/b" in load_error(path)
+    assert load_error(path) == (f"{path}: providers.a/b: a provider name cannot contain '/'\n"
+                                f"{path}: providers.: a provider name cannot be empty")
 
 
 @pytest.mark.parametrize("value", ["", " ", "\t \n"])
@@ -487,6 +489,19 @@ def test_a_character_yaml_refuses_is_named_with_its_place(tmp_path: Path) -> Non
     message = load_error(path)
     assert message == f"{path}: not valid YAML: line 2, column 32: character #x0001 is not allowed"
     assert "secret" not in message  # PyYAML's own message would quote the line
+
+
+def test_text_that_is_not_utf8(tmp_path: Path) -> None:
+    path = tmp_path / "portway.yaml"
+    path.write_bytes(b"providers: {m: {type: mock}}\n\xff\n")
+    assert load_error(path) == f"{path}: not UTF-8 text (byte 29: invalid start byte)"
+
+
+def test_a_structure_that_contains_itself(tmp_path: Path) -> None:
+    path = write(tmp_path, "providers: {m: &m {type: mock, headers: {h: *m}}}\n")
+    assert load_error(path) == f"{path}: providers.m.headers.h: an alias refers to a node that contains it"
+    shared = write(tmp_path, "base: &b {type: mock}\nproviders: {m: *b, n: *b}\n", "shared.yaml")
+    assert config_module.read(shared)[0]["providers"] == {"m": {"type": "mock"}, "n": {"type": "mock"}}
 
 
 def test_duplicate_keys_are_errors_naming_key_and_lines(tmp_path: Path) -> None:

@@ -169,6 +169,8 @@ class PluginsConfig(Strict):
 
 
 def _provider_name(name: str) -> str:
+    if not name:
+        raise ValueError("a provider name cannot be empty")
     if "/" in name:
         raise ValueError("a provider name cannot contain '/'")
     return name
@@ -254,15 +256,20 @@ def read(path: str | os.PathLike[str]) -> tuple[Any, list[str]]:
     file, line and column): nothing else can be checked then."""
     file = Path(path)
     try:
-        text = file.read_text()
+        text = file.read_text(encoding="utf-8")
     except OSError as exc:
         raise ConfigError(f"{file}: cannot read: {exc.strerror}") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{file}: not UTF-8 text (byte {exc.start}: {exc.reason})") from None
     # Messages are built here from the error's parts: PyYAML's own name the
     # text "<unicode string>" and quote the offending line (which may hold a secret).
     loader = None
     try:
         loader = yaml.SafeLoader(text)  # checks every character of the text first
         node = loader.get_single_node()
+        looped = _recursion(node)
+        if looped is not None:
+            raise ConfigError(f"{file}: {looped or '<root>'}: an alias refers to a node that contains it")
         problems = [f"{file}: {problem}" for _, problem in sorted(_duplicates(node))]
         data = loader.construct_document(node) if node is not None else None
     except yaml.reader.ReaderError as exc:
@@ -288,6 +295,30 @@ def _describe(exc: yaml.MarkedYAMLError) -> str:
     if exc.context:
         text += f" ({exc.context}" + (f" at {where(exc.context_mark)})" if exc.context_mark else ")")
     return text
+
+
+def _recursion(node: yaml.Node | None, path: str = "", inside: frozenset[int] = frozenset(),
+               cleared: set[int] | None = None) -> str | None:
+    """The dotted path of an alias to one of its own ancestors (a structure
+    that contains itself, which nothing after this could walk), or None."""
+    cleared = set() if cleared is None else cleared  # nodes already walked without finding one
+    if node is None or id(node) in cleared:
+        return None
+    if id(node) in inside:
+        return path
+    inside = inside | {id(node)}
+    if isinstance(node, yaml.MappingNode):
+        children = [(f"{path}.{key.value}" if path else str(key.value), value) for key, value in node.value]
+    elif isinstance(node, yaml.SequenceNode):
+        children = [(f"{path}.{i}" if path else str(i), item) for i, item in enumerate(node.value)]
+    else:
+        return None
+    for child_path, child in children:
+        found = _recursion(child, child_path, inside, cleared)
+        if found is not None:
+            return found
+    cleared.add(id(node))
+    return None
 
 
 def _duplicates(node: yaml.Node | None, path: str = "", seen: set[int] | None = None) -> Iterator[tuple[int, str]]:
