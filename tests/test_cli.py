@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import contextlib
+import io
 import json
+import logging
 import os
+import re
 import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import textwrap
 import time
 from collections.abc import Iterator
@@ -20,6 +24,7 @@ import httpx
 import openai
 import pytest
 
+from portway import logs
 from portway.testing import free_port
 
 PORTWAY = shutil.which("portway", path=os.path.dirname(sys.executable)) or "portway"
@@ -34,9 +39,13 @@ def clean_env(**extra: str) -> dict[str, str]:
     return env
 
 
-def run(*args: str, env: dict[str, str] | None = None, timeout: float = 30) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([PORTWAY, *args], capture_output=True, text=True, env=env or clean_env(), timeout=timeout,
-                          stdin=subprocess.DEVNULL)
+def run(*args: str, env: dict[str, str] | None = None, timeout: float = 30,
+        cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    """``portway ARGS``, by default in an empty directory (a ./portway.yaml
+    wherever the suite runs would otherwise be found and used)."""
+    with tempfile.TemporaryDirectory() as empty:
+        return subprocess.run([PORTWAY, *args], capture_output=True, text=True, env=env or clean_env(),
+                              timeout=timeout, stdin=subprocess.DEVNULL, cwd=cwd or empty)
 
 
 def write(tmp_path: Path, text: str, name: str = "portway.yaml") -> Path:
@@ -60,15 +69,20 @@ class Served:
 
 
 @contextlib.contextmanager
-def serve(*args: str, tmp_path: Path, env: dict[str, str] | None = None) -> Iterator[Served]:
-    """``portway serve --port <free> ARGS`` until ``/health`` answers; always
-    stopped (and its worker processes with it) on the way out."""
+def serve(*args: str, tmp_path: Path, env: dict[str, str] | None = None, cwd: Path | None = None,
+          log_level: str = "warning") -> Iterator[Served]:
+    """``portway serve --port <free> ARGS`` (in an empty directory unless
+    ``cwd``) until ``/health`` answers; always stopped (and its worker
+    processes with it) on the way out."""
     port = free_port()
     log = tmp_path / f"serve-{port}.log"
+    if cwd is None:
+        cwd = tmp_path / f"cwd-{port}"
+        cwd.mkdir()
     with open(log, "wb") as sink:
-        proc = subprocess.Popen([PORTWAY, "serve", "--port", str(port), "--log-level", "warning", *args],
+        proc = subprocess.Popen([PORTWAY, "serve", "--port", str(port), "--log-level", log_level, *args],
                                 stdin=subprocess.DEVNULL, stdout=sink, stderr=subprocess.STDOUT, env=env or clean_env(),
-                                start_new_session=True)
+                                start_new_session=True, cwd=cwd)
     served = Served(f"http://127.0.0.1:{port}", proc, log)
     try:
         deadline = time.monotonic() + TIMEOUT
@@ -271,7 +285,8 @@ def test_serve_without_config_serves_mock(tmp_path: Path) -> None:
         text = "".join(c.choices[0].delta.content or "" for c in client.chat.completions.create(**CHAT, stream=True)
                        if c.choices)
         assert text == "Mock reply to: hi"
-    assert "providers: mock (mock)" in served.stderr  # the start-up banner
+    assert ("| providers: mock (mock) | config: <embedded defaults> (no --config, no $PORTWAY_CONFIG, "
+            "no ./portway.yaml)\n") in served.stderr  # the start-up line
 
 
 def test_serve_refuses_public_bind_without_master_key() -> None:
@@ -353,3 +368,288 @@ def test_serve_with_a_provider_type_that_is_not_installed(tmp_path: Path) -> Non
         assert "is not installed" in info.value.message
         assert served.client().chat.completions.create(**CHAT).choices[0].message.content == "Mock reply to: hi"
     assert "is not installed" in served.stderr  # warned at start-up
+
+
+# -- finding the config (--config, $PORTWAY_CONFIG, ./portway.yaml, ./portway.yml, embedded) ---------
+
+
+def models_in(result: subprocess.CompletedProcess[str]) -> set[str]:
+    """The provider names ``portway models`` listed."""
+    return {line.split("/")[0] for line in result.stdout.splitlines() if "/" in line}
+
+
+@pytest.mark.parametrize(("files", "env", "used", "said"), [
+    ({"portway.yaml": "here", "portway.yml": "yml"}, {}, "here",
+     "portway: config: portway.yaml (found in the working directory; ./portway.yml is ignored)"),
+    ({"portway.yaml": "here", "env.yaml": "env"}, {"PORTWAY_CONFIG": "env.yaml"}, "env",
+     "portway: config: env.yaml (from $PORTWAY_CONFIG)"),
+])  # the whole order is tested in test_config.py; this is the command's use of it
+def test_models_finds_the_config(tmp_path: Path, files: dict[str, str], env: dict[str, str], used: str,
+                                 said: str) -> None:
+    for name, provider in files.items():
+        write(tmp_path, f"providers: {{{provider}: {{type: mock}}}}\n", name)
+    result = run("models", env=clean_env(**env), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert models_in(result) == {used}
+    assert result.stderr.splitlines() == [said]
+
+
+def test_a_named_config_that_does_not_exist_is_an_error(tmp_path: Path) -> None:
+    write(tmp_path, "providers: {here: {type: mock}}\n")  # not a fallback for a file that was named
+    result = run("models", env=clean_env(PORTWAY_CONFIG="missing.yaml"), cwd=tmp_path)
+    assert result.returncode == 2
+    assert result.stderr.splitlines() == [
+        "portway: config: missing.yaml (from $PORTWAY_CONFIG)",
+        "portway: config error:",
+        "missing.yaml: cannot read: No such file or directory",
+    ]
+
+
+def test_plugins_and_config_check_find_the_config_too(tmp_path: Path) -> None:
+    write(tmp_path, "providers: {m: {type: mock}}\nplugins: {disable: [openai]}\n")
+    infos = {i["name"]: i for i in json.loads(run("plugins", "--json", cwd=tmp_path).stdout)}
+    assert infos["openai"]["enabled"] is False and infos["mock"]["enabled"] is True
+    result = run("config", "check", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "portway.yaml: ok (1 providers, 0 model aliases)\n"
+    assert result.stderr == "portway: config: portway.yaml (found in the working directory)\n"
+
+
+# -- config check: strict, and every problem at once --------------------------------------
+
+
+def test_config_check_unknown_provider_type_suggests_the_installed_one(tmp_path: Path) -> None:
+    path = write(tmp_path, "providers: {m: {type: mokc}}\n", "typo.yaml")
+    result = run("config", "check", str(path))
+    assert result.returncode == 2
+    assert result.stderr.splitlines()[1:] == [
+        "portway: config error:",
+        f"{path}: providers.m.type: unknown provider type 'mokc' (did you mean 'mock'?); "
+        "installed: anthropic, mock, openai",
+    ]
+
+
+def test_serve_still_starts_with_an_unknown_provider_type_and_warns(tmp_path: Path) -> None:
+    path = write(tmp_path, "providers: {m: {type: mokc}}\n")
+    with serve("--config", str(path), tmp_path=tmp_path) as served:
+        response = httpx.post(served.url + "/v1/chat/completions", json={**CHAT, "model": "m/x"})
+        assert response.status_code == 400
+        assert response.json()["error"]["message"] == (
+            "provider type 'mokc' is not installed (pip install portway-mokc); needed by provider 'm'")
+    assert "WARNING portway: provider type 'mokc' is not installed" in served.stderr
+    # ...and, with no provider left that can serve, says so:
+    assert "WARNING portway.serve: no provider is configured: nothing can be served (add one under providers:)" \
+        in served.stderr
+
+
+def test_config_check_reports_every_problem_at_once(tmp_path: Path) -> None:
+    path = write(tmp_path, """
+        server:
+          port: 1
+          port: 2
+          workers: 0
+        auth: {master_key: "${PW_TEST_EMPTY}"}
+        providers:
+          m: {type: mokc}
+          o: {type: openai, api_key: "${PW_TEST_UNSET}", organisation: x}
+          k: {type: mock, latency_ms: slow}
+        models:
+          fast: {target: {provider: ghost, model: x}}
+        plugins:
+          order: {pre_reqest: [a]}
+        provider: {}
+    """, "all.yaml")
+    result = run("config", "check", str(path), env=clean_env(PW_TEST_EMPTY=""))
+    assert result.returncode == 2
+    hooks = ("register_providers, register_routes, register_commands, register_config, startup, shutdown, "
+             "pre_request, select_provider, post_chunk, post_response, on_error, request_finished")
+    assert result.stderr.splitlines()[1:] == [f"{path}: {line}" if i else line for i, line in enumerate([
+        "portway: config error:",
+        "server.port: duplicate key 'port' on line 4 (first on line 3)",
+        "providers.o.api_key: environment variable PW_TEST_UNSET is not set",
+        "server.workers: Input should be greater than or equal to 1",
+        "auth.master_key: is empty; set it to a secret, or remove the key to run without one "
+        "(allowed only on a loopback address)",
+        "models.fast.target.provider: no provider named 'ghost' (defined: k, m, o)",
+        f"plugins.order.pre_reqest: no hook named 'pre_reqest' (did you mean 'pre_request'?); the hooks are: {hooks}",
+        "providers.m.type: unknown provider type 'mokc' (did you mean 'mock'?); installed: anthropic, mock, openai",
+        "providers.o.organisation: Extra inputs are not permitted",
+        "providers.k.latency_ms: Input should be a valid number, unable to parse string as a number",
+        "provider: unknown section (no installed plugin declares it) (did you mean 'providers'?)",
+    ])]
+    assert "Traceback" not in result.stderr
+
+
+def test_models_does_not_need_secrets_but_config_check_does(tmp_path: Path) -> None:
+    path = write(tmp_path, """
+        auth: {master_key: "${PW_TEST_UNSET_MASTER}"}
+        providers:
+          oai: {type: openai, api_key: "${PW_TEST_UNSET_OPENAI}", headers: {x-org-token: "${PW_TEST_UNSET_TOKEN}"}}
+          m: {type: mock, models: [echo]}
+    """)
+    result = run("models", "--config", str(path))
+    assert result.returncode == 0, result.stderr
+    assert "oai/gpt-4o-mini\toai" in result.stdout.splitlines() and "m/echo\tm" in result.stdout.splitlines()
+
+    check = run("config", "check", str(path))
+    assert check.returncode == 2
+    assert check.stderr.splitlines()[2:] == [
+        f"{path}: auth.master_key: environment variable PW_TEST_UNSET_MASTER is not set",
+        f"{path}: providers.oai.api_key: environment variable PW_TEST_UNSET_OPENAI is not set",
+        f"{path}: providers.oai.headers.x-org-token: environment variable PW_TEST_UNSET_TOKEN is not set",
+    ]
+    # Only secrets are spared: a variable elsewhere is needed to list models, too.
+    other = write(tmp_path, "providers: {m: {type: mock, models: ['${PW_TEST_UNSET_MODEL}']}}\n", "other.yaml")
+    listed = run("models", "--config", str(other))
+    assert listed.returncode == 2
+    assert listed.stderr.splitlines()[-1] == f"{other}: providers.m.models.0: environment variable PW_TEST_UNSET_MODEL is not set"
+
+
+# -- the master key -----------------------------------------------------------------------------
+
+
+def test_serve_refuses_an_empty_master_key(tmp_path: Path) -> None:
+    path = write(tmp_path, "auth: {master_key: '${PW_TEST_MASTER_KEY}'}\nproviders: {mock: {type: mock}}\n")
+    result = run("serve", "--config", str(path), "--host", "0.0.0.0", "--port", str(free_port()),
+                 env=clean_env(PW_TEST_MASTER_KEY=""), timeout=15)
+    assert result.returncode == 2
+    assert result.stderr.splitlines() == [
+        "portway: config error:",
+        f"{path}: auth.master_key: is empty; set it to a secret, or remove the key to run without one "
+        "(allowed only on a loopback address)",
+    ]
+
+
+# -- logging and workers --------------------------------------------------------------------------
+
+def access_record(**fields: object) -> logging.LogRecord:
+    """A record as the access-log plugin will log it: message plus ``extra=`` fields."""
+    record = logging.getLogger("portway.access").makeRecord(
+        "portway.access", logging.INFO, __file__, 1, "%s %s %s", ("POST", "/v1/chat/completions", 200), None,
+        extra=fields)
+    record.created, record.msecs = 1767225600.25, 250.0  # 2026-01-01T00:00:00.250Z
+    return record
+
+
+FIELDS = {"request_id": "req-1", "endpoint": "/v1/chat/completions", "model": "fast", "provider": "oai",
+          "status": 200, "latency_ms": 12.5}
+
+
+def test_json_format_has_the_standard_keys_and_every_extra_field() -> None:
+    line = logs.JsonFormatter().format(access_record(**FIELDS))
+    assert json.loads(line) == {"ts": "2026-01-01T00:00:00.250Z", "level": "INFO", "logger": "portway.access",
+                                "message": "POST /v1/chat/completions 200", **FIELDS}
+    assert "\n" not in line
+
+
+def test_text_format_is_one_line_whatever_the_message_holds() -> None:
+    record = access_record(**FIELDS)
+    record.args = ("POST", "/v1/chat/completions\n2026-01-01 00:00:00.000 INFO portway.access: forged", 200)
+    line = logs.TextFormatter().format(record)
+    when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(record.created))
+    assert line == (f"{when}.250 INFO portway.access: POST /v1/chat/completions\\n"
+                    "2026-01-01 00:00:00.000 INFO portway.access: forged 200")
+
+
+def test_configure_writes_through_the_queue_with_extra_fields_and_tracebacks() -> None:
+    root = logging.getLogger()
+    saved = root.handlers[:], logging.getLogger("portway").level
+    sink = io.StringIO()
+    try:
+        logs.configure("json", "info", stream=sink)
+        assert [type(h).__name__ for h in root.handlers] == ["_Handoff"]  # the caller only queues
+        log = logging.getLogger("portway.access")
+        log.info("request %s", "done", extra=FIELDS)
+        log.debug("not at info")
+        try:
+            raise ValueError("boom")
+        except ValueError:
+            logging.getLogger("portway").exception("failed")
+    finally:
+        logs.stop()  # writes everything queued
+        root.handlers[:] = saved[0]
+        logging.getLogger("portway").setLevel(saved[1])
+    first, second = (json.loads(line) for line in sink.getvalue().splitlines())
+    assert first == {**first, "message": "request done", "logger": "portway.access", **FIELDS}
+    assert second["message"] == "failed" and second["exc"].endswith("ValueError: boom")
+
+
+PROBE = '''
+import json, logging, os
+from pathlib import Path
+
+from portway import hookimpl
+
+
+@hookimpl
+def startup(gateway):
+    """Each serving process says who it is and what configuration it runs with."""
+    server = gateway.config.server
+    seen = {"pid": os.getpid(), "ppid": os.getppid(), "source": gateway.config.source,
+            "access_log": server.access_log, "log_format": server.log_format}
+    out = Path(os.environ["PORTWAY_TEST_PROBE_DIR"])
+    (out / f"{os.getpid()}.tmp").write_text(json.dumps(seen))
+    (out / f"{os.getpid()}.tmp").rename(out / f"{os.getpid()}.json")
+    logging.getLogger("portway.probe").warning("probe in %s", "startup", extra={"request_id": "req-1",
+                                               "latency_ms": 12.5, "status": 200})
+'''
+
+
+def probe_env(tmp_path: Path) -> tuple[dict[str, str], Path]:
+    """An installed probe plugin, and the directory where each process
+    that serves writes ``<pid>.json``."""
+    out = tmp_path / "probe"
+    out.mkdir()
+    site = broken_distribution(tmp_path / "site", PROBE)
+    return clean_env(PYTHONPATH=str(site), PORTWAY_TEST_PROBE_DIR=str(out)), out
+
+
+def wait_for_probes(out: Path, count: int) -> list[dict[str, object]]:
+    deadline = time.monotonic() + TIMEOUT
+    while len(found := sorted(out.glob("*.json"))) < count:
+        assert time.monotonic() < deadline, f"{len(found)} serving process(es) started, expected {count}"
+        time.sleep(0.05)
+    return [json.loads(path.read_text()) for path in found]
+
+
+def test_workers_are_separate_processes_with_the_same_choices(tmp_path: Path) -> None:
+    """``--workers 2`` really runs two serving processes under the one started,
+    each with the config the main process found (./portway.yaml here) and the
+    flags given to it; every line on stderr is a JSON object."""
+    env, out = probe_env(tmp_path)
+    write(tmp_path, "providers: {mock: {type: mock}}\nserver: {log_format: text}\n")
+    with serve("--workers", "2", "--log-format", "json", "--no-access-log", tmp_path=tmp_path, env=env,
+               cwd=tmp_path, log_level="info") as served:
+        workers = wait_for_probes(out, 2)
+        assert served.client().chat.completions.create(**CHAT).choices[0].message.content == "Mock reply to: hi"
+        main = served.proc.pid
+    assert len({w["pid"] for w in workers}) == 2 and main not in {w["pid"] for w in workers}
+    assert [w["ppid"] for w in workers] == [main, main]
+    for worker in workers:
+        assert worker == {**worker, "source": str(tmp_path / "portway.yaml"), "access_log": False, "log_format": "json"}
+
+    lines = [json.loads(line) for line in served.stderr.splitlines()]  # each line is one JSON object
+    assert not [line for line in lines if line["logger"] == "uvicorn.access"]  # uvicorn's access log stays off
+    banner = next(line for line in lines if line["logger"] == "portway.serve")
+    assert banner["level"] == "INFO" and banner["message"].endswith(
+        "| providers: mock (mock) | config: portway.yaml (found in the working directory)")
+    probes = [line for line in lines if line["logger"] == "portway.probe"]
+    assert len(probes) == 2
+    for probe in probes:
+        assert set(probe) == {"ts", "level", "logger", "message", "request_id", "latency_ms", "status"}
+        assert probe == {**probe, "level": "WARNING", "message": "probe in startup", "request_id": "req-1",
+                         "latency_ms": 12.5, "status": 200}
+    # The last words of each worker are not lost when the process ends.
+    finished = [line["message"] for line in lines if line["message"].startswith("Finished server process")]
+    assert sorted(finished) == sorted(f"Finished server process [{w['pid']}]" for w in workers)
+
+
+def test_log_format_flag_overrides_the_config_and_access_log_defaults_on(tmp_path: Path) -> None:
+    env, out = probe_env(tmp_path)
+    path = write(tmp_path, "providers: {mock: {type: mock}}\nserver: {log_format: json}\n")
+    with serve("--config", str(path), "--log-format", "text", tmp_path=tmp_path, env=env, log_level="info") as served:
+        [seen] = wait_for_probes(out, 1)
+    assert seen == {**seen, "pid": served.proc.pid, "access_log": True, "log_format": "text"}
+    probe = next(line for line in served.stderr.splitlines() if "portway.probe" in line)
+    assert re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3} WARNING portway\.probe: probe in startup", probe)
+    assert f"INFO uvicorn.error: Finished server process [{served.proc.pid}]" in served.stderr.splitlines()[-1]

@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from portway import config as config_module
+from portway import configcheck
 from portway.app import gateway_from_config_path
 from portway.config import ConfigError
 from portway.errors import PortwayError
@@ -79,6 +80,32 @@ def test_missing_file_names_the_file(tmp_path: Path) -> None:
     assert str(path) in message and "cannot read" in message
 
 
+# -- which file -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("files", "cli", "env", "path", "reason"), [
+    ([], None, {}, None, "no --config, no $PORTWAY_CONFIG, no ./portway.yaml"),
+    (["portway.yaml"], None, {}, "portway.yaml", "found in the working directory"),
+    (["portway.yml"], None, {}, "portway.yml", "found in the working directory"),
+    (["portway.yaml", "portway.yml"], None, {}, "portway.yaml",
+     "found in the working directory; ./portway.yml is ignored"),
+    (["portway.yaml"], None, {"PORTWAY_CONFIG": "/etc/pw.yaml"}, "/etc/pw.yaml", "from $PORTWAY_CONFIG"),
+    (["portway.yaml"], None, {"PORTWAY_CONFIG": ""}, "portway.yaml", "found in the working directory"),
+    (["portway.yaml"], "cli.yaml", {"PORTWAY_CONFIG": "/etc/pw.yaml"}, "cli.yaml", "from --config"),
+    ([], None, {"PORTWAY_CONFIG": "missing.yaml"}, "missing.yaml", "from $PORTWAY_CONFIG"),  # no fall-through
+])
+def test_discover_order(tmp_path: Path, files: list[str], cli: str | None, env: dict[str, str], path: str | None,
+                        reason: str) -> None:
+    for name in files:
+        write(tmp_path, "providers: {}\n", name)
+    assert config_module.discover(cli, env, tmp_path) == config_module.Choice(path, reason)
+
+
+def test_a_directory_named_portway_yaml_is_not_a_config(tmp_path: Path) -> None:
+    (tmp_path / "portway.yaml").mkdir()
+    assert config_module.discover(None, {}, tmp_path).path is None
+
+
 # -- ${VAR} interpolation -----------------------------------------------------------
 
 
@@ -122,6 +149,74 @@ def test_env_interpolation_uses_the_process_environment(tmp_path: Path, monkeypa
     assert gateway.master_key == "sk-from-env"
 
 
+def test_empty_variable_takes_the_default_as_in_the_shell(tmp_path: Path) -> None:
+    path = write(tmp_path, """
+        server: {host: "${PW_HOST:-127.0.0.1}"}
+        providers:
+          m: {type: mock, headers: {x-team: "${PW_TEAM}", x-tier: "${PW_TIER:-gold}"}}
+    """)
+    config = config_module.load(path, environ={"PW_HOST": "", "PW_TEAM": "", "PW_TIER": ""})
+    assert config.server.host == "127.0.0.1"
+    assert config.providers["m"]["headers"] == {"x-team": "", "x-tier": "gold"}  # no default: empty it is
+
+
+def test_double_dollar_writes_a_literal(tmp_path: Path) -> None:
+    path = write(tmp_path, """
+        providers:
+          m:
+            type: mock
+            headers: {x-a: "$${HOME}", x-b: "cost: $$5, ${PW_X}", x-c: "$${PW_X:-d} and ${PW_X}", x-d: "$$${PW_X}"}
+    """)
+    config = config_module.load(path, environ={"HOME": "/root", "PW_X": "x"})
+    assert config.providers["m"]["headers"] == {"x-a": "${HOME}", "x-b": "cost: $$5, x", "x-c": "${PW_X:-d} and x",
+                                                "x-d": "$${PW_X}"}
+
+
+def test_a_dollar_brace_that_is_not_a_variable_is_an_error(tmp_path: Path) -> None:
+    path = write(tmp_path, """
+        providers:
+          m: {type: mock, base_url: "${PW_URL", headers: {x-a: "${PW_A-b}", x-b: "${PW_B:-${PW_C}}"}}
+    """)
+    with pytest.raises(ConfigError) as info:
+        config_module.load(path, environ={"PW_URL": "u", "PW_A": "a", "PW_C": "c"})
+    hint = "'${' starts neither ${VAR} nor ${VAR:-default} (write $${ for a literal ${)"
+    assert info.value.problems == [
+        f"{path}: providers.m.base_url: {hint}",
+        f"{path}: providers.m.headers.x-a: {hint}",
+        f"{path}: providers.m.headers.x-b: {hint}",
+    ]
+
+
+def test_unset_variables_are_all_reported_and_not_also_as_bad_values(tmp_path: Path) -> None:
+    path = write(tmp_path, """
+        server: {port: "${PW_PORT}", workers: "${PW_WORKERS}"}
+        routing: {retries: many}
+    """)
+    with pytest.raises(ConfigError) as info:
+        config_module.load(path, environ={})
+    assert info.value.problems == [
+        f"{path}: server.port: environment variable PW_PORT is not set",
+        f"{path}: server.workers: environment variable PW_WORKERS is not set",
+        f"{path}: routing.retries: Input should be a valid integer, unable to parse string as an integer",
+    ]
+
+
+def test_secrets_may_stay_unset_when_the_caller_does_not_need_them(tmp_path: Path) -> None:
+    path = write(tmp_path, """
+        auth: {master_key: "${PW_KEY}"}
+        providers:
+          oai: {type: openai, api_key: "${PW_OAI}", headers: {authorization: "Bearer ${PW_TOKEN}"}}
+    """)
+    assert load_error(path) == "\n".join([
+        f"{path}: auth.master_key: environment variable PW_KEY is not set",
+        f"{path}: providers.oai.api_key: environment variable PW_OAI is not set",
+        f"{path}: providers.oai.headers.authorization: environment variable PW_TOKEN is not set",
+    ])
+    config = config_module.load(path, environ={}, secrets=False)
+    assert config.providers["oai"]["api_key"] == "${PW_OAI}"  # the text as written stands in
+    assert config.providers["oai"]["headers"] == {"authorization": "Bearer ${PW_TOKEN}"}
+
+
 def test_unset_env_var_names_file_and_key(tmp_path: Path) -> None:
     path = write(tmp_path, """
         providers:
@@ -161,6 +256,19 @@ def test_out_of_range_value_names_the_key(tmp_path: Path) -> None:
     path = write(tmp_path, "server: {port: 70000}\nrouting: {retries: -1}\n")
     message = load_error(path)
     assert "server.port" in message and "routing.retries" in message  # every error, not only the first
+
+
+def test_logging_keys(tmp_path: Path) -> None:
+    defaults = config_module.load(write(tmp_path, "", "empty.yaml"), environ={}).server
+    assert (defaults.access_log, defaults.log_format) == (True, "text")
+    path = write(tmp_path, "server: {access_log: maybe, log_format: xml, log_fromat: json}\n")
+    with pytest.raises(ConfigError) as info:
+        config_module.load(path, environ={})
+    assert info.value.problems == [
+        f"{path}: server.access_log: Input should be a valid boolean, unable to interpret input",
+        f"{path}: server.log_format: Input should be 'text' or 'json'",
+        f"{path}: server.log_fromat: Extra inputs are not permitted",
+    ]
 
 
 def test_unknown_key_in_a_core_section(tmp_path: Path) -> None:
@@ -204,12 +312,47 @@ def test_provider_without_type(tmp_path: Path) -> None:
     assert "providers.oai" in message and "type" in message
 
 
-def test_provider_name_cannot_contain_slash(tmp_path: Path) -> None:
+def test_provider_name_cannot_contain_slash_or_be_empty(tmp_path: Path) -> None:
     path = write(tmp_path, """
         providers:
           "a/b": {type: mock}
+          "": {type: mock}
     """)
-    assert "providers.a/b" in load_error(path)
+    assert load_error(path) == (f"{path}: providers.a/b: a provider name cannot contain '/'\n"
+                                f"{path}: providers.: a provider name cannot be empty")
+
+
+@pytest.mark.parametrize("value", ["", " ", "\t \n"])
+def test_empty_master_key_is_an_error(tmp_path: Path, value: str) -> None:
+    path = write(tmp_path, 'auth: {master_key: "${PW_MASTER_KEY}"}\n')
+    assert load_error(path, {"PW_MASTER_KEY": value}) == (
+        f"{path}: auth.master_key: is empty; set it to a secret, or remove the key to run without one "
+        "(allowed only on a loopback address)")
+    written = write(tmp_path, 'auth: {master_key: ""}\n', "written.yaml")
+    assert "auth.master_key: is empty" in load_error(written)
+
+
+def test_master_key_with_surrounding_whitespace_is_an_error(tmp_path: Path) -> None:
+    path = write(tmp_path, 'auth: {master_key: "${PW_MASTER_KEY}"}\n')
+    assert load_error(path, {"PW_MASTER_KEY": "sk-abc\n"}) == (
+        f"{path}: auth.master_key: starts or ends with whitespace, which no HTTP client can send "
+        "(header values are trimmed)")
+
+
+def test_misspelt_hook_in_plugins_order(tmp_path: Path) -> None:
+    path = write(tmp_path, "plugins: {order: {pre_reqest: [a], select_provider: [b], bogus: [c]}}\n")
+    hooks = ("register_providers, register_routes, register_commands, register_config, startup, shutdown, "
+             "pre_request, select_provider, post_chunk, post_response, on_error, request_finished")
+    with pytest.raises(ConfigError) as info:
+        config_module.load(path, environ={})
+    assert info.value.problems == [
+        f"{path}: plugins.order.pre_reqest: no hook named 'pre_reqest' (did you mean 'pre_request'?); "
+        f"the hooks are: {hooks}",
+        f"{path}: plugins.order.bogus: no hook named 'bogus'; the hooks are: {hooks}",
+    ]
+    from portway.hooks import HOOK_NAMES
+
+    assert hooks == ", ".join(HOOK_NAMES)
 
 
 # -- provider-specific keys: the provider type's config_model ---------------------------
@@ -282,6 +425,46 @@ def test_provider_type_not_installed_is_not_a_config_error(tmp_path: Path) -> No
     assert info.value.status == 400 and "is not installed" in info.value.message
 
 
+def test_every_problem_is_reported_at_once(tmp_path: Path) -> None:
+    """Core keys, provider types, provider keys and plugin sections: one report."""
+    path = write(tmp_path, """
+        server: {port: 70000}
+        providers:
+          "a/b": {type: mock}
+          m: {type: mock, latency_ms: slow, latency: 1}
+          t: {type: mokc}
+          n: {api_key: x}
+          o: {type: openai, api_key: "${PW_UNSET_OAI}", timeout: 0}
+        models:
+          fast: {targets: [{provider: m, model: echo}, {provider: ghost, model: x}]}
+        rate_limit: {rpm: 10}
+    """)
+    config, problems = configcheck.check(path, environ={}, strict=True)
+    assert config is None
+    assert problems == [f"{path}: {problem}" for problem in [
+        "providers.o.api_key: environment variable PW_UNSET_OAI is not set",
+        "server.port: Input should be less than or equal to 65535",
+        "providers.a/b: a provider name cannot contain '/'",
+        "providers.n: needs a 'type' (e.g. openai, anthropic, mock)",
+        "models.fast.targets.1.provider: no provider named 'ghost' (defined: a/b, m, n, o, t)",
+        "providers.m.latency_ms: Input should be a valid number, unable to parse string as a number",
+        "providers.m.latency: Extra inputs are not permitted",
+        "providers.t.type: unknown provider type 'mokc' (did you mean 'mock'?); installed: anthropic, mock, openai",
+        "providers.o.timeout: Input should be greater than 0",
+        "rate_limit: unknown section (no installed plugin declares it)",
+    ]]
+    far = write(tmp_path, "providers: {m: {type: zzz}}\n", "far.yaml")
+    assert configcheck.check(far, environ={}, strict=True)[1] == [
+        f"{far}: providers.m.type: unknown provider type 'zzz': not installed (pip install portway-zzz); "
+        "installed: anthropic, mock, openai"]
+    # Not strict (serve, models): a provider type that is not installed is left to the gateway's warning.
+    lenient = [p for p in problems if "mokc" not in p]
+    assert configcheck.check(path, environ={}, strict=False)[1] == lenient
+    with pytest.raises(ConfigError) as info:
+        gateway_from_config_path(str(path))  # never built from a file with problems; says all of them
+    assert info.value.problems == lenient
+
+
 # -- sections and syntax ------------------------------------------------------------------
 
 
@@ -295,12 +478,63 @@ def test_unknown_top_level_section(tmp_path: Path) -> None:
     assert "rate_limits" in message and "unknown section" in message
 
 
-def test_yaml_syntax_error_names_the_file(tmp_path: Path) -> None:
+def test_yaml_syntax_error_names_the_file_line_and_column(tmp_path: Path) -> None:
     path = write(tmp_path, "providers:\n  m: {type: mock\nmodels: [\n", name="broken.yaml")
+    assert load_error(path) == (f"{path}: not valid YAML: line 3, column 7: expected ',' or '}}', but got ':' "
+                                "(while parsing a flow mapping at line 2, column 6)")
+
+
+def test_a_character_yaml_refuses_is_named_with_its_place(tmp_path: Path) -> None:
+    path = write(tmp_path, 'providers:\n  m: {type: mock, api_key: "sk-\x01secret"}\n')
     message = load_error(path)
-    assert str(path) in message
-    assert "YAML" in message
-    assert "line" in message  # where the error is
+    assert message == f"{path}: not valid YAML: line 2, column 32: character #x0001 is not allowed"
+    assert "secret" not in message  # PyYAML's own message would quote the line
+
+
+def test_text_that_is_not_utf8(tmp_path: Path) -> None:
+    path = tmp_path / "portway.yaml"
+    path.write_bytes(b"providers: {m: {type: mock}}\n\xff\n")
+    assert load_error(path) == f"{path}: not UTF-8 text (byte 29: invalid start byte)"
+
+
+def test_a_structure_that_contains_itself(tmp_path: Path) -> None:
+    path = write(tmp_path, "providers: {m: &m {type: mock, headers: {h: *m}}}\n")
+    assert load_error(path) == f"{path}: providers.m.headers.h: an alias refers to a node that contains it"
+    shared = write(tmp_path, "base: &b {type: mock}\nproviders: {m: *b, n: *b}\n", "shared.yaml")
+    assert config_module.read(shared)[0]["providers"] == {"m": {"type": "mock"}, "n": {"type": "mock"}}
+
+
+def test_duplicate_keys_are_errors_naming_key_and_lines(tmp_path: Path) -> None:
+    path = write(tmp_path, """
+        server: {port: 1}
+        providers:
+          m: {type: mock}
+          o: {type: openai, api_key: a, api_key: b}
+          m: {type: mock, latency_ms: 5}
+        models:
+          fast: {targets: [{provider: m, model: x, model: y}]}
+        server: {port: 2}
+    """)
+    with pytest.raises(ConfigError) as info:
+        config_module.load(path, environ={})
+    assert info.value.problems == [  # in the order of the file
+        f"{path}: providers.o.api_key: duplicate key 'api_key' on line 5 (first on line 5)",
+        f"{path}: providers.m: duplicate key 'm' on line 6 (first on line 4)",
+        f"{path}: models.fast.targets.0.model: duplicate key 'model' on line 8 (first on line 8)",
+        f"{path}: server: duplicate key 'server' on line 9 (first on line 2)",
+    ]
+
+
+def test_yaml_merge_keys_are_not_duplicates(tmp_path: Path) -> None:
+    path = write(tmp_path, """
+        base: &base {type: mock, latency_ms: 1}
+        providers:
+          a: {<<: *base, latency_ms: 2}
+          b: *base
+    """)
+    data, problems = config_module.read(path)
+    assert problems == []
+    assert data["providers"] == {"a": {"type": "mock", "latency_ms": 2}, "b": {"type": "mock", "latency_ms": 1}}
 
 
 def test_embedded_defaults_serve_mock() -> None:
@@ -310,11 +544,13 @@ def test_embedded_defaults_serve_mock() -> None:
 
 
 def test_embedded_defaults_say_so() -> None:
-    """``Config.source`` defaults to ``<embedded defaults>`` and the serve
-    banner prints it, but ``gateway_from_config_path(None)`` calls
-    ``parse({})``, whose ``source`` argument defaults to ``<config>``: the
-    banner of a bare ``portway serve`` says ``config: <config>``."""
+    """The serve banner and error messages name the config by its source."""
     assert gateway_from_config_path(None).config.source == "<embedded defaults>"
+
+
+def test_source_is_not_a_key_of_the_file(tmp_path: Path) -> None:
+    path = write(tmp_path, "source: elsewhere.yaml\n")
+    assert gateway_error(path) == f"{path}: source: unknown section (no installed plugin declares it)"
 
 
 def test_error_quotes_the_alias_form_the_file_used() -> None:

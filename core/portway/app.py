@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import gc
 import inspect
+import json
 import os
 from collections.abc import AsyncIterator
 from typing import Any
@@ -16,6 +17,7 @@ from starlette.routing import Route, request_response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from portway import config as config_module
+from portway import configcheck, logs
 from portway.endpoints import anthropic, openai
 from portway.endpoints.common import authenticate, error_response, request_id_of
 from portway.errors import PortwayError
@@ -87,13 +89,60 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     return error_response(error, fmt, request_id_of(request))
 
 
-def gateway_from_config_path(path: str | None) -> Gateway:
-    if path:
-        return Gateway(config_module.load(path))
-    return Gateway(config_module.parse({}, "<embedded defaults>"), auto_providers=True)
+def gateway_for(config: config_module.Config) -> Gateway:
+    """The gateway for an already checked config; the embedded defaults add
+    the providers whose key variable is set."""
+    return Gateway(config, auto_providers=config.source == config_module.EMBEDDED)
+
+
+def gateway_from_config_path(path: str | None, *, secrets: bool = True,
+                             server: dict[str, Any] | None = None) -> Gateway:
+    """The gateway for the config file at ``path`` (None: the embedded
+    defaults), after the complete check (:class:`ConfigError` lists every
+    problem).  ``secrets=False``: unset variables in secret keys are
+    tolerated, for commands that never call a provider.  ``server``:
+    overrides of ``server.*`` from command-line flags."""
+    return gateway_for(configcheck.checked_config(path, secrets=secrets, server=server))
+
+
+def served_app(gateway: Gateway) -> Starlette:
+    """The app as ``portway serve`` runs it: log records are queued while it
+    serves (see :mod:`portway.logs`) and written directly once it has shut
+    down, so the last lines are not lost when uvicorn ends the process."""
+    app = create_app(gateway)
+    serving = app.router.lifespan_context
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        try:
+            async with serving(app):
+                yield
+        finally:
+            logs.write_directly()
+
+    app.router.lifespan_context = lifespan
+    return app
+
+
+#: How ``portway serve --workers N`` hands its resolved choices to each
+#: worker process (JSON: ``config`` path or null for the embedded defaults,
+#: ``server`` overrides, ``log_level``), so every worker serves exactly
+#: what the main process checked and announced.
+SERVE_SETTINGS_ENV = "PORTWAY_SERVE_SETTINGS"
 
 
 def app_from_env() -> Starlette:
     """Factory used by ``portway serve`` workers (``--workers N`` starts N
-    processes, each building its own gateway from the same config file)."""
-    return create_app(gateway_from_config_path(os.environ.get("PORTWAY_CONFIG") or None))
+    processes, each building its own gateway from the same config).
+
+    Outside ``portway serve`` (``uvicorn --factory portway.app:app_from_env``)
+    the config is found as ``portway serve`` finds it: ``$PORTWAY_CONFIG``,
+    then ``./portway.yaml``, else the embedded defaults; logging is then left
+    to the host."""
+    settings = os.environ.get(SERVE_SETTINGS_ENV)
+    if settings is None:
+        return create_app(gateway_from_config_path(config_module.discover(None).path))
+    options = json.loads(settings)
+    config = configcheck.checked_config(options["config"], server=options["server"])
+    logs.configure(config.server.log_format, options["log_level"])
+    return served_app(gateway_for(config))

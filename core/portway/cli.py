@@ -11,12 +11,15 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-from portway import __version__
+from portway import __version__, configcheck, logs
 from portway import config as config_module
 from portway import plugins as plugin_loader
 from portway.config import ConfigError
 
 EXIT_OK, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
+
+DISCOVERY_HELP = ("YAML config file (default: $PORTWAY_CONFIG, else ./portway.yaml or ./portway.yml, "
+                  "else the embedded defaults: the mock provider)")
 
 
 def _is_loopback(host: str) -> bool:
@@ -28,24 +31,32 @@ def _is_loopback(host: str) -> bool:
         return False
 
 
-def _gateway(path: str | None) -> Any:
-    from portway.app import gateway_from_config_path
-
-    return gateway_from_config_path(path)
+def _choose(cli_path: str | None) -> str | None:
+    """The config file to use (None: the embedded defaults), said on stderr
+    with the reason, so that stdout stays the command's output."""
+    choice = config_module.discover(cli_path)
+    print(f"portway: config: {choice.describe()}", file=sys.stderr)
+    return choice.path
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
-    from portway.app import create_app
+    from portway.app import SERVE_SETTINGS_ENV, gateway_for, served_app
 
-    gateway = _gateway(args.config)
-    server = gateway.config.server
+    choice = config_module.discover(args.config)
+    overrides: dict[str, Any] = {}
+    if args.log_format:
+        overrides["log_format"] = args.log_format
+    if args.no_access_log:
+        overrides["access_log"] = False  # the access-log plugin reads config.server.access_log
+    config = configcheck.checked_config(choice.path, server=overrides)
+    server = config.server
     host = args.host or server.host
     port = server.port if args.port is None else args.port
     workers = args.workers or server.workers
     insecure = args.insecure or server.insecure
-    if gateway.master_key is None and not _is_loopback(host):
+    if config.auth.master_key is None and not _is_loopback(host):
         if not insecure:
             print(
                 f"portway: refusing to listen on {host} without auth.master_key: anyone who can reach it could "
@@ -54,35 +65,40 @@ def cmd_serve(args: argparse.Namespace) -> int:
                 file=sys.stderr,
             )
             return EXIT_USAGE
-        print(f"portway: WARNING: listening on {host} with no API key required (--insecure)", file=sys.stderr)
+
+    # From here on everything is a log record, in the chosen format, written off the event loop.
+    logs.configure(server.log_format, args.log_level)
+    log = logging.getLogger("portway.serve")
+    log.setLevel(logging.INFO)  # the start-up banner is shown at any --log-level
+    if config.auth.master_key is None and not _is_loopback(host):
+        log.warning("listening on %s with no API key required (--insecure)", host)
+    gateway = gateway_for(config)  # warns about providers it cannot serve, and plugins that failed to load
     providers = ", ".join(f"{n} ({p.type})" for n, p in gateway.providers.items()) or "none"
-    print(f"portway {__version__}: http://{host}:{port} | providers: {providers} | config: {gateway.config.source}",
-          file=sys.stderr)
-    for reason in gateway.unavailable.values():
-        print(f"portway: WARNING: {reason}", file=sys.stderr)
-    for info in gateway.plugins:
-        if info.error:
-            print(f"portway: WARNING: plugin {info.name} failed to load and is skipped: {info.error}", file=sys.stderr)
-    options: dict[str, Any] = dict(host=host, port=port, log_level=args.log_level, access_log=False,
+    log.info("portway %s: http://%s:%s | providers: %s | config: %s", __version__, host, port, providers,
+             choice.describe())
+    if not gateway.providers:
+        log.warning("no provider is configured: nothing can be served (add one under providers:)")
+    # log_config=None: uvicorn's records go through the handler set up above; its access log stays off.
+    options: dict[str, Any] = dict(host=host, port=port, log_level=args.log_level, access_log=False, log_config=None,
                                    http="httptools", loop="uvloop" if sys.platform != "win32" else "asyncio",
                                    timeout_graceful_shutdown=10)
     if workers > 1:
-        # Each worker process builds its own gateway from the same file.
-        if args.config:
-            os.environ["PORTWAY_CONFIG"] = os.path.abspath(args.config)
-        else:
-            os.environ.pop("PORTWAY_CONFIG", None)
+        # Each worker builds its own gateway from exactly what was checked here.
+        os.environ[SERVE_SETTINGS_ENV] = json.dumps({
+            "config": os.path.abspath(choice.path) if choice.path else None,
+            "server": overrides,
+            "log_level": args.log_level,
+        })
         uvicorn.run("portway.app:app_from_env", factory=True, workers=workers, **options)
     else:
-        uvicorn.run(create_app(gateway), **options)
+        uvicorn.run(served_app(gateway), **options)
     return EXIT_OK
 
 
 def cmd_plugins(args: argparse.Namespace) -> int:
     pm = plugin_loader.new_manager()
-    disable: list[str] = []
-    if args.config:
-        disable = config_module.load(args.config).plugins.disable
+    path = _choose(args.config)
+    disable = configcheck.checked_config(path, secrets=False).plugins.disable
     infos = plugin_loader.load(pm, disable=disable)
     if args.json:
         print(json.dumps([info.as_dict() for info in infos], indent=2))
@@ -103,15 +119,23 @@ def cmd_plugins(args: argparse.Namespace) -> int:
 
 
 def cmd_config_check(args: argparse.Namespace) -> int:
-    gateway = _gateway(args.file)
-    for reason in gateway.unavailable.values():
-        print(f"warning: {reason}")
-    print(f"{args.file}: ok ({len(gateway.providers)} providers, {len(gateway.aliases)} model aliases)")
+    from portway.app import gateway_for
+
+    path = _choose(args.file)
+    # Strict: a provider type that is not available fails the check (serve would only warn).
+    gateway = gateway_for(configcheck.checked_config(path, strict=True))
+    if not gateway.providers:
+        print("warning: no provider is configured: nothing can be served")
+    print(f"{path or config_module.EMBEDDED}: ok ({len(gateway.providers)} providers, "
+          f"{len(gateway.aliases)} model aliases)")
     return EXIT_OK
 
 
 def cmd_models(args: argparse.Namespace) -> int:
-    gateway = _gateway(args.config)
+    from portway.app import gateway_from_config_path
+
+    # Listing models calls no provider: unset secrets are fine here.
+    gateway = gateway_from_config_path(_choose(args.config), secrets=False)
     for model_id, owner in gateway.model_ids():
         print(f"{model_id}\t{owner}")
     return EXIT_OK
@@ -123,27 +147,29 @@ def build_parser(extra: list[tuple[str, Callable[..., int], str, Callable[..., N
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     serve = sub.add_parser("serve", help="run the gateway")
-    serve.add_argument("--config", "-c", help="YAML config file (default: embedded defaults with the mock provider)")
+    serve.add_argument("--config", "-c", help=DISCOVERY_HELP)
     serve.add_argument("--host", help="interface to bind (default: server.host, 127.0.0.1)")
     serve.add_argument("--port", type=int, help="port (default: server.port, 8787)")
     serve.add_argument("--workers", type=int, help="worker processes sharing the port")
     serve.add_argument("--insecure", action="store_true", help="allow a non-loopback bind without a master key")
     serve.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])
+    serve.add_argument("--log-format", choices=logs.FORMATS, help="log lines as text or JSON (default: server.log_format)")
+    serve.add_argument("--no-access-log", action="store_true", help="no line per request (server.access_log: false)")
     serve.set_defaults(handler=cmd_serve)
 
     plugins = sub.add_parser("plugins", help="list installed plugins and load errors")
     plugins.add_argument("--json", action="store_true")
-    plugins.add_argument("--config", "-c", help="apply this config's plugins.disable")
+    plugins.add_argument("--config", "-c", help="apply this config's plugins.disable; " + DISCOVERY_HELP)
     plugins.set_defaults(handler=cmd_plugins)
 
     config = sub.add_parser("config", help="configuration tools")
     config_sub = config.add_subparsers(dest="config_command", metavar="ACTION", required=True)
-    check = config_sub.add_parser("check", help="validate a config file")
-    check.add_argument("file")
+    check = config_sub.add_parser("check", help="validate a config file, reporting every problem")
+    check.add_argument("file", nargs="?", help=DISCOVERY_HELP)
     check.set_defaults(handler=cmd_config_check)
 
     models = sub.add_parser("models", help="list the model names the config exposes")
-    models.add_argument("--config", "-c")
+    models.add_argument("--config", "-c", help=DISCOVERY_HELP)
     models.set_defaults(handler=cmd_models)
 
     for name, handler, help_text, configure in extra:
@@ -162,13 +188,8 @@ def _plugin_commands() -> list[tuple[str, Callable[..., int], str, Callable[...,
 
     pm = plugin_loader.new_manager()
     # Quiet while collecting commands: each command reports load failures its own way.
-    plugin_log = logging.getLogger("portway.plugins")
-    level = plugin_log.level
-    plugin_log.setLevel(logging.CRITICAL)
-    try:
+    with configcheck.quiet_plugin_loading():
         plugin_loader.load(pm)
-    finally:
-        plugin_log.setLevel(level)
     pm.hook.register_commands(register=register)
     return commands
 

@@ -1,23 +1,70 @@
 """The configuration file: one YAML document validated by pydantic.
 
-``${VAR}`` and ``${VAR:-default}`` are replaced from the environment before
-validation; an unset variable without a default is an error that names the
-key.  Every error names the file and the dotted key.
+- Where it comes from: :func:`discover` (``--config``, then ``$PORTWAY_CONFIG``,
+  then ``./portway.yaml`` or ``./portway.yml``, else the embedded defaults).
+- YAML is read strictly: a key written twice in one mapping is an error
+  (PyYAML would silently keep the last one).
+- ``${VAR}`` and ``${VAR:-default}`` are replaced from the environment before
+  validation (the default also when ``VAR`` is set but empty, as in the
+  shell); ``$${`` writes a literal ``${``.  An unset variable without a
+  default is an error that names the key.
+- Every problem in the file is reported at once, each naming the file and the
+  dotted key.  This module checks what the core alone can know; the checks
+  that need the installed plugins (provider types and their keys, plugin
+  sections) are in :mod:`portway.configcheck`.
 """
 
 from __future__ import annotations
 
+import difflib
 import os
 import re
+from collections.abc import Collection, Iterator, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, SecretStr, ValidationError, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    SecretStr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+
+from portway.hooks import HOOK_NAMES
+
+#: ``Config.source`` when no file is used.
+EMBEDDED = "<embedded defaults>"
+#: The environment variable naming the config file.
+CONFIG_ENV = "PORTWAY_CONFIG"
+#: Looked for in the working directory, in this order.
+DEFAULT_FILES = ("portway.yaml", "portway.yml")
 
 
 class ConfigError(Exception):
-    """The configuration is invalid; the message names file and key."""
+    """The configuration is invalid.  ``problems`` holds one message per
+    problem, each naming the file and the key; ``str()`` joins them."""
+
+    def __init__(self, *problems: str) -> None:
+        super().__init__("\n".join(problems))
+        self.problems = list(problems)
+
+
+def suggest(word: str, choices: Any) -> str:
+    """`` (did you mean 'x'?)`` for the closest of ``choices``, or ``""``."""
+    close = difflib.get_close_matches(word, list(choices), n=1)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+# -- the schema ------------------------------------------------------------------------
 
 
 class Strict(BaseModel):
@@ -30,10 +77,28 @@ class ServerConfig(Strict):
     workers: int = Field(1, ge=1)
     insecure: bool = False
     max_body_bytes: int = Field(32 * 1024 * 1024, ge=1024)
+    #: One log line per request on the ``portway.access`` logger.
+    access_log: bool = True
+    #: ``text``: one human line per record; ``json``: one JSON object per line.
+    log_format: Literal["text", "json"] = "text"
 
 
 class AuthConfig(Strict):
     master_key: SecretStr | None = None
+
+    @field_validator("master_key")
+    @classmethod
+    def _usable(cls, key: SecretStr | None) -> SecretStr | None:
+        # An empty key would be matched by an empty header: everyone in.
+        if key is not None:
+            value = key.get_secret_value()
+            if not value.strip():
+                raise ValueError("is empty; set it to a secret, or remove the key to run without one "
+                                 "(allowed only on a loopback address)")
+            if value != value.strip():
+                raise ValueError("starts or ends with whitespace, which no HTTP client can send "
+                                 "(header values are trimmed)")
+        return key
 
 
 class ProviderConfig(BaseModel):
@@ -63,6 +128,15 @@ class TargetConfig(Strict):
     weight: float = Field(1.0, gt=0)
     params: dict[str, Any] = Field(default_factory=dict)
 
+    @field_validator("provider")
+    @classmethod
+    def _defined(cls, name: str, info: ValidationInfo) -> str:
+        # parse() passes the file's provider names as validation context.
+        defined = (info.context or {}).get("providers")
+        if defined is not None and name not in defined:
+            raise ValueError(f"no provider named {name!r} (defined: {', '.join(sorted(defined)) or 'none'})")
+        return name
+
 
 class ModelConfig(Strict):
     """An alias: ``target`` for one place, ``targets`` for several (tried in
@@ -79,11 +153,7 @@ class ModelConfig(Strict):
         if self.target is not None:
             self.targets = [self.target]
             self.target = None
-            self._written_as_target = True
         return self
-
-    #: Whether the file said ``target:`` (for error messages that quote it back).
-    _written_as_target: bool = PrivateAttr(False)
 
 
 class RoutingConfig(Strict):
@@ -91,9 +161,29 @@ class RoutingConfig(Strict):
     retry_backoff: float = Field(0.2, ge=0)
 
 
+def _hook_name(name: str) -> str:
+    if name not in HOOK_NAMES:
+        raise ValueError(f"no hook named {name!r}{suggest(name, HOOK_NAMES)}; the hooks are: {', '.join(HOOK_NAMES)}")
+    return name
+
+
 class PluginsConfig(Strict):
     disable: list[str] = Field(default_factory=list)
-    order: dict[str, list[str]] = Field(default_factory=dict)
+    order: dict[Annotated[str, AfterValidator(_hook_name)], list[str]] = Field(default_factory=dict)
+
+
+def _provider_name(name: str) -> str:
+    if not name:
+        raise ValueError("a provider name cannot be empty")
+    if "/" in name:
+        raise ValueError("a provider name cannot contain '/'")
+    return name
+
+
+def _provider_entry(raw: Any) -> Any:
+    if not isinstance(raw, dict) or not isinstance(raw.get("type"), str):
+        raise ValueError("needs a 'type' (e.g. openai, anthropic, mock)")
+    return raw
 
 
 class Config(BaseModel):
@@ -101,104 +191,304 @@ class Config(BaseModel):
 
     server: ServerConfig = Field(default_factory=ServerConfig)
     auth: AuthConfig = Field(default_factory=AuthConfig)
-    providers: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    #: Raw entries: each is validated by its provider type's ``config_model``
+    #: (see :mod:`portway.configcheck`), which only the installed plugins know.
+    providers: dict[
+        Annotated[str, AfterValidator(_provider_name)], Annotated[dict[str, Any], BeforeValidator(_provider_entry)]
+    ] = Field(default_factory=dict)
     models: dict[str, ModelConfig] = Field(default_factory=dict)
     routing: RoutingConfig = Field(default_factory=RoutingConfig)
     plugins: PluginsConfig = Field(default_factory=PluginsConfig)
 
-    # Where it came from, for error messages.
-    source: str = Field("<embedded defaults>", exclude=True)
+    # Where it came from, for messages; not a key of the file.
+    _source: str = PrivateAttr(EMBEDDED)
 
-    @model_validator(mode="after")
-    def _check_providers(self) -> Config:
-        for name, raw in self.providers.items():
-            if not isinstance(raw, dict) or not isinstance(raw.get("type"), str):
-                raise ValueError(f"providers.{name}: needs a 'type' (e.g. openai, anthropic, mock)")
-            if "/" in name:
-                raise ValueError(f"providers.{name}: a provider name cannot contain '/'")
-        for alias, model in self.models.items():
-            for i, target in enumerate(model.targets):
-                if target.provider not in self.providers:
-                    raise ValueError(
-                        f"models.{alias}.{'target' if model._written_as_target else f'targets.{i}'}.provider: "
-                        f"no provider named {target.provider!r} "
-                        f"(defined: {', '.join(sorted(self.providers)) or 'none'})"
-                    )
-        return self
+    @property
+    def source(self) -> str:
+        return self._source
+
+    @source.setter
+    def source(self, value: str) -> None:
+        self._source = value
 
     def extra_sections(self) -> dict[str, Any]:
         return dict(self.model_extra or {})
 
 
-_VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+#: The top-level keys the core owns; any other belongs to a plugin.
+CORE_SECTIONS = tuple(Config.model_fields)
 
 
-def interpolate(value: Any, environ: dict[str, str], path: str = "") -> Any:
-    if isinstance(value, str):
-
-        def repl(match: re.Match[str]) -> str:
-            name, default = match.group(1), match.group(2)
-            if name in environ:
-                return environ[name]
-            if default is not None:
-                return default
-            raise ConfigError(f"{path or '<root>'}: environment variable {name} is not set")
-
-        return _VAR.sub(repl, value)
-    if isinstance(value, dict):
-        return {k: interpolate(v, environ, f"{path}.{k}" if path else str(k)) for k, v in value.items()}
-    if isinstance(value, list):
-        return [interpolate(v, environ, f"{path}.{i}") for i, v in enumerate(value)]
-    return value
+# -- finding the file -------------------------------------------------------------------
 
 
-def format_validation_error(exc: ValidationError, source: str) -> str:
+@dataclass(frozen=True)
+class Choice:
+    """Which config to use and why."""
+
+    path: str | None  # None: the embedded defaults
+    reason: str
+
+    def describe(self) -> str:
+        return f"{self.path or EMBEDDED} ({self.reason})"
+
+
+def discover(cli_path: str | None, environ: Mapping[str, str] | None = None, cwd: str | Path | None = None) -> Choice:
+    """``--config``, then ``$PORTWAY_CONFIG``, then ``./portway.yaml`` (or
+    ``./portway.yml``), else the embedded defaults.  An empty variable counts
+    as unset; a named file that does not exist is an error later, not a
+    reason to look further."""
+    environ = os.environ if environ is None else environ
+    if cli_path:
+        return Choice(cli_path, "from --config")
+    if environ.get(CONFIG_ENV):
+        return Choice(environ[CONFIG_ENV], f"from ${CONFIG_ENV}")
+    here = Path.cwd() if cwd is None else Path(cwd)
+    found = [name for name in DEFAULT_FILES if (here / name).is_file()]
+    if found:
+        ignored = f"; ./{found[1]} is ignored" if len(found) > 1 else ""
+        return Choice(found[0], f"found in the working directory{ignored}")
+    return Choice(None, f"no --config, no ${CONFIG_ENV}, no ./{DEFAULT_FILES[0]}")
+
+
+# -- reading YAML -----------------------------------------------------------------------
+
+
+def read(path: str | os.PathLike[str]) -> tuple[Any, list[str]]:
+    """The file's YAML document and the duplicate-key problems in it.  A file
+    that cannot be read or parsed raises :class:`ConfigError` (naming the
+    file, line and column): nothing else can be checked then."""
+    file = Path(path)
+    try:
+        text = file.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"{file}: cannot read: {exc.strerror}") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{file}: not UTF-8 text (byte {exc.start}: {exc.reason})") from None
+    # Messages are built here from the error's parts: PyYAML's own name the
+    # text "<unicode string>" and quote the offending line (which may hold a secret).
+    loader = None
+    try:
+        loader = yaml.SafeLoader(text)  # checks every character of the text first
+        node = loader.get_single_node()
+        looped = _recursion(node)
+        if looped is not None:
+            raise ConfigError(f"{file}: {looped or '<root>'}: an alias refers to a node that contains it")
+        problems = [f"{file}: {problem}" for _, problem in sorted(_duplicates(node))]
+        data = loader.construct_document(node) if node is not None else None
+    except yaml.reader.ReaderError as exc:
+        line = text.count("\n", 0, exc.position) + 1
+        column = exc.position - text.rfind("\n", 0, exc.position)
+        raise ConfigError(f"{file}: not valid YAML: line {line}, column {column}: "
+                          f"character #x{exc.character:04x} is not allowed") from None
+    except yaml.MarkedYAMLError as exc:
+        raise ConfigError(f"{file}: not valid YAML: {_describe(exc)}") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{file}: not valid YAML: {type(exc).__name__}") from None
+    finally:
+        if loader is not None:
+            loader.dispose()
+    return data, problems
+
+
+def _describe(exc: yaml.MarkedYAMLError) -> str:
+    def where(mark: Any) -> str:
+        return f"line {mark.line + 1}, column {mark.column + 1}"
+
+    text = f"{where(exc.problem_mark)}: {exc.problem}" if exc.problem_mark else str(exc.problem)
+    if exc.context:
+        text += f" ({exc.context}" + (f" at {where(exc.context_mark)})" if exc.context_mark else ")")
+    return text
+
+
+def _recursion(node: yaml.Node | None, path: str = "", inside: frozenset[int] = frozenset(),
+               cleared: set[int] | None = None) -> str | None:
+    """The dotted path of an alias to one of its own ancestors (a structure
+    that contains itself, which nothing after this could walk), or None."""
+    cleared = set() if cleared is None else cleared  # nodes already walked without finding one
+    if node is None or id(node) in cleared:
+        return None
+    if id(node) in inside:
+        return path
+    inside = inside | {id(node)}
+    if isinstance(node, yaml.MappingNode):
+        children = [(f"{path}.{key.value}" if path else str(key.value), value) for key, value in node.value]
+    elif isinstance(node, yaml.SequenceNode):
+        children = [(f"{path}.{i}" if path else str(i), item) for i, item in enumerate(node.value)]
+    else:
+        return None
+    for child_path, child in children:
+        found = _recursion(child, child_path, inside, cleared)
+        if found is not None:
+            return found
+    cleared.add(id(node))
+    return None
+
+
+def _duplicates(node: yaml.Node | None, path: str = "", seen: set[int] | None = None) -> Iterator[tuple[int, str]]:
+    """(line, problem) for each key written twice in one mapping (merge keys
+    ``<<`` are YAML's own way to override and are not counted)."""
+    seen = set() if seen is None else seen
+    if node is None or id(node) in seen:  # an alias points at a node already walked
+        return
+    seen.add(id(node))
+    if isinstance(node, yaml.MappingNode):
+        first: dict[tuple[str, str], int] = {}
+        for key, value in node.value:
+            if key.tag == "tag:yaml.org,2002:merge":
+                continue
+            if isinstance(key, yaml.ScalarNode):
+                dotted = f"{path}.{key.value}" if path else key.value
+                line = key.start_mark.line + 1
+                if (key.tag, key.value) in first:
+                    yield line, (f"{dotted}: duplicate key {key.value!r} on line {line} "
+                                 f"(first on line {first[key.tag, key.value]})")
+                else:
+                    first[key.tag, key.value] = line
+                yield from _duplicates(value, dotted, seen)
+    elif isinstance(node, yaml.SequenceNode):
+        for i, item in enumerate(node.value):
+            yield from _duplicates(item, f"{path}.{i}" if path else str(i), seen)
+
+
+# -- ${VAR} interpolation -----------------------------------------------------------------
+
+_TOKEN = re.compile(
+    r"\$\$\{"  # $${ : a literal ${
+    r"|\$\{(?:(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?::-(?P<default>(?:[^}$]|\$(?!\{))*))?\})?"  # ${VAR}, ${VAR:-x}, or a bad ${
+)
+
+
+def is_secret(path: tuple[str, ...]) -> bool:
+    """Keys whose values only serving needs: the master key, provider API
+    keys and provider headers (which often carry credentials)."""
+    return (path == ("auth", "master_key")
+            or (len(path) == 3 and path[0] == "providers" and path[2] == "api_key")
+            or (len(path) == 4 and path[0] == "providers" and path[2] == "headers"))
+
+
+def interpolate(value: Any, environ: dict[str, str], *, secrets: bool = True,
+                path: tuple[str, ...] = ()) -> tuple[Any, list[tuple[tuple[str, ...], str]]]:
+    """``value`` with ``${…}`` replaced, and a (path, problem) pair for each
+    reference that could not be.  A string with a problem is kept as
+    written.  With ``secrets=False`` an unset variable in a secret key
+    (:func:`is_secret`) is not a problem: the text stays as a placeholder."""
+    problems: list[tuple[tuple[str, ...], str]] = []
+
+    def walk(value: Any, path: tuple[str, ...]) -> Any:
+        if isinstance(value, str):
+            found: list[str] = []
+
+            def repl(match: re.Match[str]) -> str:
+                if match.group(0) == "$${":
+                    return "${"
+                name, default = match.group("name"), match.group("default")
+                if name is None:
+                    found.append("'${' starts neither ${VAR} nor ${VAR:-default} (write $${ for a literal ${)")
+                elif environ.get(name):
+                    return environ[name]
+                elif default is not None:
+                    return default
+                elif name in environ:
+                    return ""
+                elif secrets or not is_secret(path):
+                    found.append(f"environment variable {name} is not set")
+                return match.group(0)
+
+            result = _TOKEN.sub(repl, value)
+            problems.extend((path, problem) for problem in found)
+            return value if found else result
+        if isinstance(value, dict):
+            return {k: walk(v, (*path, str(k))) for k, v in value.items()}
+        if isinstance(value, list):
+            return [walk(v, (*path, str(i))) for i, v in enumerate(value)]
+        return value
+
+    return walk(value, path), problems
+
+
+# -- validation -----------------------------------------------------------------------------
+
+
+def error_lines(exc: ValidationError, source: str, prefix: tuple[str, ...] = (),
+                skip: Collection[tuple[str, ...]] = ()) -> list[str]:
+    """One ``source: dotted.key: message`` line per pydantic error, leaving
+    out errors under a key in ``skip`` (already reported otherwise)."""
     lines = []
     for err in exc.errors():
-        loc = ".".join(str(part) for part in err["loc"])
+        loc = (*prefix, *(str(part) for part in err["loc"] if part != "[key]"))
+        if any(loc[:len(bad)] == bad for bad in skip):
+            continue
         msg = err["msg"].removeprefix("Value error, ")
-        # Whole-file checks name their own dotted key in the message.
-        lines.append(f"{source}: {loc}: {msg}" if loc else f"{source}: {msg}")
-    return "\n".join(lines)
+        lines.append(f"{source}: {'.'.join(loc)}: {msg}" if loc else f"{source}: {msg}")
+    return lines
 
 
-def parse(data: Any, source: str = "<config>", environ: dict[str, str] | None = None) -> Config:
+@dataclass
+class Examined:
+    """What :func:`examine` found: the data after interpolation, the
+    validated config (None when it has problems) and the problems."""
+
+    data: dict[str, Any]
+    config: Config | None
+    problems: list[str] = field(default_factory=list)
+
+
+def examine(data: Any, source: str = "<config>", environ: dict[str, str] | None = None, *,
+            secrets: bool = True) -> Examined:
+    """Interpolate and validate ``data``, collecting every problem."""
     if data is None:
         data = {}
     if not isinstance(data, dict):
-        raise ConfigError(f"{source}: the top level must be a mapping")
+        return Examined({}, None, [f"{source}: the top level must be a mapping"])
+    data, unset = interpolate(data, dict(os.environ) if environ is None else environ, secrets=secrets)
+    problems = [f"{source}: {'.'.join(path) or '<root>'}: {problem}" for path, problem in unset]
+    providers = data.get("providers")
+    context = {"providers": set(providers) if isinstance(providers, dict) else None}
     try:
-        data = interpolate(data, dict(os.environ) if environ is None else environ)
-    except ConfigError as exc:
-        raise ConfigError(f"{source}: {exc}") from None
-    try:
-        config = Config.model_validate(data)
+        config: Config | None = Config.model_validate(data, context=context)
     except ValidationError as exc:
-        raise ConfigError(format_validation_error(exc, source)) from None
+        config = None
+        # A key whose ${VAR} failed holds the text as written: do not also report its type.
+        problems += error_lines(exc, source, skip={path for path, _ in unset})
+    if problems:
+        return Examined(data, None, problems)
+    assert config is not None
     config.source = source
-    return config
+    return Examined(data, config)
 
 
-def load(path: str | os.PathLike[str], environ: dict[str, str] | None = None) -> Config:
-    file = Path(path)
+def parse(data: Any, source: str = "<config>", environ: dict[str, str] | None = None, *,
+          secrets: bool = True) -> Config:
+    """The validated config, or :class:`ConfigError` with every problem."""
+    examined = examine(data, source, environ, secrets=secrets)
+    if examined.config is None:
+        raise ConfigError(*examined.problems)
+    return examined.config
+
+
+def load(path: str | os.PathLike[str], environ: dict[str, str] | None = None, *, secrets: bool = True) -> Config:
+    """Read and validate the file at ``path`` (core keys only; see
+    :mod:`portway.configcheck` for the complete check)."""
+    data, problems = read(path)
+    examined = examine(data, str(path), environ, secrets=secrets)
+    if problems or examined.config is None:
+        raise ConfigError(*problems, *examined.problems)
+    return examined.config
+
+
+def section_problems(model: type[BaseModel], data: Any, source: str, section: str) -> tuple[Any, list[str]]:
+    """Validate a provider's or plugin's own section with its model: the
+    validated value (None if invalid) and the problems."""
     try:
-        text = file.read_text()
-    except OSError as exc:
-        raise ConfigError(f"{file}: cannot read: {exc.strerror}") from None
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{file}: not valid YAML: {exc}") from None
-    return parse(data, str(file), environ)
+        return model.model_validate(data), []
+    except ValidationError as exc:
+        return None, error_lines(exc, source, prefix=(section,))
 
 
 def validate_section(model: type[BaseModel], data: Any, source: str, section: str) -> BaseModel:
     """Validate a provider's or plugin's own section with its model."""
-    try:
-        return model.model_validate(data)
-    except ValidationError as exc:
-        lines = []
-        for err in exc.errors():
-            loc = ".".join([section, *(str(p) for p in err["loc"])])
-            lines.append(f"{source}: {loc}: {err['msg'].removeprefix('Value error, ')}")
-        raise ConfigError("\n".join(lines)) from None
+    value, problems = section_problems(model, data, source, section)
+    if problems:
+        raise ConfigError(*problems)
+    return value
