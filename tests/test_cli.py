@@ -653,3 +653,60 @@ def test_log_format_flag_overrides_the_config_and_access_log_defaults_on(tmp_pat
     probe = next(line for line in served.stderr.splitlines() if "portway.probe" in line)
     assert re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3} WARNING portway\.probe: probe in startup", probe)
     assert f"INFO uvicorn.error: Finished server process [{served.proc.pid}]" in served.stderr.splitlines()[-1]
+
+
+# -- the access log and upstream warnings, as an operator sees them -------------------------------------
+
+
+def json_lines(text: str) -> list[dict[str, object]]:
+    return [json.loads(line) for line in text.splitlines() if line.startswith("{")]
+
+
+def test_the_access_log_has_one_line_per_request_and_upstream_failures_are_warned(tmp_path: Path) -> None:
+    dead = f"http://127.0.0.1:{free_port()}/v1"  # nothing listens: every call there fails to connect
+    path = write(tmp_path, f"""
+        providers:
+          mock: {{type: mock}}
+          dead: {{type: openai, api_key: sk-dead-key-0123456789, base_url: "{dead}"}}
+        models:
+          safe: {{targets: [{{provider: dead, model: m}}, {{provider: mock, model: echo}}]}}
+    """)
+    with serve("--config", str(path), "--log-format", "json", tmp_path=tmp_path, log_level="info") as served:
+        client = served.client()
+        ok = client.chat.completions.with_raw_response.create(**CHAT)
+        list(client.chat.completions.create(**CHAT, stream=True))
+        fell_back = client.chat.completions.with_raw_response.create(model="safe", messages=CHAT["messages"])
+        with pytest.raises(openai.APIStatusError):
+            client.chat.completions.create(model="dead/m", messages=CHAT["messages"])
+        with pytest.raises(openai.NotFoundError):
+            client.chat.completions.create(model="nowhere/x", messages=CHAT["messages"])
+        deadline = time.monotonic() + TIMEOUT
+        while len([r for r in json_lines(served.stderr) if r["logger"] == "portway.access"]) < 5:
+            assert time.monotonic() < deadline, served.stderr
+            time.sleep(0.05)
+    records = json_lines(served.stderr)
+    access = [r for r in records if r["logger"] == "portway.access"]
+    assert [(r["model"], r["provider"], r["status"], r["stream"]) for r in access] == [
+        ("mock/echo", "mock/echo", 200, False), ("mock/echo", "mock/echo", 200, True),
+        ("safe", "mock/echo", 200, False), ("dead/m", "dead/m", 502, False), ("nowhere/x", "-", 404, False)]
+    assert access[0]["request_id"] == ok.headers["x-request-id"]
+    assert access[2]["request_id"] == fell_back.headers["x-request-id"] and access[2]["attempts"] == 2
+    assert access[3]["error"] == "connection" and access[4]["error"] == "not_found"
+    assert all(isinstance(r["latency_ms"], float) for r in access) and access[1]["ttft_ms"] is not None
+    warnings = [r for r in records if r["logger"] == "portway" and r["level"] == "WARNING"]
+    fallback = next(r for r in warnings if "falling back" in str(r["message"]))
+    assert fell_back.headers["x-request-id"] in str(fallback["message"])
+    assert "dead/m failed (connection, 502)" in str(fallback["message"])
+    assert any("dead/m failed (connection, 502)" in str(r["message"]) and "falling back" not in str(r["message"])
+               for r in warnings)
+    assert "sk-dead-key" not in served.stderr
+
+
+def test_no_access_log_turns_it_off(tmp_path: Path) -> None:
+    path = write(tmp_path, "providers: {mock: {type: mock}}\n")
+    with serve("--config", str(path), "--log-format", "json", "--no-access-log", tmp_path=tmp_path,
+               log_level="info") as served:
+        served.client().chat.completions.create(**CHAT)
+        served.client().chat.completions.create(**CHAT)
+    assert not [r for r in json_lines(served.stderr) if r["logger"] == "portway.access"]
+    assert any(r["logger"] == "portway.serve" for r in json_lines(served.stderr))  # the log itself is there

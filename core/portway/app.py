@@ -22,6 +22,7 @@ from portway.endpoints import anthropic, openai
 from portway.endpoints.common import authenticate, error_response, request_id_of
 from portway.errors import PortwayError
 from portway.gateway import Gateway
+from portway.serving import GatewayProtocol
 
 
 def create_app(gateway: Gateway) -> Starlette:
@@ -110,6 +111,8 @@ def served_app(gateway: Gateway) -> Starlette:
     serves (see :mod:`portway.logs`) and written directly once it has shut
     down, so the last lines are not lost when uvicorn ends the process."""
     app = create_app(gateway)
+    # One gateway per serving process: its connections take this limit (see portway.serving).
+    GatewayProtocol.max_header_bytes = gateway.config.server.max_header_bytes
     serving = app.router.lifespan_context
 
     @contextlib.asynccontextmanager

@@ -80,7 +80,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         log.warning("no provider is configured: nothing can be served (add one under providers:)")
     # log_config=None: uvicorn's records go through the handler set up above; its access log stays off.
     options: dict[str, Any] = dict(host=host, port=port, log_level=args.log_level, access_log=False, log_config=None,
-                                   http="httptools", loop="uvloop" if sys.platform != "win32" else "asyncio",
+                                   http="portway.serving:GatewayProtocol", loop="uvloop" if sys.platform != "win32" else "asyncio",
                                    timeout_graceful_shutdown=10)
     if workers > 1:
         # Each worker builds its own gateway from exactly what was checked here.

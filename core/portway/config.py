@@ -77,6 +77,8 @@ class ServerConfig(Strict):
     workers: int = Field(1, ge=1)
     insecure: bool = False
     max_body_bytes: int = Field(32 * 1024 * 1024, ge=1024)
+    #: Request line and headers together; larger requests get a 431.
+    max_header_bytes: int = Field(64 * 1024, ge=4096)
     #: One log line per request on the ``portway.access`` logger.
     access_log: bool = True
     #: ``text``: one human line per record; ``json``: one JSON object per line.

@@ -33,6 +33,7 @@ ENTRY_POINT_GROUP = "portway.plugins"
 DEFAULT_PLUGINS: tuple[str, ...] = (
     "portway.builtins.router",
     "portway.builtins.retries",
+    "portway.builtins.access_log",
 )
 
 

@@ -25,7 +25,8 @@ class GatewayServer:
             config = config_module.parse(config or {}, "<test config>", environ)
         self.gateway = Gateway(config, extra_plugins=plugins, auto_providers=auto_providers, environ=environ)
         self.app = create_app(self.gateway)
-        self._server = ThreadedServer(self.app, http=protocol_class())  # served as `portway serve` serves it
+        # Served as `portway serve` serves it, with the config's header limit.
+        self._server = ThreadedServer(self.app, http=protocol_class(config.server.max_header_bytes))
 
     @property
     def url(self) -> str:
