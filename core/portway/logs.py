@@ -24,12 +24,13 @@ from __future__ import annotations
 import atexit
 import copy
 import datetime
-import json
 import logging
 import queue
 import sys
 from logging.handlers import QueueHandler, QueueListener
 from typing import Any, TextIO
+
+import orjson
 
 FORMATS = ("text", "json")
 
@@ -40,6 +41,7 @@ _STANDARD = frozenset(vars(logging.makeLogRecord({}))) | {"message", "asctime", 
 _NOT_FIELDS = frozenset({"color_message"})
 
 _listener: QueueListener | None = None
+_format = "text"
 
 
 def extra_fields(record: logging.LogRecord) -> dict[str, Any]:
@@ -47,35 +49,74 @@ def extra_fields(record: logging.LogRecord) -> dict[str, Any]:
     return {k: v for k, v in vars(record).items() if k not in _STANDARD}
 
 
-class TextFormatter(logging.Formatter):
-    def format(self, record: logging.LogRecord) -> str:
-        when = datetime.datetime.fromtimestamp(record.created).strftime("%Y-%m-%d %H:%M:%S")
-        message = record.getMessage().replace("\r", "\\r").replace("\n", "\\n")
-        line = f"{when}.{int(record.msecs):03d} {record.levelname} {record.name}: {message}"
-        if record.exc_info and not record.exc_text:
-            record.exc_text = self.formatException(record.exc_info)
-        return f"{line}\n{record.exc_text}" if record.exc_text else line
+class Stamps:
+    """Timestamps for log lines, the date-and-time part computed once per
+    second (a busy access log writes thousands of lines a second)."""
+
+    def __init__(self) -> None:
+        self._second = -1
+        self._local = ""
+        self._utc = ""
+
+    def _refresh(self, created: float) -> None:
+        second = int(created)
+        if second != self._second:
+            self._second = second
+            self._local = datetime.datetime.fromtimestamp(second).strftime("%Y-%m-%d %H:%M:%S")
+            self._utc = datetime.datetime.fromtimestamp(second, datetime.UTC).strftime("%Y-%m-%dT%H:%M:%S")
+
+    def local(self, created: float) -> str:
+        self._refresh(created)
+        return f"{self._local}.{int((created % 1) * 1000):03d}"
+
+    def utc(self, created: float) -> str:
+        self._refresh(created)
+        return f"{self._utc}.{int((created % 1) * 1000):03d}Z"
 
 
-class JsonFormatter(logging.Formatter):
-    def format(self, record: logging.LogRecord) -> str:
-        when = datetime.datetime.fromtimestamp(record.created, datetime.UTC)
-        entry: dict[str, Any] = {
-            "ts": when.isoformat(timespec="milliseconds").replace("+00:00", "Z"),
-            "level": record.levelname,
-            "logger": record.name,
-            "message": record.getMessage(),
-        }
-        for key, value in extra_fields(record).items():
+def render(log_format: str, stamps: Stamps, created: float, level: str, logger: str, message: str,
+           fields: dict[str, Any] | None = None, exc: str | None = None) -> str:
+    """One log line (and a traceback after it) in ``log_format``: what the
+    formatters write for a record, and what the access log writes in batches."""
+    if log_format == "json":
+        entry: dict[str, Any] = {"ts": stamps.utc(created), "level": level, "logger": logger, "message": message}
+        for key, value in (fields or {}).items():
             if key not in _NOT_FIELDS:
                 entry.setdefault(key, value)
+        if exc:
+            entry["exc"] = exc
+        return orjson.dumps(entry, default=str).decode()
+    # Line breaks inside a message are escaped: client text cannot forge a line.
+    message = message.replace("\r", "\\r").replace("\n", "\\n")
+    line = f"{stamps.local(created)} {level} {logger}: {message}"
+    return f"{line}\n{exc}" if exc else line
+
+
+class _Formatter(logging.Formatter):
+    log_format = "text"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._stamps = Stamps()
+
+    def format(self, record: logging.LogRecord) -> str:
+        if getattr(record, "portway_rendered", False):
+            return record.getMessage()  # lines rendered already, in a batch (see write_rendered)
         if record.exc_info and not record.exc_text:
             record.exc_text = self.formatException(record.exc_info)
-        if record.exc_text:
-            entry["exc"] = record.exc_text
+        fields = extra_fields(record)
         if record.stack_info:
-            entry["stack"] = record.stack_info
-        return json.dumps(entry, default=str, ensure_ascii=False)
+            fields["stack"] = record.stack_info
+        return render(self.log_format, self._stamps, record.created, record.levelname, record.name,
+                      record.getMessage(), fields, record.exc_text)
+
+
+class TextFormatter(_Formatter):
+    log_format = "text"
+
+
+class JsonFormatter(_Formatter):
+    log_format = "json"
 
 
 class _Handoff(QueueHandler):
@@ -97,7 +138,7 @@ def configure(log_format: str = "text", level: str | int = "info", stream: TextI
     ``log_format``, through a queue and a writer thread; set the
     ``portway`` loggers to ``level``.  Calling it again replaces the
     previous set-up (its queue is flushed first)."""
-    global _listener
+    global _listener, _format
     if log_format not in FORMATS:
         raise ValueError(f"log format must be one of {', '.join(FORMATS)}, not {log_format!r}")
     stop()
@@ -109,8 +150,23 @@ def configure(log_format: str = "text", level: str | int = "info", stream: TextI
         root.removeHandler(handler)
     root.addHandler(_Handoff(records))
     logging.getLogger("portway").setLevel(level.upper() if isinstance(level, str) else level)
+    _format = log_format
     _listener = QueueListener(records, writer)
     _listener.start()
+
+
+def active_format() -> str | None:
+    """The format of the running set-up (None: :func:`configure` was not
+    called, logging is the host's)."""
+    return _format if _listener is not None else None
+
+
+def write_rendered(lines: list[str]) -> None:
+    """Write lines already rendered with :func:`render` in the active format,
+    in one queued record and one write: the access log's batches."""
+    record = logging.makeLogRecord({"msg": "\n".join(lines), "portway_rendered": True, "name": "portway.access",
+                                    "levelno": logging.INFO, "levelname": "INFO"})
+    logging.getLogger("portway.access").handle(record)
 
 
 def write_directly() -> None:
