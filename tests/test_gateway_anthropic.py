@@ -37,6 +37,18 @@ def message(content: list[dict[str, Any]], stop_reason: str = "end_turn") -> dic
                       "cache_read_input_tokens": 5}}
 
 
+def sent(upstream: FakeUpstream, *, stream: bool, model: str = "claude-sonnet-4-5") -> dict[str, Any]:
+    """What the Anthropic fake received last, checked: the Messages path, the
+    provider's own key and version, the model, and the stream flag."""
+    request = upstream.last
+    assert request.path == "/v1/messages"
+    assert request.headers["x-api-key"] == UPSTREAM_KEY and request.headers["anthropic-version"] == "2023-06-01"
+    assert "authorization" not in request.headers  # the client's credentials never travel upstream
+    body = request.json()
+    assert body["model"] == model and body.get("stream", False) is stream
+    return body
+
+
 # The exact event sequence of a streamed text + tool_use answer, pings included.
 TOOL_STREAM = ANTHROPIC_TOOL_STREAM
 
@@ -196,6 +208,9 @@ def test_anthropic_sdk_stream_through_gateway_to_anthropic_upstream(upstream: Fa
     assert final.content[0].text == "Let me check."
     assert final.content[1].name == "get_weather" and final.content[1].input == {"city": "Paris"}
     assert final.usage.output_tokens == 42
+    body = sent(upstream, stream=True)
+    assert body["tools"] == [WEATHER_TOOL] and body["max_tokens"] == 100
+    assert body["messages"] == [{"role": "user", "content": "Weather in Paris?"}]
 
 
 def test_anthropic_upstream_errors_keep_status_and_never_leak_the_key(upstream: FakeUpstream) -> None:
@@ -219,6 +234,8 @@ def test_anthropic_upstream_errors_keep_status_and_never_leak_the_key(upstream: 
             client.messages.create(**args)
         assert UPSTREAM_KEY not in auth.value.response.text
         assert "claude" in auth.value.body["error"]["message"]
+    assert len(upstream.requests) == 3  # one each: no retries configured
+    assert sent(upstream, stream=False)["messages"] == [{"role": "user", "content": "x"}]
 
 
 def test_mid_stream_error_arrives_as_an_error_event(upstream: FakeUpstream) -> None:
@@ -240,6 +257,7 @@ def test_mid_stream_error_arrives_as_an_error_event(upstream: FakeUpstream) -> N
             with gw.anthropic_client().messages.stream(model="claude/claude-sonnet-4-5", max_tokens=10,
                                                         messages=[{"role": "user", "content": "x"}]) as stream:
                 list(stream.text_stream)
+    assert len(upstream.requests) == 2 and sent(upstream, stream=True)["max_tokens"] == 10
 
 
 # -- an uninstalled or disabled provider type ------------------------------------

@@ -121,6 +121,22 @@ def rejecting() -> Iterator[tuple[GatewayServer, FakeUpstream]]:
         yield server, upstream
 
 
+def sent(upstream: FakeUpstream, *, model: str = "gpt-4o-mini", stream: bool = False, path: str = CHAT,
+         key: str = KEY) -> dict[str, Any]:
+    """What the upstream received last, checked: the path, the provider's own
+    key (never the client's), the upstream model name, and the stream flag
+    with the usage the gateway always asks for on a stream."""
+    request = upstream.last
+    assert request.path == path and request.method == "POST"
+    assert request.headers["authorization"] == f"Bearer {key}"
+    body = request.json()
+    assert body["model"] == model
+    assert body.get("stream", False) is stream
+    if stream:
+        assert body["stream_options"] == {"include_usage": True}
+    return body
+
+
 def collect(stream: Any) -> list[Any]:
     return list(stream)
 
@@ -206,6 +222,7 @@ def test_stream_wire_framing(gw: GatewayServer, upstream: FakeUpstream) -> None:
         assert event.startswith("data: {") and "\n" not in event
         assert "usage" not in json.loads(event[len("data: "):])
     assert len(events) - 2 == 4  # 4 chunks with choices; the usage chunk was held back
+    assert sent(upstream, stream=True)["messages"] == HI
 
 
 # -- tools --------------------------------------------------------------------------------------
@@ -248,6 +265,8 @@ def test_tool_call_stream_via_openai_provider_with_sdk_helper(client: openai.Ope
     assert choice.message.tool_calls is not None
     assert choice.message.tool_calls[0].id == "call_abc"
     assert choice.message.tool_calls[0].function.arguments == "{\"city\":\"Paris\"}"
+    body = sent(upstream, stream=True)
+    assert body["tools"] == [WEATHER_TOOL] and body["messages"] == [{"role": "user", "content": "Weather?"}]
 
 
 def test_tool_loop_streamed_via_mock(mock_client: openai.OpenAI) -> None:
@@ -384,6 +403,8 @@ def test_route_headers(client: openai.OpenAI, upstream: FakeUpstream) -> None:
     assert raw.headers["x-portway-provider"] == "oai"
     assert raw.headers["x-portway-model"] == "gpt-4o-mini"
     assert raw.parse().choices[0].message.content == "Hello there"
+    assert "x-request-id" not in upstream.last.headers  # the gateway's id is its own, not sent upstream
+    assert sent(upstream)["messages"] == HI
 
     again = client.chat.completions.with_raw_response.create(model="fast", messages=HI)
     assert again.headers["x-request-id"] != raw.headers["x-request-id"]
@@ -402,6 +423,7 @@ def test_route_headers_on_streams(client: openai.OpenAI, upstream: FakeUpstream)
         assert response.headers["x-portway-model"] == "gpt-4.1"
         assert response.headers["x-request-id"].startswith("req_")
         assert joined(list(response.parse())) == "Hello"
+    sent(upstream, model="gpt-4.1", stream=True)
 
 
 # -- upstream errors -------------------------------------------------------------------------------
@@ -428,6 +450,7 @@ def test_upstream_401_is_authentication_error_without_the_key(client: openai.Ope
     body = error.response.json()["error"]
     assert body["type"] == "authentication_error" and body["code"] == "invalid_api_key"
     assert error.response.headers["x-portway-provider"] == "oai"
+    sent(upstream, stream=stream)
 
 
 @pytest.mark.parametrize("stream", [False, True])
@@ -451,6 +474,8 @@ def test_upstream_500_is_internal_server_error(client: openai.OpenAI, upstream: 
     assert info.value.status_code == 500
     assert "The server had an error" in info.value.response.json()["error"]["message"]
     assert info.value.response.json()["error"]["type"] == "api_error"
+    assert len(upstream.requests) == 1  # no retries configured
+    sent(upstream)
 
 
 @pytest.mark.parametrize("status", [529, 503])
@@ -462,6 +487,8 @@ def test_upstream_overload_status_is_kept(client: openai.OpenAI, upstream: FakeU
     assert info.value.status_code == status
     assert info.value.response.json()["error"]["type"] == "overloaded_error"
     assert "Overloaded" in info.value.response.json()["error"]["message"]
+    assert len(upstream.requests) == 1
+    sent(upstream)
 
 
 def test_unreachable_upstream_is_502_naming_the_provider(gateway_server: Any) -> None:
@@ -502,6 +529,7 @@ def test_mid_stream_error_reaches_the_sdk(client: openai.OpenAI, upstream: FakeU
     assert joined(received) == "Hel"
     assert "The server had an error" in info.value.message
     assert KEY not in info.value.message and KEY not in str(info.value.body)
+    sent(upstream, stream=True)
 
 
 # -- request validation -------------------------------------------------------------------------------
@@ -650,6 +678,8 @@ def test_fallback_when_the_first_target_is_unreachable(upstream: FakeUpstream, g
     raw = gateway_server(cfg).openai_client().chat.completions.with_raw_response.create(model="smart", messages=HI)
     assert raw.headers["x-portway-provider"] == "good"
     assert raw.parse().choices[0].message.content == "from good"
+    assert len(upstream.requests) == 1
+    sent(upstream)
 
 
 def test_no_fallback_for_a_bad_request(upstream: FakeUpstream, gateway_server: Any) -> None:

@@ -4,9 +4,18 @@ and ``gateway_server``)."""
 
 from portway.testing.providers import collect_stream, run_provider
 from portway.testing.servers import ThreadedServer, free_port
-from portway.testing.upstream import FakeUpstream, Gate, RecordedRequest, Reply, json_reply, ndjson_reply, sse_reply
+from portway.testing.upstream import (
+    FakeUpstream,
+    Gate,
+    RecordedRequest,
+    Reply,
+    json_reply,
+    ndjson_reply,
+    split_reads,
+    sse_reply,
+)
 
 __all__ = [
     "FakeUpstream", "Gate", "RecordedRequest", "Reply", "ThreadedServer", "collect_stream", "free_port", "json_reply",
-    "ndjson_reply", "run_provider", "sse_reply",
+    "ndjson_reply", "run_provider", "split_reads", "sse_reply",
 ]

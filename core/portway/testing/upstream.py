@@ -13,10 +13,11 @@ sent::
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
 import time
 import zlib
-from collections.abc import Callable, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -223,4 +224,41 @@ class FakeUpstream:
         self.stop()
 
 
-__all__ = ["FakeUpstream", "Gate", "RecordedRequest", "Reply", "json_reply", "sse_reply", "ndjson_reply", "sse"]
+__all__ = ["FakeUpstream", "Gate", "RecordedRequest", "Reply", "json_reply", "sse_reply", "ndjson_reply", "sse",
+           "split_reads"]
+
+
+@contextlib.contextmanager
+def split_reads(pieces: list[bytes]) -> Iterator[list[bytes | Gate]]:
+    """Make an adapter read ``pieces`` one network read at a time, for real:
+    write, drain, write.  Yields the chunks for a :class:`Reply` (each piece
+    followed by a :class:`Gate`); while the block runs, every upstream
+    stream in this process opens the next gate only after it has handed the
+    bytes it read to the adapter.  So piece *k+1* leaves the fake only once
+    the adapter has consumed piece *k*, and no two pieces share a read::
+
+        with split_reads([b"data: {\\"a", b"\\": 1}\\n\\n"]) as chunks:
+            upstream.add(PATH, Reply(chunks=chunks, content_type="text/event-stream"))
+            ...  # run the adapter
+    """
+    from portway.upstream import UpstreamStream
+
+    gates = [Gate() for _ in pieces]
+    chunks: list[bytes | Gate] = [item for piece, gate in zip(pieces, gates, strict=True) for item in (piece, gate)]
+    original = UpstreamStream.aiter_bytes
+    waiting = iter(gates)
+
+    async def reading(self: UpstreamStream) -> AsyncIterator[bytes]:
+        async for chunk in original(self):
+            yield chunk  # the adapter has this read now; only then may the next piece be written
+            gate = next(waiting, None)
+            if gate is not None:
+                gate.open()
+
+    UpstreamStream.aiter_bytes = reading  # type: ignore[method-assign]
+    try:
+        yield chunks
+    finally:
+        UpstreamStream.aiter_bytes = original  # type: ignore[method-assign]
+        for gate in gates:
+            gate.open()

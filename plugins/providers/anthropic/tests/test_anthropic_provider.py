@@ -12,7 +12,7 @@ from openai.types.chat import ChatCompletion, ChatCompletionChunk
 
 import portway_anthropic
 from portway.errors import ProviderError
-from portway.testing import FakeUpstream, Reply, collect_stream, run_provider, sse_reply
+from portway.testing import FakeUpstream, Reply, collect_stream, run_provider, split_reads, sse_reply
 from portway.testing.wire import ANTHROPIC_TOOL_STREAM
 from portway_anthropic import AnthropicProvider
 
@@ -148,10 +148,10 @@ def test_chat_stream(fake_upstream: FakeUpstream) -> None:
 
 def test_chat_stream_split_across_tcp_chunks(fake_upstream: FakeUpstream) -> None:
     """Event boundaries need not match read boundaries."""
-    whole = b"".join(sse_reply(EVENTS).chunks or [])
-    fake_upstream.add("/v1/messages", Reply(chunks=[whole[i:i + 7] for i in range(0, len(whole), 7)],
-                                            content_type="text/event-stream"))
-    chunks = run(fake_upstream, lambda p: collect(p, BODY))
+    whole = b"".join(sse_reply(EVENTS).chunks or [])  # type: ignore[arg-type]
+    with split_reads([whole[i:i + 7] for i in range(0, len(whole), 7)]) as reads:
+        fake_upstream.add("/v1/messages", Reply(chunks=reads, content_type="text/event-stream"))
+        chunks = run(fake_upstream, lambda p: collect(p, BODY))
     assert chunks[1]["choices"][0]["delta"] == {"content": "Let me check."}
     assert chunks[-1]["usage"]["completion_tokens"] == 42
 

@@ -20,7 +20,7 @@ import orjson
 import pytest
 
 from portway.errors import PortwayError, ProviderError
-from portway.testing import FakeUpstream, Reply, free_port, json_reply, run_provider
+from portway.testing import FakeUpstream, Reply, free_port, json_reply, run_provider, split_reads
 from portway.testing.wire import OPENAI_TOOL_STREAM, openai_chunk
 from portway_openai import OpenAIConfig, OpenAIProvider
 
@@ -211,9 +211,9 @@ def test_stream_framing_split_reads_and_keepalive_comments(upstream: FakeUpstrea
     # newlines) and add a keep-alive comment; each piece is its own write.
     cuts = [7, 50, raw.index(b"\n\n") + 1, len(raw) // 2, len(raw) - 3]
     pieces = [raw[a:b] for a, b in zip([0, *cuts], [*cuts, len(raw)], strict=True)]
-    pieces.insert(1, b"")
-    upstream.sse(CHAT, [b": keep-alive\n\n", *pieces], delay=0.01)
-    chunks, error = stream(oai, body(stream=True))
+    with split_reads([b": keep-alive\n\n", *pieces]) as reads:
+        upstream.add(CHAT, Reply(chunks=reads, content_type="text/event-stream"))
+        chunks, error = stream(oai, body(stream=True))
     assert error is None
     assert chunks == STREAM[:4]
 
