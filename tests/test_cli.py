@@ -435,8 +435,9 @@ def test_serve_still_starts_with_an_unknown_provider_type_and_warns(tmp_path: Pa
         response = httpx.post(served.url + "/v1/chat/completions", json={**CHAT, "model": "m/x"})
         assert response.status_code == 400
         assert response.json()["error"]["message"] == (
-            "provider type 'mokc' is not installed (pip install portway-mokc); needed by provider 'm'")
-    assert "WARNING portway: provider type 'mokc' is not installed" in served.stderr
+            "unknown provider type 'mokc' (did you mean 'mock'?); installed: anthropic, mock, openai; "
+            "needed by provider 'm'")
+    assert "WARNING portway: unknown provider type 'mokc' (did you mean 'mock'?)" in served.stderr
     # ...and, with no provider left that can serve, says so:
     assert "WARNING portway.serve: no provider is configured: nothing can be served (add one under providers:)" \
         in served.stderr

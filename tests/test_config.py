@@ -455,7 +455,7 @@ def test_every_problem_is_reported_at_once(tmp_path: Path) -> None:
     ]]
     far = write(tmp_path, "providers: {m: {type: zzz}}\n", "far.yaml")
     assert configcheck.check(far, environ={}, strict=True)[1] == [
-        f"{far}: providers.m.type: unknown provider type 'zzz': not installed (pip install portway-zzz); "
+        f"{far}: providers.m.type: provider type 'zzz' is not installed (pip install portway-zzz); "
         "installed: anthropic, mock, openai"]
     # Not strict (serve, models): a provider type that is not installed is left to the gateway's warning.
     lenient = [p for p in problems if "mokc" not in p]

@@ -72,8 +72,10 @@ class Catalog:
         if info is not None and not info.enabled:
             return f"provider type {type_name!r} is disabled (plugins.disable or PORTWAY_LOAD_PLUGINS)"
         installed = ", ".join(sorted(self.provider_types)) or "none"
-        hint = suggest(type_name, self.provider_types) or f": not installed (pip install portway-{type_name})"
-        return f"unknown provider type {type_name!r}{hint}; installed: {installed}"
+        hint = suggest(type_name, self.provider_types)
+        if hint:
+            return f"unknown provider type {type_name!r}{hint}; installed: {installed}"
+        return f"provider type {type_name!r} is not installed (pip install portway-{type_name}); installed: {installed}"
 
 
 def _plugins_disabled(data: dict[str, Any]) -> list[str]:

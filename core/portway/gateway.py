@@ -27,6 +27,7 @@ from typing import Any
 
 from portway import plugins as plugin_loader
 from portway.config import Config, ConfigError, validate_section
+from portway.configcheck import Catalog
 from portway.context import RequestContext, Target
 from portway.errors import PortwayError, ProviderError
 from portway.formats.openai import StreamAssembler, completion_to_chunks
@@ -70,8 +71,8 @@ class Gateway:
         for name, raw in provider_configs.items():
             cls = self.provider_types.get(raw["type"])
             if cls is None:
-                self.unavailable[name] = f"provider type {raw['type']!r} {self._why_missing(raw['type'])}; " \
-                                         f"needed by provider {name!r}"
+                why = Catalog(self.provider_types, {}, self.plugins).why_unavailable(raw["type"])
+                self.unavailable[name] = f"{why}; needed by provider {name!r}"
                 log.warning("%s", self.unavailable[name])
                 continue
             settings = validate_section(cls.config_model, raw, config.source, f"providers.{name}")
@@ -104,17 +105,6 @@ class Gateway:
         if not cls.type:
             raise ConfigError(f"provider class {cls.__qualname__} has no 'type'")
         self.provider_types[cls.type] = cls
-
-    def _why_missing(self, type_name: str) -> str:
-        # By convention a provider plugin's entry point is named after its type.
-        info = next((p for p in self.plugins if p.name == type_name and not p.builtin), None)
-        if info is None:
-            return f"is not installed (pip install portway-{type_name})"
-        if info.error:
-            return f"failed to load ({info.error}; see `portway plugins`)"
-        if not info.enabled:
-            return "is disabled (plugins.disable or PORTWAY_LOAD_PLUGINS)"
-        return f"is not registered by any installed plugin (pip install portway-{type_name})"
 
     def _load_plugin_config(self) -> None:
         models: dict[str, Any] = {}
