@@ -505,11 +505,39 @@ def test_reverse_string_system_and_image_in_tool_result() -> None:
     ]
 
 
-def test_reverse_unknown_block_is_a_bad_request() -> None:
-    with pytest.raises(PortwayError) as err:
-        anthropic_request_to_openai({"model": "m", "max_tokens": 1, "messages": [
-            {"role": "user", "content": [{"type": "mystery"}]}]})
-    assert err.value.kind == "bad_request" and err.value.param == "messages.0.content.0"
+def test_reverse_blocks_without_an_openai_form_travel_as_they_are() -> None:
+    """An unknown block, or a document the OpenAI shape cannot hold, is
+    carried opaque: back to an Anthropic upstream unchanged (another
+    upstream drops or refuses it: see test_gateway_anthropic)."""
+    mystery = {"type": "mystery", "payload": {"a": [1, 2]}}
+    url_document = {"type": "document", "source": {"type": "url", "url": "https://example.com/a.pdf"},
+                    "citations": {"enabled": True}}
+    body = {"model": "m", "max_tokens": 1, "messages": [
+        {"role": "user", "content": [{"type": "text", "text": "read"}, mystery, url_document]}]}
+    canonical = anthropic_request_to_openai(body)
+    assert canonical["messages"] == [{"role": "user", "content": [{"type": "text", "text": "read"}, mystery,
+                                                                  url_document]}]
+    back = openai_to_anthropic_request(canonical)
+    assert back["messages"] == [{"role": "user", "content": [{"type": "text", "text": "read"}, mystery,
+                                                            url_document]}]
+
+
+def test_system_messages_inside_messages_stay_in_place() -> None:
+    origin: list[int] = []
+    body = {"model": "m", "max_tokens": 1, "system": "top", "messages": [
+        {"role": "user", "content": "hi"},
+        {"role": "system", "content": [{"type": "text", "text": "env: linux"}]},
+    ]}
+    canonical = anthropic_request_to_openai(body, origin)
+    assert canonical["messages"] == [{"role": "system", "content": "top"}, {"role": "user", "content": "hi"},
+                                     {"role": "system", "content": "env: linux"}]
+    assert origin == [-1, 0, 1]
+    # Back to Anthropic: folded into the top-level system by default, kept in place when asked.
+    assert openai_to_anthropic_request(canonical)["system"] == "top\n\nenv: linux"
+    kept = openai_to_anthropic_request(canonical, system_in_place=True)
+    assert kept["system"] == "top"
+    assert kept["messages"] == [{"role": "user", "content": "hi"},
+                                {"role": "system", "content": [{"type": "text", "text": "env: linux"}]}]
 
 
 # =============================================================================

@@ -19,7 +19,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from portway import config as config_module
 from portway import configcheck, logs
 from portway.endpoints import anthropic, openai
-from portway.endpoints.common import authenticate, error_response, request_id_of
+from portway.endpoints.common import JSONResponse, authenticate, error_response, request_id_of
 from portway.errors import PortwayError
 from portway.gateway import Gateway
 from portway.serving import GatewayProtocol
@@ -32,6 +32,7 @@ def create_app(gateway: Gateway) -> Starlette:
         Route("/v1/models", openai.models, methods=["GET"]),
         Route("/v1/messages", anthropic.messages, methods=["POST"]),
         Route("/health", openai.health, methods=["GET"]),
+        Route("/", root, methods=["GET", "HEAD"]),
     ]
 
     def register(path: str, endpoint: Any, methods: list[str] | None = None, *, public: bool = False) -> None:
@@ -56,6 +57,12 @@ def create_app(gateway: Gateway) -> Starlette:
                     exception_handlers={404: _http_error, 405: _http_error})
     app.state.gateway = gateway
     return app
+
+
+async def root(request: Request) -> Response:
+    """``GET /`` and ``HEAD /``: clients probe the base URL (Claude Code
+    sends ``HEAD /``) before they call the API; a tiny public answer."""
+    return JSONResponse({"name": "portway", "status": "ok"})
 
 
 class Guarded:

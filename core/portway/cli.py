@@ -138,6 +138,9 @@ def cmd_models(args: argparse.Namespace) -> int:
     gateway = gateway_from_config_path(_choose(args.config), secrets=False)
     for model_id, owner in gateway.model_ids():
         print(f"{model_id}\t{owner}")
+    for _, _, pattern in gateway.wildcards:
+        targets = ", ".join(t.name for t in gateway.aliases[pattern][0]) or "no usable target"
+        print(f"{pattern}\tportway (wildcard: {targets})")
     return EXIT_OK
 
 

@@ -182,6 +182,14 @@ def _provider_name(name: str) -> str:
     return name
 
 
+def _alias_name(name: str) -> str:
+    if not name:
+        raise ValueError("a model alias cannot be empty")
+    if name.count("*") > 1:
+        raise ValueError(f"a model alias may contain one '*' (a wildcard), not {name.count('*')}")
+    return name
+
+
 def _provider_entry(raw: Any) -> Any:
     if not isinstance(raw, dict) or not isinstance(raw.get("type"), str):
         raise ValueError("needs a 'type' (e.g. openai, anthropic, mock)")
@@ -198,7 +206,7 @@ class Config(BaseModel):
     providers: dict[
         Annotated[str, AfterValidator(_provider_name)], Annotated[dict[str, Any], BeforeValidator(_provider_entry)]
     ] = Field(default_factory=dict)
-    models: dict[str, ModelConfig] = Field(default_factory=dict)
+    models: dict[Annotated[str, AfterValidator(_alias_name)], ModelConfig] = Field(default_factory=dict)
     routing: RoutingConfig = Field(default_factory=RoutingConfig)
     plugins: PluginsConfig = Field(default_factory=PluginsConfig)
 
@@ -215,6 +223,18 @@ class Config(BaseModel):
 
     def extra_sections(self) -> dict[str, Any]:
         return dict(self.model_extra or {})
+
+    @model_validator(mode="after")
+    def _wildcard_targets(self) -> Config:
+        for alias, model in self.models.items():
+            for i, target in enumerate(model.targets):
+                if target.model.count("*") > (1 if "*" in alias else 0):
+                    where = "target" if len(model.targets) == 1 else f"targets.{i}"
+                    raise ValueError(
+                        f"models.{alias}.{where}.model: {target.model!r} uses '*', which stands for the part of "
+                        f"the name the alias's own '*' matched" + (" (once)" if "*" in alias else
+                                                                   f"; alias {alias!r} has none"))
+        return self
 
 
 #: The top-level keys the core owns; any other belongs to a plugin.

@@ -62,6 +62,11 @@ class RequestContext:
     #: The gateway serving this request: ``ctx.gateway.plugin_config[section]``
     #: is a plugin's validated config section.
     gateway: Any = None
+    #: The client's request in its own format (``/v1/messages``: the
+    #: Anthropic body as sent), for a target that speaks that format as it is
+    #: (a :class:`portway.native.NativeRequest`; ``None`` for OpenAI clients).
+    #: Hooks read and change ``body``; the pass-through carries what they did.
+    native: Any = None
 
     @property
     def model(self) -> str:

@@ -26,12 +26,14 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from portway import plugins as plugin_loader
+from portway import serialization
 from portway.config import Config, ConfigError, validate_section
 from portway.configcheck import Catalog
 from portway.context import RequestContext, Target
 from portway.errors import PortwayError, ProviderError
 from portway.formats.openai import StreamAssembler, completion_to_chunks
 from portway.hooks import Hooks
+from portway.native import NativeEvent, NativeFormat, native_request_for
 from portway.providers import Provider
 
 log = logging.getLogger("portway")
@@ -90,6 +92,12 @@ class Gateway:
             ]
             retries = config.routing.retries if model.retries is None else model.retries
             self.aliases[alias] = (targets, retries)
+        #: Aliases with a ``*``: (prefix, suffix, alias), the most specific
+        #: (the longest literal part) first; see :meth:`resolve`.
+        self.wildcards: list[tuple[str, str, str]] = sorted(
+            ((alias.partition("*")[0], alias.partition("*")[2], alias) for alias in self.aliases if "*" in alias),
+            key=lambda w: (-(len(w[0]) + len(w[1])), -len(w[0]), w[2]),
+        )
 
         key = config.auth.master_key
         self.master_key: str | None = key.get_secret_value() if key is not None else None
@@ -147,15 +155,14 @@ class Gateway:
     # -- routing -----------------------------------------------------------------
 
     def resolve(self, model: str) -> tuple[list[Target], int]:
-        """The targets that can serve ``model`` (an alias or
-        ``<provider>/<model>``) and the retry limit."""
+        """The targets that can serve ``model`` and the retry limit.  In
+        order: an exact alias; ``<provider>/<model>`` for a configured
+        provider; the most specific wildcard alias that matches (``claude-*``
+        before ``*``), whose targets get the matched part where their model
+        has a ``*``."""
         entry = self.aliases.get(model)
-        if entry is not None:
-            if not entry[0]:
-                reasons = "; ".join(self.unavailable.values()) or "no usable target"
-                raise PortwayError(f"model {model!r} has no usable target: {reasons}", kind="bad_request",
-                                   code="provider_not_installed", param="model")
-            return list(entry[0]), entry[1]
+        if entry is not None and "*" not in model:
+            return self._usable(model, entry)
         prefix, sep, rest = model.partition("/")
         if sep and rest:
             provider = self.providers.get(prefix)
@@ -164,15 +171,28 @@ class Gateway:
             if prefix in self.unavailable:
                 raise PortwayError(self.unavailable[prefix], kind="bad_request", code="provider_not_installed",
                                    param="model")
+        for head, tail, alias in self.wildcards:
+            if model.startswith(head) and model.endswith(tail) and len(model) >= len(head) + len(tail):
+                matched = model[len(head):len(model) - len(tail)]
+                targets, retries = self._usable(model, self.aliases[alias])
+                return [Target(t.provider, t.model.replace("*", matched), t.weight, t.params) if "*" in t.model
+                        else t for t in targets], retries
         raise PortwayError(
             f"model {model!r} is not configured: use an alias ({', '.join(sorted(self.aliases)) or 'none defined'}) "
             f"or '<provider>/<model>' with a provider of {', '.join(sorted(self.providers)) or 'none'}",
             kind="not_found", code="model_not_found", param="model",
         )
 
+    def _usable(self, model: str, entry: tuple[list[Target], int]) -> tuple[list[Target], int]:
+        if not entry[0]:
+            reasons = "; ".join(self.unavailable.values()) or "no usable target"
+            raise PortwayError(f"model {model!r} has no usable target: {reasons}", kind="bad_request",
+                               code="provider_not_installed", param="model")
+        return list(entry[0]), entry[1]
+
     def model_ids(self) -> list[tuple[str, str]]:
         """(id, owner) for ``GET /v1/models``: aliases, then provider models."""
-        ids = [(alias, "portway") for alias in self.aliases]
+        ids = [(alias, "portway") for alias in self.aliases if "*" not in alias]
         for name, provider in self.providers.items():
             ids += [(f"{name}/{model}", name) for model in provider.models()]
         return ids
@@ -242,6 +262,8 @@ class Gateway:
 
     async def _prepare(self, ctx: RequestContext) -> dict[str, Any] | None:
         if self._pre_request:
+            if ctx.native is not None:
+                ctx.native.snapshot(ctx.body)  # so that what hooks change is never bypassed
             answer = await self.hooks.first("pre_request", ctx=ctx)
             if answer is not None:
                 ctx.cached = True
@@ -251,52 +273,83 @@ class Gateway:
     # -- the request path ----------------------------------------------------------
 
     async def chat(self, ctx: RequestContext) -> dict[str, Any]:
-        return await self._answer(ctx, "chat")
+        """A non-streamed chat request, answered in the canonical shape."""
+        return (await self.answer(ctx))[1]
 
     async def embeddings(self, ctx: RequestContext) -> dict[str, Any]:
-        return await self._answer(ctx, "embeddings")
+        return (await self.answer(ctx, "embeddings"))[1]
 
-    async def _answer(self, ctx: RequestContext, method: str) -> dict[str, Any]:
+    async def answer(self, ctx: RequestContext, method: str = "chat") -> tuple[str | None, dict[str, Any]]:
         """A non-streamed request: ``method`` (``chat`` or ``embeddings``)
-        on the selected provider, with retries and fallbacks."""
+        on the selected provider, with retries and fallbacks.  Returns the
+        answer's format and the answer: ``None`` for the canonical shape, or
+        the client's own format when the target spoke it as it is (a
+        pass-through, see :mod:`portway.native`)."""
         response = await self._prepare(ctx)
+        fmt: str | None = None
         if response is None:
             candidates, ctx.metadata["retry_limit"] = self.resolve(ctx.model)
             while True:
                 target = await self._select(ctx, candidates)
+                native = native_request_for(ctx, target) if method == "chat" else None
                 try:
-                    response = await getattr(target.provider, method)(self.upstream_body(ctx, target), ctx)
+                    if native is not None:
+                        fmt = native.format.name
+                        body = native.format.upstream_body(native, ctx.body, target)
+                        response = await target.provider.native(fmt, body, ctx)
+                    else:
+                        fmt = None
+                        response = await getattr(target.provider, method)(self.upstream_body(ctx, target), ctx)
                     break
                 except PortwayError as error:
                     candidates = await self._recover(ctx, error, candidates)
                 except Exception as exc:
                     candidates = await self._recover(ctx, self._adapter_failure(target, exc), candidates)
-        ctx.usage = response.get("usage")
+        if fmt is None:
+            ctx.usage = response.get("usage")
+            if self._post_response:
+                await self.hooks.each("post_response", ctx=ctx, response=response)
+            return None, response
+        native_format = ctx.native.format  # type: ignore[union-attr]
+        view = native_format.canonical_response(response)
+        ctx.usage = view.get("usage")
         if self._post_response:
-            await self.hooks.each("post_response", ctx=ctx, response=response)
-        return response
+            before = serialization.dumps(view)
+            await self.hooks.each("post_response", ctx=ctx, response=view)
+            if serialization.dumps(view) != before:
+                response = native_format.patch_response(response, view)
+        return fmt, response
 
-    async def open_stream(self, ctx: RequestContext) -> AsyncIterator[list[dict[str, Any]]]:
-        """Start a streamed chat completion.  Returns once the first chunks
-        are in hand (so failures before them are retried, or answered with
-        a proper HTTP error); the returned iterator yields every chunk, in
-        lists of those that arrived together."""
+    async def open_stream(self, ctx: RequestContext) -> tuple[str | None, AsyncIterator[list[Any]]]:
+        """Start a streamed chat completion.  Returns once the answer has
+        really started (so failures before that are retried, fallen back
+        from, or answered with a proper HTTP error): the stream's format
+        (``None``: canonical chunks; else the client's own format, whose
+        :class:`~portway.native.NativeEvent` lists are relayed as they are)
+        and an iterator of lists of what arrived together."""
         wants_usage = bool((ctx.body.get("stream_options") or {}).get("include_usage"))
         answer = await self._prepare(ctx)
         if answer is not None:
-            return self._relay(ctx, _no_more(), completion_to_chunks(answer), wants_usage)
+            return None, self._relay(ctx, _no_more(), completion_to_chunks(answer), wants_usage)
         candidates, ctx.metadata["retry_limit"] = self.resolve(ctx.model)
         while True:
             target = await self._select(ctx, candidates)
-            stream = target.provider.chat_stream_batches(self.upstream_body(ctx, target), ctx)
-            first: list[dict[str, Any]] = []
+            native = native_request_for(ctx, target)
+            if native is not None:
+                body = native.format.upstream_body(native, ctx.body, target)
+                stream = target.provider.native_stream(native.format.name, body, ctx)
+                is_preamble = _is_native_preamble
+            else:
+                stream = target.provider.chat_stream_batches(self.upstream_body(ctx, target), ctx)
+                is_preamble = _is_preamble
+            first: list[Any] = []
             try:
                 # Nothing reaches the client until the answer really starts: an
                 # upstream that announces a role and then fails can still be
                 # retried or fallen back from, invisibly.
                 while True:
                     first += await anext(stream)
-                    if not all(map(_is_preamble, first)):
+                    if not all(map(is_preamble, first)):
                         break
                 break
             except StopAsyncIteration:
@@ -311,7 +364,17 @@ class Gateway:
                 error = self._adapter_failure(target, exc)
             await stream.aclose()
             candidates = await self._recover(ctx, error, candidates)
-        return self._relay(ctx, stream, first, wants_usage)
+        if native is not None:
+            return native.format.name, self._relay_native(ctx, native.format, stream, first)
+        return None, self._relay(ctx, stream, first, wants_usage)
+
+    async def _next(self, ctx: RequestContext, stream: AsyncIterator[list[Any]]) -> list[Any] | None:
+        try:
+            return await anext(stream, None)
+        except PortwayError:
+            raise
+        except Exception as exc:
+            raise self._adapter_failure(ctx.target, exc) from exc  # type: ignore[arg-type]
 
     async def _relay(
         self, ctx: RequestContext, stream: AsyncIterator[list[dict[str, Any]]], first: list[dict[str, Any]],
@@ -343,12 +406,7 @@ class Gateway:
                     out.append(chunk)
                 if out:
                     yield out
-                try:
-                    batch = await anext(stream, None)
-                except PortwayError:
-                    raise
-                except Exception as exc:
-                    raise self._adapter_failure(ctx.target, exc) from exc
+                batch = await self._next(ctx, stream)
             if assembler is not None:
                 await self.hooks.each("post_response", ctx=ctx, response=assembler.result())
         finally:
@@ -356,12 +414,67 @@ class Gateway:
             if closer is not None:
                 await closer()
 
+    async def _relay_native(
+        self, ctx: RequestContext, fmt: NativeFormat, stream: AsyncIterator[list[NativeEvent]],
+        first: list[NativeEvent],
+    ) -> AsyncIterator[list[NativeEvent]]:
+        """A native stream: each event goes to the client as the upstream sent
+        it, unless a ``post_chunk`` hook changed or dropped its canonical
+        chunks (then :meth:`NativeFormat.patch_event` rewrites it)."""
+        assembler = StreamAssembler() if self._post_response else None
+        post_chunk = self._post_chunk
+        try:
+            batch: list[NativeEvent] | None = first
+            while batch is not None:
+                if ctx.first_token_at is None:
+                    ctx.first_token_at = time.perf_counter()
+                out = []
+                for event in batch:
+                    for chunk in event.chunks:
+                        if chunk.get("usage"):
+                            ctx.usage = chunk["usage"]
+                    if post_chunk and event.chunks:
+                        event = await self._hook_native_event(ctx, fmt, event)
+                        if event is None:
+                            continue
+                    if assembler is not None:
+                        for chunk in event.chunks:
+                            assembler.add(chunk)
+                    out.append(event)
+                if out:
+                    yield out
+                batch = await self._next(ctx, stream)
+            if assembler is not None:
+                await self.hooks.each("post_response", ctx=ctx, response=assembler.result())
+        finally:
+            await stream.aclose()  # type: ignore[attr-defined]
+
+    async def _hook_native_event(self, ctx: RequestContext, fmt: NativeFormat,
+                                 event: NativeEvent) -> NativeEvent | None:
+        before = [serialization.dumps(chunk) for chunk in event.chunks]
+        after: list[dict[str, Any] | None] = []
+        for chunk in event.chunks:
+            kept = all(r is not False for r in await self.hooks.each("post_chunk", ctx=ctx, chunk=chunk))
+            after.append(chunk if kept else None)
+        if all(c is not None and serialization.dumps(c) == b for c, b in zip(after, before, strict=True)):
+            return event
+        patched = fmt.patch_event(event, after)
+        if patched is not None:
+            patched.chunks = [c for c in after if c is not None]
+        return patched
+
     # -- after the response ----------------------------------------------------------
 
     def finish(self, ctx: RequestContext) -> None:
         """The response is sent: hand the record to observability plugins."""
         ctx.finished_at = time.perf_counter()
         self.hooks.each_sync("request_finished", ctx=ctx)
+
+
+def _is_native_preamble(event: NativeEvent) -> bool:
+    """An event whose canonical chunks only announce the answer (or that
+    has none: a ping, the start of an empty block)."""
+    return all(map(_is_preamble, event.chunks))
 
 
 def _is_preamble(chunk: dict[str, Any]) -> bool:

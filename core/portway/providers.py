@@ -41,6 +41,10 @@ class Provider:
     env_base_url: ClassVar[str | None] = None
     #: Models listed by ``GET /v1/models`` when the config lists none.
     default_models: ClassVar[tuple[str, ...]] = ()
+    #: Ingress formats this upstream speaks as they are (``"anthropic"`` for
+    #: the Messages API): a client request in one goes through unchanged,
+    #: by :meth:`native` / :meth:`native_stream` (see :mod:`portway.native`).
+    native_formats: ClassVar[frozenset[str]] = frozenset()
     #: Names (lower case) of configured ``headers`` that carry credentials:
     #: their values are redacted like the API key (see :meth:`secrets`).
     #: Extend it for a provider's own, e.g. ``Provider.secret_headers | {"x-acme-token"}``.
@@ -130,6 +134,19 @@ class Provider:
     async def embeddings(self, body: dict[str, Any], ctx: Any) -> dict[str, Any]:
         """Return an OpenAI embeddings ``list`` dict."""
         raise self.unsupported("embeddings")
+
+    async def native(self, fmt: str, body: dict[str, Any], ctx: Any) -> dict[str, Any]:
+        """A request in ``fmt`` (one of :attr:`native_formats`), sent as it is;
+        return the upstream's answer in the same format, shape-checked."""
+        raise self.unsupported(f"{fmt} requests as they are")
+
+    async def native_stream(self, fmt: str, body: dict[str, Any], ctx: Any) -> AsyncIterator[list[Any]]:
+        """The streamed form of :meth:`native`: lists of
+        :class:`portway.native.NativeEvent`, each with the canonical chunks
+        it converts to, in the batches they arrived in.  Must end with the
+        format's end of stream, or raise a classified error."""
+        raise self.unsupported(f"{fmt} streams as they are")
+        yield []
 
     def models(self) -> list[str]:
         return list(self.config.models or self.default_models)

@@ -1,7 +1,10 @@
 """The Anthropic Messages API, ``POST /v1/messages``, in front of any
 provider: the request is translated to the canonical (OpenAI) form, runs
 the same pipeline as ``/v1/chat/completions``, and the answer (or stream)
-is translated back.  Every error here is in Anthropic's shape."""
+is translated back.  For a target that speaks the Messages API itself, the
+request goes as the client sent it and the answer comes back as the
+upstream sent it (see :mod:`portway.native`).  Every error here is in
+Anthropic's shape."""
 
 from __future__ import annotations
 
@@ -20,24 +23,43 @@ from portway.formats.anthropic import (
     anthropic_request_to_openai,
     openai_response_to_anthropic,
 )
+from portway.formats.anthropic.passthrough import ANTHROPIC
 from portway.gateway import Gateway
+from portway.native import NativeEvent, NativeRequest
 from portway.schemas.anthropic import MessagesRequest
 from portway.streaming import EventStreamResponse, unless_disconnected
 
 
 async def messages(request: Request) -> Response:
     return await handle(request, "messages", MessagesRequest, _messages, client_format="anthropic",
-                        translate=anthropic_request_to_openai)
+                        translate=_translate)
+
+
+def _translate(body: dict[str, Any]) -> tuple[dict[str, Any], NativeRequest]:
+    """The canonical view hooks work on, and the request as sent, for a
+    target that speaks the Messages API as it is (see :mod:`portway.native`)."""
+    origin: list[int] = []
+    canonical = anthropic_request_to_openai(body, origin)
+    return canonical, NativeRequest(ANTHROPIC, body, origin)
 
 
 async def _messages(request: Request, gateway: Gateway, ctx: RequestContext) -> Response:
     if ctx.stream:
-        batches = await unless_disconnected(request.receive, gateway.open_stream(ctx))
-        body = relay_stream(gateway, ctx, _encode(batches),
-                            lambda error: sse.encode(error.anthropic_body(), event="error"))
+        fmt, batches = await unless_disconnected(request.receive, gateway.open_stream(ctx))
+        encoded = _relay_as_sent(batches) if fmt == "anthropic" else _encode(batches)
+        body = relay_stream(gateway, ctx, encoded, lambda error: sse.encode(error.anthropic_body(), event="error"))
         return EventStreamResponse(body, headers=route_headers(ctx))
-    response = await unless_disconnected(request.receive, gateway.chat(ctx))
-    return JSONResponse(openai_response_to_anthropic(response), headers=route_headers(ctx))
+    fmt, response = await unless_disconnected(request.receive, gateway.answer(ctx))
+    if fmt != "anthropic":
+        response = openai_response_to_anthropic(response)
+    return JSONResponse(response, headers=route_headers(ctx))
+
+
+async def _relay_as_sent(batches: AsyncIterator[list[NativeEvent]]) -> AsyncIterator[bytes]:
+    """An Anthropic upstream's own events, byte for byte (but what hooks changed)."""
+    async with aclosing(batches):
+        async for batch in batches:
+            yield b"".join([event.encode() for event in batch])
 
 
 async def _encode(batches: AsyncIterator[list[dict[str, Any]]]) -> AsyncIterator[bytes]:

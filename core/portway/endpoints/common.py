@@ -234,9 +234,9 @@ async def read_json(request: Request, limit: int) -> Any:
 
 
 def context_for(request: Request, request_id: str, endpoint: str, body: dict[str, Any], key: str | None,
-                client_format: str = "openai") -> RequestContext:
+                client_format: str = "openai", native: Any = None) -> RequestContext:
     return RequestContext(request_id=request_id, endpoint=endpoint, body=body, key_id=key,
-                          client_format=client_format, gateway=request.app.state.gateway,
+                          client_format=client_format, gateway=request.app.state.gateway, native=native,
                           headers={k: v for k, v in request.headers.items() if k not in SECRET_HEADERS})
 
 
@@ -285,12 +285,14 @@ async def handle(
     run: Run,
     *,
     client_format: str = "openai",
-    translate: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
+    translate: Callable[[dict[str, Any]], tuple[dict[str, Any], Any]] | None = None,
 ) -> Response:
     """What every API endpoint does around its own work: check the key,
     read and validate the body, build the context, render any failure in
     the client's API shape, and hand the finished request to the
-    ``request_finished`` hooks (a stream does that when it ends)."""
+    ``request_finished`` hooks (a stream does that when it ends).
+    ``translate`` turns a body in another format into (the canonical body,
+    the :class:`~portway.native.NativeRequest` for a pass-through)."""
     gateway: Gateway = request.app.state.gateway
     request_id = request_id_of(request)
     ctx: RequestContext | None = None
@@ -299,7 +301,8 @@ async def handle(
         key = authenticate(gateway, request)
         body = await read_json(request, gateway.config.server.max_body_bytes)
         validate(schema, body)
-        ctx = context_for(request, request_id, endpoint, translate(body) if translate else body, key, client_format)
+        canonical, native = translate(body) if translate else (body, None)
+        ctx = context_for(request, request_id, endpoint, canonical, key, client_format, native)
         result = await run(request, gateway, ctx)
         if isinstance(result, EventStreamResponse):
             return result  # its body iterator calls finish() when the stream ends

@@ -35,7 +35,7 @@ async def chat_completions(request: Request) -> Response:
 
 async def _chat(request: Request, gateway: Gateway, ctx: RequestContext) -> Response:
     if ctx.stream:
-        batches = await unless_disconnected(request.receive, gateway.open_stream(ctx))
+        _, batches = await unless_disconnected(request.receive, gateway.open_stream(ctx))
         body = relay_stream(gateway, ctx, _encode(batches), lambda error: sse.encode(error.openai_body()))
         return EventStreamResponse(body, headers=route_headers(ctx))
     response = await unless_disconnected(request.receive, gateway.chat(ctx))

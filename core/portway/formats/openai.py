@@ -15,7 +15,7 @@ from collections.abc import AsyncIterator
 from typing import Any, ClassVar
 
 from portway import serialization
-from portway.errors import ProviderError, kind_for_type
+from portway.errors import PortwayError, ProviderError, kind_for_type
 from portway.formats import MalformedAnswer
 from portway.providers import Provider
 from portway.upstream import UpstreamResponse
@@ -38,7 +38,7 @@ class OpenAICompatibleProvider(Provider):
 
     def _wire_body(self, body: dict[str, Any], ctx: Any) -> dict[str, Any]:
         if not self.accepts_anthropic_extras and getattr(ctx, "client_format", None) == "anthropic":
-            body = strip_anthropic_extras(body)
+            body = strip_anthropic_extras(body, self.name)
         return self.prepare(body)
 
     async def chat(self, body: dict[str, Any], ctx: Any) -> dict[str, Any]:
@@ -279,24 +279,55 @@ def check_embeddings(data: Any) -> dict[str, Any]:
     return data
 
 
-def strip_anthropic_extras(body: dict[str, Any]) -> dict[str, Any]:
-    """A copy of ``body`` without the Anthropic-only keys that
-    ``/v1/messages`` keeps in the canonical form (see
-    :data:`portway.formats.anthropic.ANTHROPIC_PASSTHROUGH`): OpenAI rejects
-    unknown parameters."""
-    from portway.formats.anthropic import ANTHROPIC_PASSTHROUGH
+#: Opaque Anthropic blocks (see ``formats.anthropic.ingress``) that carry
+#: what the model must read: dropping them would change the question, so a
+#: provider that cannot take them refuses the request instead.
+_CONTENT_THE_MODEL_READS = frozenset({"document", "image"})
+
+
+def strip_anthropic_extras(body: dict[str, Any], provider: str = "this provider") -> dict[str, Any]:
+    """A copy of ``body`` for an OpenAI-format upstream, without what only
+    Anthropic understands: the Anthropic-only keys that ``/v1/messages``
+    keeps in the canonical form (see
+    :data:`portway.formats.anthropic.ANTHROPIC_PASSTHROUGH`; OpenAI rejects
+    unknown parameters), ``cache_control`` and signed thinking blocks, and
+    the opaque blocks an Anthropic client may send.  The rule for those:
+    a document or image with no OpenAI form (from a URL or a file id) is a
+    400 naming it; a search result becomes text; anything else (server tool
+    results, container uploads, block types Portway does not know) is
+    dropped, and so are server tools
+    (``tools`` entries with no ``function``), which only Anthropic can run."""
+    from portway.formats.anthropic import ANTHROPIC_PASSTHROUGH, OPENAI_PART_TYPES
 
     out = {k: v for k, v in body.items() if k not in ANTHROPIC_PASSTHROUGH}
     messages = []
-    for message in body.get("messages") or ():
+    for i, message in enumerate(body.get("messages") or ()):
         message = {k: v for k, v in message.items() if k != "thinking_blocks"}
         content = message.get("content")
         if isinstance(content, list):
-            message["content"] = [{k: v for k, v in part.items() if k != "cache_control"} for part in content]
+            parts = []
+            for j, part in enumerate(content):
+                kind = part.get("type")
+                if kind in OPENAI_PART_TYPES:
+                    parts.append({k: v for k, v in part.items() if k != "cache_control"})
+                elif kind == "search_result":  # text the model must read, with a title
+                    texts = [b.get("text", "") for b in part.get("content") or () if b.get("type") == "text"]
+                    parts.append({"type": "text", "text": "\n\n".join([part.get("title", ""), *texts]).strip()})
+                elif kind in _CONTENT_THE_MODEL_READS:
+                    source = (part.get("source") or {}).get("type")
+                    raise PortwayError(
+                        f"a {kind} block with a {source!r} source cannot be sent to provider {provider!r}: "
+                        "send it inline (base64)", kind="bad_request", param=f"messages[{i}].content[{j}]")
+            message["content"] = parts
         messages.append(message)
     out["messages"] = messages
     if body.get("tools"):
-        out["tools"] = [{k: v for k, v in tool.items() if k != "cache_control"} for tool in body["tools"]]
+        out["tools"] = [{k: v for k, v in tool.items() if k != "cache_control"} for tool in body["tools"]
+                        if tool.get("type") == "function" and "function" in tool]
+        if not out["tools"]:
+            del out["tools"]
+            out.pop("tool_choice", None)
+            out.pop("parallel_tool_calls", None)
     return out
 
 

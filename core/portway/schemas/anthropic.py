@@ -108,7 +108,8 @@ ToolResultBlock.model_rebuild()
 
 
 class MessageParam(Open):
-    role: Literal["user", "assistant"]
+    #: ``system`` inside ``messages``: Anthropic's mid-conversation system messages (Claude Code sends them).
+    role: Literal["user", "assistant", "system"]
     content: str | list[ContentBlock]
 
 

@@ -21,7 +21,12 @@ Choices worth knowing (the plugin README lists them for users):
 """
 
 from portway.formats.anthropic.checks import check_message
-from portway.formats.anthropic.common import ANTHROPIC_PASSTHROUGH, JSON_OBJECT_INSTRUCTION, SAMPLING_PARAMS
+from portway.formats.anthropic.common import (
+    ANTHROPIC_PASSTHROUGH,
+    JSON_OBJECT_INSTRUCTION,
+    OPENAI_PART_TYPES,
+    SAMPLING_PARAMS,
+)
 from portway.formats.anthropic.ingress import (
     OpenAIStreamToAnthropic,
     anthropic_request_to_openai,
@@ -36,6 +41,7 @@ from portway.formats.anthropic.upstream import (
 __all__ = [
     "ANTHROPIC_PASSTHROUGH",
     "JSON_OBJECT_INSTRUCTION",
+    "OPENAI_PART_TYPES",
     "SAMPLING_PARAMS",
     "AnthropicStreamToOpenAI",
     "OpenAIStreamToAnthropic",

@@ -40,6 +40,9 @@ ANTHROPIC_PASSTHROUGH = frozenset({
 SAMPLING_PARAMS = ("temperature", "top_p", "top_k")
 # Content blocks that are already in Anthropic's shape.
 ANTHROPIC_BLOCKS = frozenset({"image", "document", "search_result", "tool_result", "tool_use", "thinking", "redacted_thinking"})
+# Content part types of the OpenAI format; any other part in a canonical
+# message is an Anthropic block carried as it is (from a /v1/messages client).
+OPENAI_PART_TYPES = frozenset({"text", "refusal", "image_url", "input_audio", "file"})
 
 JSON_OBJECT_INSTRUCTION = "Respond with a single valid JSON object and nothing else."
 

@@ -23,6 +23,11 @@ from portway.formats.anthropic.common import (
 
 
 def _block_to_part(block: dict[str, Any], param: str) -> dict[str, Any]:
+    """A content block as an OpenAI content part.  A block with no OpenAI
+    form (a document from a URL, a container upload, a type Portway does not
+    know yet) travels as it is, an *opaque* part: an Anthropic-format upstream
+    gets it back unchanged, and another upstream drops it or refuses it (see
+    :func:`portway.formats.openai.strip_anthropic_extras`)."""
     kind = block.get("type")
     if kind == "text":
         part: dict[str, Any] = {"type": "text", "text": block.get("text", "")}
@@ -35,13 +40,13 @@ def _block_to_part(block: dict[str, Any], param: str) -> dict[str, Any]:
         elif source.get("type") == "text":
             return {"type": "text", "text": source.get("data", "")}
         else:
-            raise bad_request(f"{kind} source type {source.get('type')!r} is not supported here", param)
+            return dict(block)
         if kind == "image":
             part = {"type": "image_url", "image_url": {"url": url}}
         else:
             part = {"type": "file", "file": {"file_data": url, **({"filename": block["title"]} if block.get("title") else {})}}
     else:
-        raise bad_request(f"content block type {kind!r} is not supported here", param)
+        return dict(block)
     if block.get("cache_control"):
         part["cache_control"] = block["cache_control"]
     return part
@@ -102,24 +107,39 @@ def _assistant_to_openai(content: Any) -> dict[str, Any]:
     return message
 
 
-def anthropic_request_to_openai(body: dict[str, Any]) -> dict[str, Any]:
-    """A Messages API body as a canonical Chat Completions body."""
+def _system_to_openai(content: Any, param: str) -> dict[str, Any]:
+    blocks = as_blocks(content)
+    if any(b.get("cache_control") for b in blocks):
+        return {"role": "system", "content": [_block_to_part(b, param) for b in blocks]}
+    return {"role": "system", "content": "\n\n".join(b.get("text", "") for b in blocks)}
+
+
+def anthropic_request_to_openai(body: dict[str, Any], origin: list[int] | None = None) -> dict[str, Any]:
+    """A Messages API body as a canonical Chat Completions body.
+
+    ``origin``, when given, is filled with the index of the client message
+    each canonical message came from (-1 for the top-level ``system``): how
+    the pass-through finds what hooks changed (see :mod:`portway.native`).
+    System messages inside ``messages`` (Claude Code sends them) stay system
+    messages, in place."""
     messages: list[dict[str, Any]] = []
     system = body.get("system")
     if system:
-        blocks = as_blocks(system)
-        if any(b.get("cache_control") for b in blocks):
-            messages.append({"role": "system", "content": [_block_to_part(b, "system") for b in blocks]})
-        else:
-            messages.append({"role": "system", "content": "\n\n".join(b.get("text", "") for b in blocks)})
+        messages.append(_system_to_openai(system, "system"))
+    if origin is not None:
+        origin[:] = [-1] * len(messages)
     for i, msg in enumerate(body.get("messages") or []):
         role = msg.get("role")
         if role == "user":
             messages.extend(_user_to_openai(msg.get("content"), f"messages.{i}.content"))
         elif role == "assistant":
             messages.append(_assistant_to_openai(msg.get("content")))
+        elif role == "system":
+            messages.append(_system_to_openai(msg.get("content"), f"messages.{i}.content"))
         else:
             raise bad_request(f"message role {role!r} is not valid", f"messages.{i}.role")
+        if origin is not None:
+            origin.extend([i] * (len(messages) - len(origin)))
 
     out: dict[str, Any] = {"model": body.get("model"), "messages": messages}
     if body.get("max_tokens") is not None:

@@ -13,9 +13,9 @@ from portway.errors import ProviderError, kind_for_type
 from portway.formats import MalformedAnswer
 from portway.formats.anthropic.checks import check_event, check_message
 from portway.formats.anthropic.common import (
-    ANTHROPIC_BLOCKS,
     ANTHROPIC_PASSTHROUGH,
     JSON_OBJECT_INSTRUCTION,
+    OPENAI_PART_TYPES,
     STOP_TO_FINISH,
     as_blocks,
     bad_request,
@@ -39,8 +39,8 @@ def _image_block(url: str, param: str) -> dict[str, Any]:
 
 def _part_to_block(part: dict[str, Any], param: str) -> dict[str, Any] | None:
     kind = part.get("type")
-    if kind in ANTHROPIC_BLOCKS:
-        return dict(part)
+    if kind not in OPENAI_PART_TYPES:
+        return dict(part)  # already Anthropic-shaped: an opaque block from a /v1/messages client
     if kind in ("text", "refusal"):
         text = part.get(kind) or ""
         if not text:
@@ -57,7 +57,7 @@ def _part_to_block(part: dict[str, Any], param: str) -> dict[str, Any] | None:
         block = _image_block(file["file_data"], param)
         if file.get("filename") and block["type"] == "document":
             block["title"] = file["filename"]
-    else:
+    else:  # input_audio
         raise bad_request(f"content part type {kind!r} is not supported by Anthropic", param)
     if part.get("cache_control"):
         block["cache_control"] = part["cache_control"]
@@ -152,30 +152,47 @@ def _convert_tool_choice(choice: Any, parallel: Any) -> dict[str, Any] | None:
     return result
 
 
-def openai_to_anthropic_request(body: dict[str, Any], *, default_max_tokens: int = 4096) -> dict[str, Any]:
+def messages_to_anthropic(messages: list[dict[str, Any]], *, system_in_place: bool = False,
+                          first: int = 0) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Canonical messages as (system blocks, Messages API turns).  System
+    messages go to the top-level ``system``, except, with
+    ``system_in_place``, one that follows a conversation turn: it stays a
+    ``system`` message where it is (Anthropic's mid-conversation system
+    messages, which Claude Code sends).  ``first`` numbers the messages for
+    error parameters."""
+    system: list[dict[str, Any]] = []
+    out: list[dict[str, Any]] = []
+    for i, msg in enumerate(messages, first):
+        role, param = msg.get("role"), f"messages.{i}"
+        if role in ("system", "developer"):
+            blocks = [b for b in as_blocks(_content_to_blocks(msg.get("content"), f"{param}.content"))
+                      if b.get("type") == "text"]
+            if system_in_place and out:
+                if blocks:
+                    out.append({"role": "system", "content": blocks})
+            else:
+                system += blocks
+        elif role == "user":
+            _append(out, "user", _content_to_blocks(msg.get("content"), f"{param}.content"))
+        elif role == "assistant":
+            _append(out, "assistant", _assistant_blocks(msg, param))
+        elif role == "tool":
+            _append(out, "user", [_tool_result(msg, param)])
+        else:
+            raise bad_request(f"message role {role!r} is not supported by Anthropic", f"{param}.role")
+    return system, out
+
+
+def openai_to_anthropic_request(body: dict[str, Any], *, default_max_tokens: int = 4096,
+                                system_in_place: bool = False) -> dict[str, Any]:
     """A canonical Chat Completions body as a Messages API body."""
     n = body.get("n")
     if n is not None and n != 1:
         raise bad_request("Anthropic models return one choice; n must be 1", "n")
 
-    system: list[dict[str, Any]] = []
-    for block in as_blocks(body.get("system")):
-        system.append(dict(block))
-    messages: list[dict[str, Any]] = []
-    for i, msg in enumerate(body.get("messages") or []):
-        role, param = msg.get("role"), f"messages.{i}"
-        if role in ("system", "developer"):
-            for block in as_blocks(_content_to_blocks(msg.get("content"), f"{param}.content")):
-                if block.get("type") == "text":
-                    system.append(block)
-        elif role == "user":
-            _append(messages, "user", _content_to_blocks(msg.get("content"), f"{param}.content"))
-        elif role == "assistant":
-            _append(messages, "assistant", _assistant_blocks(msg, param))
-        elif role == "tool":
-            _append(messages, "user", [_tool_result(msg, param)])
-        else:
-            raise bad_request(f"message role {role!r} is not supported by Anthropic", f"{param}.role")
+    system = [dict(block) for block in as_blocks(body.get("system"))]
+    more, messages = messages_to_anthropic(body.get("messages") or [], system_in_place=system_in_place)
+    system += more
 
     out: dict[str, Any] = {"model": body.get("model"), "messages": messages}
     max_tokens = body.get("max_completion_tokens")

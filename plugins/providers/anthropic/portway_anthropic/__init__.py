@@ -7,6 +7,7 @@ gateway's ``/v1/messages`` endpoint); this module only speaks HTTP.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from contextlib import aclosing
 from typing import Any
 
 from pydantic import Field
@@ -19,9 +20,11 @@ from portway.formats.anthropic import (
     SAMPLING_PARAMS,
     AnthropicStreamToOpenAI,
     anthropic_response_to_openai,
+    check_message,
     openai_to_anthropic_request,
 )
-from portway.formats.openai import completion_to_chunks
+from portway.formats.anthropic.passthrough import message_events
+from portway.native import NativeEvent
 from portway.providers import Provider
 from portway.upstream import UpstreamResponse
 
@@ -41,6 +44,7 @@ class AnthropicConfig(ProviderConfig):
 
 class AnthropicProvider(Provider):
     type = "anthropic"
+    native_formats = frozenset({"anthropic"})
     config_model = AnthropicConfig
     default_base_url = "https://api.anthropic.com"
     env_key = "ANTHROPIC_API_KEY"
@@ -73,45 +77,76 @@ class AnthropicProvider(Provider):
             error.kind = "context_length"
         return error
 
-    def _payload(self, body: dict[str, Any], stream: bool) -> dict[str, Any]:
-        payload = openai_to_anthropic_request(body, default_max_tokens=self.settings.default_max_tokens)
+    def _payload(self, body: dict[str, Any], ctx: Any) -> dict[str, Any]:
+        """The canonical request as a Messages API body.  Mid-conversation
+        system messages stay in place only for an Anthropic client (which
+        sent them so, with the beta that allows them)."""
+        from_anthropic = getattr(ctx, "client_format", None) == "anthropic"
+        payload = openai_to_anthropic_request(body, default_max_tokens=self.settings.default_max_tokens,
+                                              system_in_place=from_anthropic)
         payload.pop("stream", None)
-        if not self.settings.sampling_params:
-            for key in SAMPLING_PARAMS:
-                payload.pop(key, None)
-        if stream:
-            payload["stream"] = True
         return payload
 
-    async def chat(self, body: dict[str, Any], ctx: Any) -> dict[str, Any]:
-        response = await self.http.request("POST", self.path, json=self._payload(body, stream=False))
+    def _prepared(self, payload: dict[str, Any], stream: bool) -> dict[str, Any]:
+        if not self.settings.sampling_params:
+            payload = {k: v for k, v in payload.items() if k not in SAMPLING_PARAMS}
+        if stream:
+            payload = {**payload, "stream": True}
+        else:
+            payload.pop("stream", None)
+        return payload
+
+    def _headers(self, ctx: Any) -> dict[str, str] | None:
+        """Per-request headers: an Anthropic client's ``anthropic-beta``
+        flags, merged with the configured ones.  Only ever sent to this
+        Anthropic-format upstream; the flags of an OpenAI client's request
+        are the configured ones alone."""
+        if getattr(ctx, "client_format", None) != "anthropic":
+            return None
+        asked = ctx.headers.get("anthropic-beta")
+        if not asked:
+            return None
+        flags = list(dict.fromkeys([*self.settings.beta, *(f.strip() for f in asked.split(",") if f.strip())]))
+        return {"anthropic-beta": ",".join(flags)}
+
+    # -- the Messages API as it is (pass-through for Anthropic clients) ---------------
+
+    async def native(self, fmt: str, body: dict[str, Any], ctx: Any) -> dict[str, Any]:
+        response = await self.http.request("POST", self.path, json=self._prepared(body, stream=False),
+                                           headers=self._headers(ctx))
         if response.status >= 300:
             raise self.error_from_response(response)
         try:
-            return anthropic_response_to_openai(self.answer_json(response))
+            return check_message(self.answer_json(response))
         except MalformedAnswer as exc:
             raise self.malformed(str(exc)) from None
 
-    async def chat_stream_batches(self, body: dict[str, Any], ctx: Any) -> AsyncIterator[list[dict[str, Any]]]:
-        async with self.http.stream("POST", self.path, json=self._payload(body, stream=True)) as response:
+    async def native_stream(self, fmt: str, body: dict[str, Any], ctx: Any) -> AsyncIterator[list[NativeEvent]]:
+        """The upstream's events as they came, each with the canonical
+        chunks it converts to (which is how each is checked)."""
+        async with self.http.stream("POST", self.path, json=self._prepared(body, stream=True),
+                                    headers=self._headers(ctx)) as response:
             if response.status >= 300:
                 raise self.error_from_response(UpstreamResponse(response.status, response.headers, await response.aread()))
+            converter = AnthropicStreamToOpenAI()
             if response.headers.get("content-type", "").startswith("application/json"):
                 # A JSON answer to a stream request: an error body, or a whole message.
                 data = self.answer_json(UpstreamResponse(response.status, response.headers, await response.aread()))
                 try:
-                    yield completion_to_chunks(anthropic_response_to_openai(data))
+                    events = [NativeEvent(name, payload, serialization.dumps(payload), converter.feed(name, payload))
+                              for name, payload in message_events(check_message(data))]
                 except MalformedAnswer as exc:
                     raise self.malformed(str(exc)) from None
+                yield events
                 return
-            converter = AnthropicStreamToOpenAI()
-            async for events in response.aiter_event_batches():
-                batch: list[dict[str, Any]] = []
-                for event in events:
+            async for received in response.aiter_event_batches():
+                batch: list[NativeEvent] = []
+                for event in received:
                     if not event.raw:
                         continue
                     try:
-                        batch += converter.feed(event.event, serialization.loads(event.raw))
+                        data = serialization.loads(event.raw)
+                        batch.append(NativeEvent(event.event, data, event.raw, converter.feed(event.event, data)))
                     except (serialization.JSONDecodeError, MalformedAnswer) as exc:
                         if batch:
                             yield batch
@@ -126,6 +161,18 @@ class AnthropicProvider(Provider):
                     yield batch
             if not converter.done:
                 raise self.make_error("upstream stream ended before message_stop", kind="connection")
+
+    # -- the canonical (OpenAI) view, for every other client ---------------------------
+
+    async def chat(self, body: dict[str, Any], ctx: Any) -> dict[str, Any]:
+        return anthropic_response_to_openai(await self.native("anthropic", self._payload(body, ctx), ctx))
+
+    async def chat_stream_batches(self, body: dict[str, Any], ctx: Any) -> AsyncIterator[list[dict[str, Any]]]:
+        async with aclosing(self.native_stream("anthropic", self._payload(body, ctx), ctx)) as batches:
+            async for batch in batches:
+                chunks = [chunk for event in batch for chunk in event.chunks]
+                if chunks:
+                    yield chunks
 
 
 @hookimpl

@@ -1,0 +1,135 @@
+"""Pass-through: a request in an ingress format goes, as the client sent it,
+to a provider that speaks that format.
+
+An Anthropic client talking to an Anthropic-format upstream (Claude on the
+``anthropic`` provider, and later on Vertex or Bedrock) must lose nothing:
+fields and content blocks Portway does not know yet, beta headers, new
+stream events.  Translating to the canonical (OpenAI) form and back cannot
+promise that, so for such a target the gateway sends the client's own body
+(with the target's model name) and relays the upstream's own answer.
+
+Hooks still see — and may change — the canonical view, and the pass-through
+never bypasses what they did:
+
+* **The request.**  The canonical body is translated from the client's body
+  as usual, and each canonical message remembers the client message it came
+  from (:attr:`NativeRequest.origin`).  When ``pre_request`` hooks exist, the
+  gateway snapshots the canonical body before they run; afterwards, every
+  message they changed is translated back from its canonical form, and
+  every untouched one is sent exactly as the client wrote it.
+* **The answer.**  ``post_response`` hooks see the answer converted to the
+  canonical shape; what they change (text, tool arguments, the finish
+  reason) is written back into the native answer.
+* **A stream.**  Each upstream event carries the canonical chunks it
+  converts to (the adapter needs them anyway: they are how the event is
+  checked, and how usage is counted).  With ``post_chunk`` hooks, an event
+  whose chunks a hook changed is rewritten, and one whose chunks a hook
+  dropped is dropped; every other event goes to the client as the exact
+  bytes the upstream sent.
+
+A format that supports this implements :class:`NativeFormat`; a provider
+lists the formats it speaks in ``Provider.native_formats``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+from portway import serialization
+
+
+@dataclass(slots=True)
+class NativeEvent:
+    """One event of a native stream: its SSE name, its parsed data, the data
+    bytes as received (what the client gets unless a hook changed the
+    event), and the canonical chunks it converts to."""
+
+    name: str | None
+    data: Any
+    raw: bytes
+    chunks: list[dict[str, Any]] = field(default_factory=list)
+
+    def encode(self) -> bytes:
+        if self.name is None:
+            return b"data: " + self.raw + b"\n\n"
+        return b"event: " + self.name.encode() + b"\ndata: " + self.raw + b"\n\n"
+
+    def replaced(self, data: Any) -> NativeEvent:
+        """This event with new data (a hook changed it)."""
+        return NativeEvent(self.name, data, serialization.dumps(data), self.chunks)
+
+
+class NativeFormat:
+    """An ingress format that can go to an upstream as it is.  Stateless:
+    one instance per format, shared by every request."""
+
+    name: ClassVar[str] = ""
+
+    def upstream_body(self, request: NativeRequest, canonical: dict[str, Any], target: Any) -> dict[str, Any]:
+        """What goes upstream: the client's body for ``target`` (its model
+        name, its ``params``), with every change hooks made to ``canonical``
+        carried over."""
+        raise NotImplementedError
+
+    def canonical_response(self, native: dict[str, Any]) -> dict[str, Any]:
+        """A native answer as a ``chat.completion``, for hooks and usage."""
+        raise NotImplementedError
+
+    def patch_response(self, native: dict[str, Any], canonical: dict[str, Any]) -> dict[str, Any]:
+        """``native`` with what hooks changed in its canonical view."""
+        raise NotImplementedError
+
+    def patch_event(self, event: NativeEvent, chunks: list[dict[str, Any] | None]) -> NativeEvent | None:
+        """``event`` after hooks changed its canonical chunks (``None`` for a
+        dropped chunk); ``None`` drops the event."""
+        raise NotImplementedError
+
+
+@dataclass(slots=True)
+class NativeRequest:
+    """The client's request in its own format, beside the canonical body."""
+
+    format: NativeFormat
+    body: dict[str, Any]
+    #: For each canonical message, the index of the client message it came
+    #: from (-1: from a top-level field, e.g. Anthropic's ``system``).
+    origin: list[int]
+    #: The canonical body as JSON before ``pre_request`` hooks ran (only
+    #: taken when hooks exist): its messages one by one, then the rest.
+    before: tuple[list[bytes], bytes] | None = None
+
+    def snapshot(self, canonical: dict[str, Any]) -> None:
+        self.before = _fingerprint(canonical)
+
+    def changes(self, canonical: dict[str, Any]) -> tuple[set[int], set[str]] | None:
+        """What hooks changed: (indexes of changed canonical messages, names
+        of changed top-level keys), or ``None`` when the messages were added,
+        removed or reordered (the body must then be translated as a whole)."""
+        if self.before is None:
+            return set(), set()
+        messages_before, rest_before = self.before
+        messages_after, rest_after = _fingerprint(canonical)
+        if len(messages_after) != len(messages_before):
+            return None
+        changed = {i for i, (a, b) in enumerate(zip(messages_before, messages_after, strict=True)) if a != b}
+        keys: set[str] = set()
+        if rest_after != rest_before:
+            old = serialization.loads(rest_before)
+            keys = {k for k in {*old, *canonical} if k != "messages" and old.get(k) != canonical.get(k)}
+        return changed, keys
+
+
+def _fingerprint(canonical: dict[str, Any]) -> tuple[list[bytes], bytes]:
+    messages = canonical.get("messages")
+    rest = {k: v for k, v in canonical.items() if k != "messages"}
+    listed = [serialization.dumps(m) for m in messages] if isinstance(messages, list) else []
+    return listed, serialization.dumps(rest)
+
+
+def native_request_for(ctx: Any, target: Any) -> NativeRequest | None:
+    """The client's native request if ``target``'s provider speaks its format."""
+    native = ctx.native
+    if native is not None and native.format.name in target.provider.native_formats:
+        return native
+    return None
