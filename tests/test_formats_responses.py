@@ -421,7 +421,7 @@ def test_input_items_are_full_items_with_ids() -> None:
                                           {"type": "input_image", "image_url": PNG}]},
         {"role": "assistant", "content": "hello"},
         {"type": "message", "role": "assistant", "id": "msg_kept", "status": "completed", "phase": "final_answer",
-         "content": [{"type": "output_text", "text": "again", "annotations": []}]},
+         "content": [{"type": "output_text", "text": "again", "logprobs": []}, {"type": "input_text", "text": "!"}]},
         {"type": "reasoning", "id": "rs_1", "summary": []},
         {"type": "function_call", "call_id": "call_1", "name": "f", "arguments": "{}"},
         {"type": "function_call_output", "id": "fco_kept", "call_id": "call_1", "output": "ok"},
@@ -440,7 +440,8 @@ def test_input_items_are_full_items_with_ids() -> None:
         {"type": "message", "role": "assistant", "status": "completed",
          "content": [{"type": "output_text", "text": "hello", "annotations": []}]},
         {"type": "message", "role": "assistant", "status": "completed", "phase": "final_answer",
-         "content": [{"type": "output_text", "text": "again", "annotations": []}]},
+         "content": [{"type": "output_text", "text": "again", "logprobs": [], "annotations": []},
+                     {"type": "output_text", "text": "!", "annotations": []}]},
         {"type": "reasoning", "summary": []},
         {"type": "function_call", "call_id": "call_1", "name": "f", "arguments": "{}", "status": "completed"},
         {"type": "function_call_output", "call_id": "call_1", "output": "ok", "status": "completed"},
@@ -726,6 +727,15 @@ def test_text_after_a_tool_call_opens_a_second_message() -> None:
     final = state._completed_response
     assert final is not None
     assert [item.type for item in final.output] == ["function_call", "message"]
+
+
+def test_a_tool_name_sent_in_pieces_is_joined() -> None:
+    events, state = stream([
+        _chunk({"tool_calls": [{"index": 0, "id": "call_a", "function": {"name": "get_", "arguments": ""}}]}),
+        _chunk({"tool_calls": [{"index": 0, "function": {"name": "weather", "arguments": "{}"}}]}),
+        _chunk({}, finish="tool_calls")])
+    final = state._completed_response
+    assert final is not None and final.output[0].type == "function_call" and final.output[0].name == "get_weather"
 
 
 def test_choices_other_than_the_first_are_ignored() -> None:

@@ -82,6 +82,16 @@ def test_the_least_recently_used_record_goes_first() -> None:
     assert run(store.get("resp_3", "key-a")) is not None
 
 
+def test_storing_a_record_again_makes_it_the_most_recent() -> None:
+    store = MemoryResponseStore(max_entries=2)
+    run(store.put(record("resp_1")))
+    run(store.put(record("resp_2")))
+    run(store.put(record("resp_1")))
+    run(store.put(record("resp_3")))
+    assert run(store.get("resp_2", "key-a")) is None
+    assert run(store.get("resp_1", "key-a")) is not None
+
+
 def test_a_read_by_another_key_does_not_keep_a_record_alive() -> None:
     store = MemoryResponseStore(max_entries=2)
     run(store.put(record("resp_1")))

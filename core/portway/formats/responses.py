@@ -336,7 +336,9 @@ def _message_item(item: dict[str, Any]) -> dict[str, Any]:
         if isinstance(content, str):
             parts = [_output_text(content)]
         else:
-            parts = [_output_text(p.get("text", "")) if p.get("type") in _TEXT_PARTS else dict(p) for p in content]
+            parts = [{**p, "annotations": p.get("annotations") or []} if p.get("type") == "output_text"
+                     else _output_text(p.get("text", "")) if p.get("type") == "input_text" else dict(p)
+                     for p in content]
     elif isinstance(content, str):
         parts = [{"type": "input_text", "text": content}]
     else:
