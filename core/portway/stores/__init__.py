@@ -1,0 +1,2 @@
+"""Stores the gateway keeps state in between requests (the Responses API's
+response store, :mod:`portway.stores.responses`)."""
