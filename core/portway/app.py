@@ -18,7 +18,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from portway import config as config_module
 from portway import configcheck, logs
-from portway.endpoints import anthropic, openai
+from portway.endpoints import anthropic, openai, responses
 from portway.endpoints.common import JSONResponse, authenticate, error_response, request_id_of
 from portway.errors import PortwayError
 from portway.gateway import Gateway
@@ -31,6 +31,9 @@ def create_app(gateway: Gateway) -> Starlette:
         Route("/v1/embeddings", openai.embeddings, methods=["POST"]),
         Route("/v1/models", openai.models, methods=["GET"]),
         Route("/v1/messages", anthropic.messages, methods=["POST"]),
+        Route("/v1/responses", responses.create, methods=["POST"]),
+        Route("/v1/responses/{response_id}", responses.response, methods=["GET", "DELETE"]),
+        Route("/v1/responses/{response_id}/input_items", responses.input_items_list, methods=["GET"]),
         Route("/health", openai.health, methods=["GET"]),
         Route("/", root, methods=["GET", "HEAD"]),
     ]

@@ -23,6 +23,7 @@ import logging
 import os
 import time
 from collections.abc import AsyncIterator
+from contextlib import aclosing
 from typing import Any
 
 from portway import plugins as plugin_loader
@@ -35,6 +36,7 @@ from portway.formats.openai import StreamAssembler, completion_to_chunks
 from portway.hooks import Hooks
 from portway.native import NativeEvent, NativeFormat, native_request_for
 from portway.providers import Provider
+from portway.stores.responses import MemoryResponseStore, ResponseStore
 
 log = logging.getLogger("portway")
 
@@ -98,6 +100,9 @@ class Gateway:
             ((alias.partition("*")[0], alias.partition("*")[2], alias) for alias in self.aliases if "*" in alias),
             key=lambda w: (-(len(w[0]) + len(w[1])), -len(w[0]), w[2]),
         )
+
+        #: Responses API turns, for previous_response_id and retrieval (in memory: per process).
+        self.responses: ResponseStore = MemoryResponseStore()
 
         key = config.auth.master_key
         self.master_key: str | None = key.get_secret_value() if key is not None else None
@@ -293,19 +298,20 @@ class Gateway:
                 target = await self._select(ctx, candidates)
                 native = native_request_for(ctx, target) if method == "chat" else None
                 try:
-                    if native is not None:
-                        fmt = native.format.name
-                        body = native.format.upstream_body(native, ctx.body, target)
+                    body = native.format.upstream_body(native, ctx.body, target) if native is not None else None
+                    if body is not None:
+                        fmt = native.format.name  # type: ignore[union-attr]
                         response = await target.provider.native(fmt, body, ctx)
                     else:
                         fmt = None
+                        self._check_canonical(ctx)
                         response = await getattr(target.provider, method)(self.upstream_body(ctx, target), ctx)
                     break
                 except PortwayError as error:
                     candidates = await self._recover(ctx, error, candidates)
                 except Exception as exc:
                     candidates = await self._recover(ctx, self._adapter_failure(target, exc), candidates)
-        if fmt is None:
+        if fmt is None or ctx.native is None:
             ctx.usage = response.get("usage")
             if self._post_response:
                 await self.hooks.each("post_response", ctx=ctx, response=response)
@@ -335,12 +341,16 @@ class Gateway:
         while True:
             target = await self._select(ctx, candidates)
             native = native_request_for(ctx, target)
+            if native is not None and self._post_chunk and not native.format.patches_streams:
+                native = None  # hooks watch the chunks and this format cannot carry their changes
+            body = native.format.upstream_body(native, ctx.body, target) if native is not None else None
+            if body is None:
+                native = None
             if native is not None:
-                body = native.format.upstream_body(native, ctx.body, target)
                 stream = target.provider.native_stream(native.format.name, body, ctx)
                 is_preamble = _is_native_preamble
             else:
-                stream = target.provider.chat_stream_batches(self.upstream_body(ctx, target), ctx)
+                stream = self._canonical_stream(ctx, target)
                 is_preamble = _is_preamble
             first: list[Any] = []
             try:
@@ -367,6 +377,19 @@ class Gateway:
         if native is not None:
             return native.format.name, self._relay_native(ctx, native.format, stream, first)
         return None, self._relay(ctx, stream, first, wants_usage)
+
+    @staticmethod
+    def _check_canonical(ctx: RequestContext) -> None:
+        """A request whose canonical view had to leave something out cannot
+        take the canonical path: the client gets the reason, as a 400."""
+        if ctx.native is not None and ctx.native.canonical_error is not None:
+            raise ctx.native.canonical_error
+
+    async def _canonical_stream(self, ctx: RequestContext, target: Target) -> AsyncIterator[list[Any]]:
+        self._check_canonical(ctx)
+        async with aclosing(target.provider.chat_stream_batches(self.upstream_body(ctx, target), ctx)) as batches:
+            async for batch in batches:
+                yield batch
 
     async def _next(self, ctx: RequestContext, stream: AsyncIterator[list[Any]]) -> list[Any] | None:
         try:

@@ -65,11 +65,17 @@ class NativeFormat:
     one instance per format, shared by every request."""
 
     name: ClassVar[str] = ""
+    #: Whether :meth:`patch_event` can carry ``post_chunk`` hooks' changes
+    #: into a native stream; if not, a stream that such hooks watch takes
+    #: the canonical path.
+    patches_streams: ClassVar[bool] = True
 
-    def upstream_body(self, request: NativeRequest, canonical: dict[str, Any], target: Any) -> dict[str, Any]:
+    def upstream_body(self, request: NativeRequest, canonical: dict[str, Any],
+                      target: Any) -> dict[str, Any] | None:
         """What goes upstream: the client's body for ``target`` (its model
         name, its ``params``), with every change hooks made to ``canonical``
-        carried over."""
+        carried over; ``None`` when the changes cannot be carried over (the
+        request then takes the canonical path to this target)."""
         raise NotImplementedError
 
     def canonical_response(self, native: dict[str, Any]) -> dict[str, Any]:
@@ -98,6 +104,13 @@ class NativeRequest:
     #: The canonical body as JSON before ``pre_request`` hooks ran (only
     #: taken when hooks exist): its messages one by one, then the rest.
     before: tuple[list[bytes], bytes] | None = None
+    #: What else the format needs to build the upstream body (the Responses
+    #: API: the stored turn that ``previous_response_id`` names).
+    context: Any = None
+    #: Why the canonical view is short of the request (a built-in tool only
+    #: the native upstream runs): raised if the request takes the canonical
+    #: path after all.
+    canonical_error: Exception | None = None
 
     def snapshot(self, canonical: dict[str, Any]) -> None:
         self.before = _fingerprint(canonical)

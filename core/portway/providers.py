@@ -44,7 +44,7 @@ class Provider:
     #: Ingress formats this upstream speaks as they are (``"anthropic"`` for
     #: the Messages API): a client request in one goes through unchanged,
     #: by :meth:`native` / :meth:`native_stream` (see :mod:`portway.native`).
-    native_formats: ClassVar[frozenset[str]] = frozenset()
+    native_formats: frozenset[str] = frozenset()
     #: Names (lower case) of configured ``headers`` that carry credentials:
     #: their values are redacted like the API key (see :meth:`secrets`).
     #: Extend it for a provider's own, e.g. ``Provider.secret_headers | {"x-acme-token"}``.
@@ -228,7 +228,8 @@ class Provider:
             data = serialization.loads(response.content)
         except serialization.JSONDecodeError:
             raise self.malformed("the body is not JSON") from None
-        if type(data) is dict and "error" in data and "choices" not in data and "data" not in data:
+        if type(data) is dict and data.get("error") and "choices" not in data and "data" not in data \
+                and "output" not in data:
             error_type, message = self.parse_error_body(response.content)
             kind = kind_for_type(error_type if isinstance(error_type, str) else None)
             raise self.make_error(message, kind=kind, code=error_type if isinstance(error_type, str) else None,

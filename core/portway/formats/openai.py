@@ -17,6 +17,8 @@ from typing import Any, ClassVar
 from portway import serialization
 from portway.errors import PortwayError, ProviderError, kind_for_type
 from portway.formats import MalformedAnswer
+from portway.formats.responses import ResponsesStreamToOpenAI, check_response
+from portway.native import NativeEvent
 from portway.providers import Provider
 from portway.upstream import UpstreamResponse
 
@@ -24,6 +26,9 @@ from portway.upstream import UpstreamResponse
 class OpenAICompatibleProvider(Provider):
     chat_path: ClassVar[str] = "/chat/completions"
     embeddings_path: ClassVar[str] = "/embeddings"
+    #: Where the Responses API lives, for an upstream that lists
+    #: ``"responses"`` in ``native_formats`` (OpenAI does).
+    responses_path: ClassVar[str] = "/responses"
     #: Request keys this upstream rejects; removed before sending.
     drop_params: ClassVar[frozenset[str]] = frozenset()
     #: Whether Anthropic-only keys (``top_k``, ``thinking``, ``cache_control``)
@@ -108,6 +113,54 @@ class OpenAICompatibleProvider(Provider):
             return check_embeddings(data)
         except MalformedAnswer as exc:
             raise self.malformed(str(exc)) from None
+
+    # -- the Responses API as it is (pass-through, for upstreams that speak it) ----------
+
+    async def native(self, fmt: str, body: dict[str, Any], ctx: Any) -> dict[str, Any]:
+        if fmt not in self.native_formats:
+            raise self.unsupported(f"{fmt} requests as they are")
+        response = await self.http.request("POST", self.responses_path, json={**body, "stream": False})
+        if response.status >= 300:
+            raise self.error_from_response(response)
+        try:
+            return check_response(self.answer_json(response))
+        except MalformedAnswer as exc:
+            raise self.malformed(str(exc)) from None
+
+    async def native_stream(self, fmt: str, body: dict[str, Any], ctx: Any) -> AsyncIterator[list[NativeEvent]]:
+        """Responses stream events as they came, each with the canonical
+        chunks it converts to (which is how each is checked)."""
+        if fmt not in self.native_formats:
+            raise self.unsupported(f"{fmt} streams as they are")
+        async with self.http.stream("POST", self.responses_path, json={**body, "stream": True}) as response:
+            if response.status >= 300:
+                raise self.error_from_response(UpstreamResponse(response.status, response.headers, await response.aread()))
+            if is_json(response.headers):
+                self.answer_json(UpstreamResponse(response.status, response.headers, await response.aread()))
+                raise self.malformed("a stream request was answered with JSON")
+            converter = ResponsesStreamToOpenAI()
+            async for received in response.aiter_event_batches():
+                batch: list[NativeEvent] = []
+                for event in received:
+                    if not event.raw or event.raw.startswith(b"[DONE]"):
+                        continue
+                    try:
+                        data = serialization.loads(event.raw)
+                        batch.append(NativeEvent(event.event, data, event.raw, converter.feed(event.event, data)))
+                    except (serialization.JSONDecodeError, MalformedAnswer) as exc:
+                        if batch:
+                            yield batch
+                        reason = "a stream event is not JSON" if isinstance(exc, serialization.JSONDecodeError) \
+                            else str(exc)
+                        raise self.malformed(reason) from None
+                    except ProviderError as exc:  # response.failed or an error event
+                        if batch:
+                            yield batch
+                        raise self.make_error(exc.message, kind=exc.kind, code=exc.code) from None
+                if batch:
+                    yield batch
+            if not converter.done:
+                raise self.make_error("the stream ended before the response completed", kind="connection")
 
     def stream_error(self, error: Any) -> ProviderError:
         """An ``{"error": {...}}`` event inside a 200 stream."""

@@ -200,9 +200,9 @@ class _Conversation:
         self.messages.append({"role": "tool", "tool_call_id": item["call_id"], "content": text})
 
 
-def _tools(tools: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def _tools(tools: list[dict[str, Any]], first: int = 0) -> list[dict[str, Any]]:
     out = []
-    for i, tool in enumerate(tools):
+    for i, tool in enumerate(tools, first):
         kind = tool.get("type")
         if kind != "function":
             raise ValidationFailed(f"tool type {kind!r} is a built-in tool that only OpenAI runs; it cannot be "
@@ -247,43 +247,65 @@ def _response_format(text: dict[str, Any] | None) -> dict[str, Any] | None:
     return None
 
 
-def responses_request_to_openai(body: dict[str, Any], history: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+def responses_request_to_openai(body: dict[str, Any], history: list[dict[str, Any]] | None = None,
+                                skipped: list[ValidationFailed] | None = None) -> dict[str, Any]:
     """A validated Responses request as a canonical Chat Completions body.
 
     ``history`` holds the items of the earlier turns of the conversation
     (each turn's input items, then its output items), which the caller
     resolved from ``previous_response_id``.  Raises :class:`ValidationFailed`
-    (a 400 naming the field) for what this provider cannot do."""
-    for key in NATIVE_ONLY_PARAMS:
+    (a 400 naming the field) for what this provider cannot do — or, when
+    ``skipped`` is a list, leaves each such thing out of the canonical view
+    and adds its error there (the endpoint does, because a target that
+    speaks Responses itself can do all of it: the error only matters if the
+    request takes the canonical path)."""
+
+    def attempt(action: Any, *args: Any) -> Any:
+        if skipped is None:
+            return action(*args)
+        try:
+            return action(*args)
+        except ValidationFailed as error:
+            skipped.append(error)
+            return None
+
+    def refuse_native_only(key: str) -> None:
         if body.get(key):
             raise ValidationFailed(f"{key} refers to state kept by OpenAI; it works only with an OpenAI target",
                                    param=key)
+
+    for key in NATIVE_ONLY_PARAMS:
+        attempt(refuse_native_only, key)
     messages: list[dict[str, Any]] = []
     if body.get("instructions"):
         messages.append({"role": "system", "content": body["instructions"]})
     conversation = _Conversation(messages)
     for item in history or ():
-        conversation.add(item, "previous_response_id")
+        attempt(conversation.add, item, "previous_response_id")
     items = body.get("input")
     if isinstance(items, str):
         conversation.add({"role": "user", "content": items}, "input")
     else:
         for i, item in enumerate(items or ()):
-            conversation.add(item, f"input[{i}]")
+            attempt(conversation.add, item, f"input[{i}]")
     conversation.flush()
     if not history and not items:
         raise ValidationFailed("input is required", param="input")
 
     out: dict[str, Any] = {"model": body["model"], "messages": messages}
-    tools = _tools(body.get("tools") or [])
+    tools = [tool for i, tool in enumerate(body.get("tools") or [])
+             if attempt(_tools, [tool], i) is not None] if skipped is not None else body.get("tools") or []
+    tools = _tools(tools)
     if tools:
         if body.get("tool_choice") is not None:
-            out["tool_choice"], tools = _tool_choice(body["tool_choice"], tools)
+            chosen = attempt(_tool_choice, body["tool_choice"], tools)
+            if chosen is not None:
+                out["tool_choice"], tools = chosen
         if body.get("parallel_tool_calls") is not None:
             out["parallel_tool_calls"] = body["parallel_tool_calls"]
         out["tools"] = tools
     elif isinstance(body.get("tool_choice"), dict):
-        _tool_choice(body["tool_choice"], [])  # a built-in tool choice is refused even without tools
+        attempt(_tool_choice, body["tool_choice"], [])  # a built-in tool choice is refused even without tools
     response_format = _response_format(body.get("text"))
     if response_format:
         out["response_format"] = response_format

@@ -22,6 +22,10 @@ REASONING_PREFIXES = ("o1", "o3", "o4", "gpt-5")
 class OpenAIConfig(ProviderConfig):
     organization: str | None = None
     project: str | None = None
+    #: Send Responses API clients' requests to the upstream's own /responses
+    #: as they are.  Unset: only when the base URL is OpenAI's (a server that
+    #: is merely OpenAI-compatible rarely has the Responses API).
+    responses_api: bool | None = None
 
 
 class OpenAIProvider(OpenAICompatibleProvider):
@@ -32,6 +36,18 @@ class OpenAIProvider(OpenAICompatibleProvider):
     env_base_url = "OPENAI_BASE_URL"
     default_models = ("gpt-4o", "gpt-4o-mini", "gpt-4.1", "gpt-4.1-mini", "gpt-5", "gpt-5-mini", "o4-mini",
                       "text-embedding-3-small", "text-embedding-3-large")
+
+    def __init__(self, name: str, config: ProviderConfig) -> None:
+        super().__init__(name, config)
+        native = self.settings.responses_api
+        if native is None:
+            native = self.base_url == self.default_base_url
+        # A Responses API client's request goes to the upstream's own /responses as it was sent.
+        self.native_formats = frozenset({"responses"}) if native else frozenset()
+
+    @property
+    def settings(self) -> OpenAIConfig:
+        return self.config  # type: ignore[return-value]
 
     def auth_headers(self) -> dict[str, str]:
         headers = super().auth_headers()
