@@ -46,6 +46,9 @@ CLAUDE_CODE_FIELDS = {
     "output_config": {"effort": "medium"},
 }
 
+#: Claude Code's mid-conversation system message (after the first user turn) carries its own field.
+CLAUDE_CODE_SYSTEM_MESSAGE_FIELDS = {"output_config": {"effort": "medium"}}
+
 GREETING = "Hello from the fake model, through the tool loop.\n"
 
 
@@ -97,10 +100,18 @@ def check_claude_code_run(api: AnthropicAPI, outcome: tuple[int, dict[str, Any],
     assert refusals == [] and len(api.calls) == 2
     first, second = api.calls
     assert "Create hello.txt with a greeting." in json.dumps(first.body["messages"])
-    tool_use_id = second.body["messages"][-2]["content"][-1]["id"]
-    assert second.last_tool_result is not None and second.last_tool_result.call_id == tool_use_id
+    tool_uses = [block["id"] for message in second.body["messages"] if message["role"] == "assistant"
+                 for block in message["content"] if block["type"] == "tool_use"]
+    assert second.last_tool_result is not None and [second.last_tool_result.call_id] == tool_uses
     assert second.last_tool_result.text.startswith("File created successfully")
     assert not second.last_tool_result.is_error
+
+
+def system_messages(body: dict[str, Any]) -> list[dict[str, Any]]:
+    """The ``role: system`` messages inside ``messages``, each by the fields
+    it has besides its role and content."""
+    return [{name: value for name, value in message.items() if name not in ("role", "content")}
+            for message in body["messages"] if message["role"] == "system"]
 
 
 def test_claude_code_runs_its_tool_loop_against_the_anthropic_fake(claude_code: Any, tmp_path: Path) -> None:
@@ -118,7 +129,7 @@ def test_claude_code_runs_its_tool_loop_against_the_anthropic_fake(claude_code: 
             assert seen.body["model"] == CLAUDE_CODE_MODEL and seen.body["stream"] is True
             assert seen.request.headers["anthropic-beta"].split(",") == CLAUDE_CODE_BETAS
             assert {name: seen.body[name] for name in CLAUDE_CODE_FIELDS} == CLAUDE_CODE_FIELDS
-            assert "system" in [message["role"] for message in seen.body["messages"]]  # a mid-conversation one
+            assert system_messages(seen.body) == [CLAUDE_CODE_SYSTEM_MESSAGE_FIELDS]
 
         # The fake refuses Claude Code's own request as the real API does when one beta goes missing.
         def without_beta(beta: str) -> dict[str, Any]:
@@ -159,6 +170,7 @@ def test_claude_code_runs_its_tool_loop_through_the_gateway(claude_code: Any, tm
         sent_betas = seen.request.headers.get("anthropic-beta", "").split(",")
         assert set(CLAUDE_CODE_BETAS) <= set(sent_betas)
         assert {name: seen.body.get(name) for name in CLAUDE_CODE_FIELDS} == CLAUDE_CODE_FIELDS
+        assert system_messages(seen.body) == [CLAUDE_CODE_SYSTEM_MESSAGE_FIELDS]  # in place, with its own field
 
 
 # -- the fakes, pinned with the official SDKs ---------------------------------------
