@@ -220,6 +220,13 @@ def test_anthropic_fake_speaks_the_messages_api_and_refuses_beta_fields_without_
                             headers={"anthropic-version": "2023-06-01"})
         assert (no_key.status_code, no_key.json()["error"]) == (401, {"type": "authentication_error",
                                                                       "message": "x-api-key header is required"})
+        no_version = httpx.post(upstream.url + "/v1/messages", json={"model": "m", "max_tokens": 1, "messages": hello},
+                                headers={"x-api-key": UPSTREAM_KEY})
+        assert (no_version.status_code, no_version.json()["error"]["message"]) == (
+            400, "anthropic-version: header is required")
+        no_model = httpx.post(upstream.url + "/v1/messages", json={"max_tokens": 1, "messages": hello},
+                              headers={"x-api-key": UPSTREAM_KEY, "anthropic-version": "2023-06-01"})
+        assert (no_model.status_code, no_model.json()["error"]["message"]) == (400, "model: Field required")
 
         # With their betas the same fields pass, and the refusals did not use up the script.
         accepted = client.messages.create(
@@ -227,7 +234,7 @@ def test_anthropic_fake_speaks_the_messages_api_and_refuses_beta_fields_without_
             extra_headers={"anthropic-beta": "context-management-2025-06-27,effort-2025-11-24"},
             extra_body={"context_management": {"edits": []}, "output_config": {"effort": "low"}})
         assert accepted.content[0].text == "x"
-    assert len(api.calls) == 3 and len(api.refusals) == 7
+    assert len(api.calls) == 3 and len(api.refusals) == 9
 
 
 def test_openai_responses_fake_speaks_what_the_openai_sdk_reads() -> None:
@@ -254,6 +261,9 @@ def test_openai_responses_fake_speaks_what_the_openai_sdk_reads() -> None:
         with pytest.raises(openai.AuthenticationError):
             openai.OpenAI(base_url=upstream.url + "/v1", api_key="sk-wrong", max_retries=0).responses.create(
                 model="gpt-5.6-luna", input="hi")
+        no_key = httpx.post(upstream.url + "/v1/responses", json={"model": "gpt-5.6-luna", "input": "hi"})
+        assert (no_key.status_code, no_key.json()["error"]["message"]) == (401, "You didn't provide an API key.")
+    assert len(api.calls) == 3 and len(api.refusals) == 2
 
 
 # -- the OpenAI Agents SDK, default (Responses) model --------------------------------
