@@ -271,6 +271,20 @@ def test_models(tmp_path: Path) -> None:
     assert result.stdout.splitlines() == ["fast\tportway", "m/echo\tm", "m/tools\tm"]
 
 
+def test_models_lists_wildcard_aliases_with_their_targets(tmp_path: Path) -> None:
+    path = write(tmp_path, """
+        providers: {m: {type: mock, models: [echo]}}
+        models:
+          fast: {target: {provider: m, model: echo}}
+          "*": {target: {provider: m, model: echo}}
+          "claude-*": {target: {provider: m, model: "claude-*"}}
+    """)
+    result = run("models", "--config", str(path))
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == ["fast\tportway", "m/echo\tm", "claude-*\tportway (wildcard: m/claude-*)",
+                                          "*\tportway (wildcard: m/echo)"]
+
+
 # -- serve --------------------------------------------------------------------------------
 
 
