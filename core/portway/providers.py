@@ -13,14 +13,14 @@ wire format.
 from __future__ import annotations
 
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import aclosing
 from typing import Any, ClassVar
 
-from portway import serialization
+from portway import serialization, sse
 from portway.config import ProviderConfig
 from portway.errors import PortwayError, ProviderError, is_error_status, kind_for_status, kind_for_type, redact
-from portway.upstream import Upstream, UpstreamResponse
+from portway.upstream import Upstream, UpstreamResponse, UpstreamStream
 
 #: Longest upstream error message passed on to a client.
 MAX_MESSAGE = 1000
@@ -214,6 +214,51 @@ class Provider:
 
     # -- untrusted answers -----------------------------------------------------
 
+    async def stream_items(self, response: UpstreamStream,
+                           convert: Callable[[sse.Event], Any]) -> AsyncIterator[list[Any]]:
+        """What ``convert`` makes of each SSE event of ``response``, one list
+        per network read (what arrived together is relayed together).
+
+        ``convert`` returns ``None`` to skip an event; raises
+        :class:`StreamEnd` at the format's end marker (``[DONE]``),
+        :class:`~portway.formats.MalformedAnswer` or a JSON error for an event
+        without its format's shape (a :meth:`malformed` answer), and
+        :class:`ProviderError` for an error the upstream reported inside the
+        stream (given this provider's name and redaction if it has none).
+        What was converted before a failure is yielded first."""
+        from portway.formats import MalformedAnswer
+
+        async for events in response.aiter_event_batches():
+            batch: list[Any] = []
+            try:
+                for event in events:
+                    item = convert(event)
+                    if item is not None:
+                        batch.append(item)
+            except StreamEnd:
+                if batch:
+                    yield batch
+                return
+            except (serialization.JSONDecodeError, MalformedAnswer) as exc:
+                if batch:
+                    yield batch
+                raise self.malformed("a stream event is not JSON" if isinstance(exc, serialization.JSONDecodeError)
+                                     else str(exc)) from None
+            except ProviderError as exc:
+                if batch:
+                    yield batch
+                if exc.provider is None:
+                    raise self.make_error(exc.message, kind=exc.kind, code=exc.code) from None
+                raise
+            if batch:
+                yield batch
+
+    async def refuse_failed_stream(self, response: UpstreamStream) -> None:
+        """Raise the classified error of a stream request the upstream
+        refused (any status from 300 up: redirects are never followed)."""
+        if response.status >= 300:
+            raise self.error_from_response(UpstreamResponse(response.status, response.headers, await response.aread()))
+
     def malformed(self, reason: str) -> ProviderError:
         """An answer that does not have its format's shape: a retryable
         upstream failure (the next attempt, or another target, may do
@@ -236,3 +281,7 @@ class Provider:
                                   status=502 if kind == "server_error" else None)
         return data
 
+
+class StreamEnd(Exception):
+    """Raised by a :meth:`Provider.stream_items` converter at its format's
+    end-of-stream marker (OpenAI's ``[DONE]``)."""

@@ -14,12 +14,12 @@ import time
 from collections.abc import AsyncIterator
 from typing import Any, ClassVar
 
-from portway import serialization
+from portway import serialization, sse
 from portway.errors import PortwayError, ProviderError, kind_for_type
 from portway.formats import MalformedAnswer
 from portway.formats.responses import ResponsesStreamToOpenAI, check_response
 from portway.native import NativeEvent
-from portway.providers import Provider
+from portway.providers import Provider, StreamEnd
 from portway.upstream import UpstreamResponse
 
 
@@ -63,8 +63,7 @@ class OpenAICompatibleProvider(Provider):
         nothing yet; an error event for the client otherwise), never a
         clean end."""
         async with self.http.stream("POST", self.chat_path, json=self._wire_body(body, ctx)) as response:
-            if response.status >= 300:
-                raise self.error_from_response(UpstreamResponse(response.status, response.headers, await response.aread()))
+            await self.refuse_failed_stream(response)
             if is_json(response.headers):
                 # A JSON answer to a stream request: an error, or a server that ignores `stream`.
                 data = self.answer_json(UpstreamResponse(response.status, response.headers, await response.aread()))
@@ -73,34 +72,26 @@ class OpenAICompatibleProvider(Provider):
                 except MalformedAnswer as exc:
                     raise self.malformed(str(exc)) from None
                 return
-            finished = False
-            async for events in response.aiter_event_batches():
-                batch = []
-                for event in events:
-                    raw = event.raw
-                    if raw.startswith(b"[DONE]"):
-                        if batch:
-                            yield batch
-                        return
-                    if not raw:
-                        continue
-                    try:
-                        chunk = serialization.loads(raw)
-                        if type(chunk) is dict and "error" in chunk and "choices" not in chunk:
-                            if batch:
-                                yield batch
-                            raise self.stream_error(chunk["error"])
-                        finished = check_chunk(chunk) or finished
-                    except (serialization.JSONDecodeError, MalformedAnswer) as exc:
-                        if batch:
-                            yield batch
-                        reason = "a stream event is not JSON" if isinstance(exc, serialization.JSONDecodeError) \
-                            else str(exc)
-                        raise self.malformed(reason) from None
-                    batch.append(chunk)
-                if batch:
-                    yield batch
-            if not finished:
+            ended = False  # [DONE], or a finish_reason
+
+            def convert(event: sse.Event) -> dict[str, Any] | None:
+                nonlocal ended
+                raw = event.raw
+                if raw.startswith(b"[DONE]"):
+                    ended = True
+                    raise StreamEnd
+                if not raw:
+                    return None
+                chunk = serialization.loads(raw)
+                if type(chunk) is dict and "error" in chunk and "choices" not in chunk:
+                    raise self.stream_error(chunk["error"])
+                if check_chunk(chunk):
+                    ended = True
+                return chunk
+
+            async for batch in self.stream_items(response, convert):
+                yield batch
+            if not ended:
                 raise self.make_error("the stream ended before it finished (no [DONE] and no finish_reason)",
                                       kind="connection")
 
@@ -133,32 +124,20 @@ class OpenAICompatibleProvider(Provider):
         if fmt not in self.native_formats:
             raise self.unsupported(f"{fmt} streams as they are")
         async with self.http.stream("POST", self.responses_path, json={**body, "stream": True}) as response:
-            if response.status >= 300:
-                raise self.error_from_response(UpstreamResponse(response.status, response.headers, await response.aread()))
+            await self.refuse_failed_stream(response)
             if is_json(response.headers):
                 self.answer_json(UpstreamResponse(response.status, response.headers, await response.aread()))
                 raise self.malformed("a stream request was answered with JSON")
             converter = ResponsesStreamToOpenAI()
-            async for received in response.aiter_event_batches():
-                batch: list[NativeEvent] = []
-                for event in received:
-                    if not event.raw or event.raw.startswith(b"[DONE]"):
-                        continue
-                    try:
-                        data = serialization.loads(event.raw)
-                        batch.append(NativeEvent(event.event, data, event.raw, converter.feed(event.event, data)))
-                    except (serialization.JSONDecodeError, MalformedAnswer) as exc:
-                        if batch:
-                            yield batch
-                        reason = "a stream event is not JSON" if isinstance(exc, serialization.JSONDecodeError) \
-                            else str(exc)
-                        raise self.malformed(reason) from None
-                    except ProviderError as exc:  # response.failed or an error event
-                        if batch:
-                            yield batch
-                        raise self.make_error(exc.message, kind=exc.kind, code=exc.code) from None
-                if batch:
-                    yield batch
+
+            def convert(event: sse.Event) -> NativeEvent | None:
+                if not event.raw or event.raw.startswith(b"[DONE]"):
+                    return None
+                data = serialization.loads(event.raw)
+                return NativeEvent(event.event, data, event.raw, converter.feed(event.event, data))
+
+            async for batch in self.stream_items(response, convert):
+                yield batch
             if not converter.done:
                 raise self.make_error("the stream ended before the response completed", kind="connection")
 

@@ -12,7 +12,7 @@ from typing import Any
 
 from pydantic import Field
 
-from portway import hookimpl, serialization
+from portway import hookimpl, serialization, sse
 from portway.config import ProviderConfig
 from portway.errors import ProviderError
 from portway.formats import MalformedAnswer
@@ -126,8 +126,7 @@ class AnthropicProvider(Provider):
         chunks it converts to (which is how each is checked)."""
         async with self.http.stream("POST", self.path, json=self._prepared(body, stream=True),
                                     headers=self._headers(ctx)) as response:
-            if response.status >= 300:
-                raise self.error_from_response(UpstreamResponse(response.status, response.headers, await response.aread()))
+            await self.refuse_failed_stream(response)
             converter = AnthropicStreamToOpenAI()
             if response.headers.get("content-type", "").startswith("application/json"):
                 # A JSON answer to a stream request: an error body, or a whole message.
@@ -139,26 +138,15 @@ class AnthropicProvider(Provider):
                     raise self.malformed(str(exc)) from None
                 yield events
                 return
-            async for received in response.aiter_event_batches():
-                batch: list[NativeEvent] = []
-                for event in received:
-                    if not event.raw:
-                        continue
-                    try:
-                        data = serialization.loads(event.raw)
-                        batch.append(NativeEvent(event.event, data, event.raw, converter.feed(event.event, data)))
-                    except (serialization.JSONDecodeError, MalformedAnswer) as exc:
-                        if batch:
-                            yield batch
-                        reason = "a stream event is not JSON" if isinstance(exc, serialization.JSONDecodeError) \
-                            else str(exc)
-                        raise self.malformed(reason) from None
-                    except ProviderError as exc:  # an `event: error` mid-stream
-                        if batch:
-                            yield batch
-                        raise self.make_error(exc.message, kind=exc.kind, code=exc.code) from None
-                if batch:
-                    yield batch
+
+            def convert(event: sse.Event) -> NativeEvent | None:
+                if not event.raw:
+                    return None
+                data = serialization.loads(event.raw)
+                return NativeEvent(event.event, data, event.raw, converter.feed(event.event, data))
+
+            async for batch in self.stream_items(response, convert):
+                yield batch
             if not converter.done:
                 raise self.make_error("upstream stream ended before message_stop", kind="connection")
 
