@@ -111,6 +111,10 @@ class Gateway:
         self._post_chunk = self.hooks.implemented("post_chunk")
         self._post_response = self.hooks.implemented("post_response")
         self._pre_request = self.hooks.implemented("pre_request")
+        # How a relayed batch is processed, built once: for chunks (with or
+        # without the usage the client asked for) and per native format.
+        self._chunk_relays = {wants: self._chunks(wants) for wants in (False, True)}
+        self._native_relays: dict[str, Any] = {}
 
     # -- set-up ----------------------------------------------------------------
 
@@ -336,7 +340,7 @@ class Gateway:
         wants_usage = bool((ctx.body.get("stream_options") or {}).get("include_usage"))
         answer = await self._prepare(ctx)
         if answer is not None:
-            return None, self._relay(ctx, _no_more(), completion_to_chunks(answer), wants_usage)
+            return None, self._relay(ctx, _no_more(), completion_to_chunks(answer), self._chunk_relays[wants_usage])
         candidates, ctx.metadata["retry_limit"] = self.resolve(ctx.model)
         while True:
             target = await self._select(ctx, candidates)
@@ -375,8 +379,11 @@ class Gateway:
             await stream.aclose()
             candidates = await self._recover(ctx, error, candidates)
         if native is not None:
-            return native.format.name, self._relay_native(ctx, native.format, stream, first)
-        return None, self._relay(ctx, stream, first, wants_usage)
+            fmt = native.format
+            process = self._native_relays.get(fmt.name) or self._native_relays.setdefault(
+                fmt.name, self._native_events(fmt))
+            return fmt.name, self._relay(ctx, stream, first, process)
+        return None, self._relay(ctx, stream, first, self._chunk_relays[wants_usage])
 
     @staticmethod
     def _check_canonical(ctx: RequestContext) -> None:
@@ -399,34 +406,18 @@ class Gateway:
         except Exception as exc:
             raise self._adapter_failure(ctx.target, exc) from exc  # type: ignore[arg-type]
 
-    async def _relay(
-        self, ctx: RequestContext, stream: AsyncIterator[list[dict[str, Any]]], first: list[dict[str, Any]],
-        wants_usage: bool,
-    ) -> AsyncIterator[list[dict[str, Any]]]:
+    async def _relay(self, ctx: RequestContext, stream: AsyncIterator[list[Any]], first: list[Any],
+                     process: Any) -> AsyncIterator[list[Any]]:
+        """Relay a stream that has started: each batch through ``process``
+        (usage, hooks, the assembled whole for ``post_response``), then
+        ``post_response`` once it ends; the upstream stream is always closed."""
         assembler = StreamAssembler() if self._post_response else None
-        post_chunk = self._post_chunk
         try:
-            batch: list[dict[str, Any]] | None = first
+            batch: list[Any] | None = first
             while batch is not None:
                 if ctx.first_token_at is None:
                     ctx.first_token_at = time.perf_counter()
-                out = []
-                for chunk in batch:
-                    usage = chunk.get("usage")
-                    if usage:
-                        ctx.usage = usage
-                    if post_chunk and not all(
-                        r is not False for r in await self.hooks.each("post_chunk", ctx=ctx, chunk=chunk)
-                    ):
-                        continue
-                    # The assembled whole is what the client got: after post_chunk edits, without dropped chunks.
-                    if assembler is not None:
-                        assembler.add(chunk)
-                    if not wants_usage:
-                        if usage and not chunk.get("choices"):
-                            continue  # the usage chunk the gateway asked for on its own account
-                        chunk.pop("usage", None)
-                    out.append(chunk)
+                out = await process(ctx, batch, assembler)
                 if out:
                     yield out
                 batch = await self._next(ctx, stream)
@@ -437,40 +428,58 @@ class Gateway:
             if closer is not None:
                 await closer()
 
-    async def _relay_native(
-        self, ctx: RequestContext, fmt: NativeFormat, stream: AsyncIterator[list[NativeEvent]],
-        first: list[NativeEvent],
-    ) -> AsyncIterator[list[NativeEvent]]:
-        """A native stream: each event goes to the client as the upstream sent
+    def _chunks(self, wants_usage: bool) -> Any:
+        """How a batch of canonical chunks is relayed."""
+        post_chunk = self._post_chunk
+
+        async def process(ctx: RequestContext, batch: list[dict[str, Any]],
+                          assembler: StreamAssembler | None) -> list[dict[str, Any]]:
+            out = []
+            for chunk in batch:
+                usage = chunk.get("usage")
+                if usage:
+                    ctx.usage = usage
+                if post_chunk and not all(
+                    r is not False for r in await self.hooks.each("post_chunk", ctx=ctx, chunk=chunk)
+                ):
+                    continue
+                # The assembled whole is what the client got: after post_chunk edits, without dropped chunks.
+                if assembler is not None:
+                    assembler.add(chunk)
+                if not wants_usage:
+                    if usage and not chunk.get("choices"):
+                        continue  # the usage chunk the gateway asked for on its own account
+                    chunk.pop("usage", None)
+                out.append(chunk)
+            return out
+
+        return process
+
+    def _native_events(self, fmt: NativeFormat) -> Any:
+        """How a batch of native events is relayed: each as the upstream sent
         it, unless a ``post_chunk`` hook changed or dropped its canonical
         chunks (then :meth:`NativeFormat.patch_event` rewrites it)."""
-        assembler = StreamAssembler() if self._post_response else None
         post_chunk = self._post_chunk
-        try:
-            batch: list[NativeEvent] | None = first
-            while batch is not None:
-                if ctx.first_token_at is None:
-                    ctx.first_token_at = time.perf_counter()
-                out = []
-                for event in batch:
+
+        async def process(ctx: RequestContext, batch: list[NativeEvent],
+                          assembler: StreamAssembler | None) -> list[NativeEvent]:
+            out = []
+            for event in batch:
+                for chunk in event.chunks:
+                    if chunk.get("usage"):
+                        ctx.usage = chunk["usage"]
+                if post_chunk and event.chunks:
+                    hooked = await self._hook_native_event(ctx, fmt, event)
+                    if hooked is None:
+                        continue
+                    event = hooked
+                if assembler is not None:
                     for chunk in event.chunks:
-                        if chunk.get("usage"):
-                            ctx.usage = chunk["usage"]
-                    if post_chunk and event.chunks:
-                        event = await self._hook_native_event(ctx, fmt, event)
-                        if event is None:
-                            continue
-                    if assembler is not None:
-                        for chunk in event.chunks:
-                            assembler.add(chunk)
-                    out.append(event)
-                if out:
-                    yield out
-                batch = await self._next(ctx, stream)
-            if assembler is not None:
-                await self.hooks.each("post_response", ctx=ctx, response=assembler.result())
-        finally:
-            await stream.aclose()  # type: ignore[attr-defined]
+                        assembler.add(chunk)
+                out.append(event)
+            return out
+
+        return process
 
     async def _hook_native_event(self, ctx: RequestContext, fmt: NativeFormat,
                                  event: NativeEvent) -> NativeEvent | None:
