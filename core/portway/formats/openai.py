@@ -376,6 +376,9 @@ def completion_to_chunks(response: dict[str, Any], include_usage: bool = True) -
     for choice in response.get("choices", []):
         message = choice.get("message") or {}
         delta: dict[str, Any] = {"role": "assistant", "content": message.get("content")}
+        for key in ("reasoning_content", "refusal"):
+            if message.get(key):
+                delta[key] = message[key]
         if message.get("tool_calls"):
             delta["tool_calls"] = [{"index": i, **call} for i, call in enumerate(message["tool_calls"])]
         index = choice.get("index", 0)
@@ -404,11 +407,15 @@ class StreamAssembler:
             self.usage = chunk["usage"]
         for choice in chunk.get("choices") or ():
             state = self._choices.setdefault(
-                choice.get("index", 0), {"content": [], "tool_calls": {}, "finish_reason": None, "extra": {}}
-            )
+                choice.get("index", 0), {"content": [], "reasoning": [], "refusal": [], "tool_calls": {},
+                                         "finish_reason": None})
             delta = choice.get("delta") or {}
             if delta.get("content"):
                 state["content"].append(delta["content"])
+            if delta.get("reasoning_content"):
+                state["reasoning"].append(delta["reasoning_content"])
+            if delta.get("refusal"):
+                state["refusal"].append(delta["refusal"])
             for call in delta.get("tool_calls") or ():
                 slot = state["tool_calls"].setdefault(
                     call.get("index", 0), {"id": None, "type": "function", "function": {"name": "", "arguments": ""}}
@@ -428,6 +435,10 @@ class StreamAssembler:
         for index in sorted(self._choices):
             state = self._choices[index]
             message: dict[str, Any] = {"role": "assistant", "content": "".join(state["content"]) or None}
+            if state["reasoning"]:
+                message["reasoning_content"] = "".join(state["reasoning"])
+            if state["refusal"]:
+                message["refusal"] = "".join(state["refusal"])
             if state["tool_calls"]:
                 message["tool_calls"] = [state["tool_calls"][i] for i in sorted(state["tool_calls"])]
             choices.append({"index": index, "message": message, "finish_reason": state["finish_reason"]})
