@@ -46,8 +46,19 @@ class OpenAICompatibleProvider(Provider):
             body = strip_anthropic_extras(body, self.name)
         return self.prepare(body)
 
+    def chat_url(self, body: dict[str, Any]) -> str:
+        """Where the prepared chat ``body`` goes: a path under ``base_url``
+        (a query string included).  Override it for an upstream whose path
+        depends on the request (Azure puts the deployment in it)."""
+        return self.chat_path
+
+    def embeddings_url(self, body: dict[str, Any]) -> str:
+        """Where an embeddings ``body`` goes (see :meth:`chat_url`)."""
+        return self.embeddings_path
+
     async def chat(self, body: dict[str, Any], ctx: Any) -> dict[str, Any]:
-        response = await self.http.request("POST", self.chat_path, json=self._wire_body(body, ctx))
+        wire = self._wire_body(body, ctx)
+        response = await self.http.request("POST", self.chat_url(wire), json=wire)
         if response.status >= 300:
             raise self.error_from_response(response)
         data = self.answer_json(response)
@@ -62,7 +73,8 @@ class OpenAICompatibleProvider(Provider):
         a ``connection`` failure (retried or fallen back from when it sent
         nothing yet; an error event for the client otherwise), never a
         clean end."""
-        async with self.http.stream("POST", self.chat_path, json=self._wire_body(body, ctx)) as response:
+        wire = self._wire_body(body, ctx)
+        async with self.http.stream("POST", self.chat_url(wire), json=wire) as response:
             await self.refuse_failed_stream(response)
             if is_json(response.headers):
                 # A JSON answer to a stream request: an error, or a server that ignores `stream`.
@@ -96,7 +108,7 @@ class OpenAICompatibleProvider(Provider):
                                       kind="connection")
 
     async def embeddings(self, body: dict[str, Any], ctx: Any) -> dict[str, Any]:
-        response = await self.http.request("POST", self.embeddings_path, json=body)
+        response = await self.http.request("POST", self.embeddings_url(body), json=body)
         if response.status >= 300:
             raise self.error_from_response(response)
         data = self.answer_json(response)
