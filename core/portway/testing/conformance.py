@@ -232,11 +232,12 @@ class _Run:
         if attach is not None:
             attach(self.provider)
         # Plain HTTP to 127.0.0.1: HTTP clients without the CA bundle, whose loading costs more than a check.
-        import httpx
-        import httpx2
+        import anthropic
+        import openai
 
-        self.openai = self.server.openai_client(timeout=30, http_client=httpx.Client(verify=False))
-        self.anthropic = self.server.anthropic_client(timeout=30, http_client=httpx2.Client(verify=False))
+        self.openai = self.server.openai_client(timeout=30, http_client=openai.DefaultHttpxClient(verify=False))
+        self.anthropic = self.server.anthropic_client(timeout=30,
+                                                      http_client=anthropic.DefaultHttpxClient(verify=False))
         self._clients = [self.openai, self.anthropic]
 
     def seen(self, count: int) -> list[Seen]:
