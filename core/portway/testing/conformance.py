@@ -58,9 +58,11 @@ Checks of a feature or parameter the package does not claim are skipped.
 from __future__ import annotations
 
 import base64
+import functools
 import json
 import logging
 import math
+import ssl
 import struct
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -205,6 +207,13 @@ def wait_for_stopped() -> None:
         _stopping.pop().join()
 
 
+@functools.cache
+def _tls() -> ssl.SSLContext:
+    """One TLS context for every check's clients: loading the CA bundle costs more than a check
+    (the clients only speak plain HTTP to 127.0.0.1, but an SDK client always makes one)."""
+    return ssl.create_default_context()
+
+
 class _Run:
     """One check's servers: a fake upstream with the package's fake on it,
     and a gateway in front, with an openai and an anthropic client."""
@@ -231,13 +240,12 @@ class _Run:
         attach = getattr(self.fake, "attach", None)
         if attach is not None:
             attach(self.provider)
-        # Plain HTTP to 127.0.0.1: HTTP clients without the CA bundle, whose loading costs more than a check.
         import anthropic
         import openai
 
-        self.openai = self.server.openai_client(timeout=30, http_client=openai.DefaultHttpxClient(verify=False))
-        self.anthropic = self.server.anthropic_client(timeout=30,
-                                                      http_client=anthropic.DefaultHttpxClient(verify=False))
+        tls = _tls()
+        self.openai = self.server.openai_client(timeout=30, http_client=openai.DefaultHttpxClient(verify=tls))
+        self.anthropic = self.server.anthropic_client(timeout=30, http_client=anthropic.DefaultHttpxClient(verify=tls))
         self._clients = [self.openai, self.anthropic]
 
     def seen(self, count: int) -> list[Seen]:
