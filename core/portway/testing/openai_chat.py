@@ -249,24 +249,25 @@ class OpenAIChatAPI:
 
 def check_tool_messages(messages: list[Any]) -> tuple[str, str | None] | None:
     """The API's 400 for tool messages that answer no call, or calls that no
-    tool message answers (as (message, param)), or None."""
+    tool message answers (as (message, param)), or None.  The messages and
+    params are the API's own (typo included), as its 400s quote them."""
     pending: set[str] = set()
     for index, message in enumerate(messages):
         if not isinstance(message, dict):
             return f"Invalid type for 'messages[{index}]': expected an object.", f"messages.[{index}]"
         role = message.get("role")
         if role == "tool":
-            if message.get("tool_call_id") not in pending:
+            if str(message.get("tool_call_id")) not in pending:
                 return ("Invalid parameter: messages with role 'tool' must be a response to a preceeding message "
                         "with 'tool_calls'.", f"messages.[{index}].role")
-            pending.discard(message["tool_call_id"])
+            pending.discard(str(message["tool_call_id"]))
             continue
         if pending:
             return ("An assistant message with 'tool_calls' must be followed by tool messages responding to each "
                     f"'tool_call_id'. The following tool_call_ids did not have response messages: "
-                    f"{', '.join(sorted(pending))}", "messages")
+                    f"{', '.join(sorted(pending))}", f"messages.[{index}].role")
         if role == "assistant":
-            pending = {call.get("id") for call in message.get("tool_calls") or [] if isinstance(call, dict)}
+            pending = {str(call.get("id")) for call in message.get("tool_calls") or [] if isinstance(call, dict)}
     return None
 
 
