@@ -51,6 +51,7 @@ from typing import Any
 from urllib.parse import parse_qs, quote, unquote
 
 from portway import serialization
+from portway.testing.openai_chat import vector_of
 from portway.testing.script import Call, Script, Step, ToolCall, ToolResult, Turn, halves, id_maker
 from portway.testing.upstream import FakeUpstream, RecordedRequest, Reply, json_reply, sse_reply
 
@@ -217,8 +218,8 @@ class AzureOpenAIAPI:
         inputs = body.get("input")
         texts = [inputs] if isinstance(inputs, str) else inputs if isinstance(inputs, list) else []
         data = []
-        for index, _ in enumerate(texts):
-            vector = [0.5, -0.25, 0.125 * (index + 1)]
+        for index, text in enumerate(texts):
+            vector = vector_of(str(text))
             embedding: Any = vector
             if body.get("encoding_format") == "base64":
                 embedding = base64.b64encode(float32_le(vector)).decode()
@@ -346,7 +347,7 @@ def seen_fields(call: Call) -> dict[str, Any]:
         "model": model, "stream": bool(body.get("stream")), "system": "\n".join(system) if system else None,
         "messages": messages, "tool_names": [t["function"]["name"] for t in body.get("tools") or ()],
         "tool_calls": calls, "tool_results": [(r.call_id, r.text) for r in call.tool_results], "images": images,
-        "json_mode": response_format.get("type") if response_format.get("type") != "text" else None,
+        "json_mode": {"json_object": "object", "json_schema": "schema"}.get(response_format.get("type")),
         "json_schema": (response_format.get("json_schema") or {}).get("schema"),
         "params": {k: v for k, v in params.items() if v is not None},
     }

@@ -319,7 +319,7 @@ def test_embeddings(upstream: FakeUpstream) -> None:
     request = upstream.last
     assert (request.path, request.query) == ("/openai/deployments/embed/embeddings", "api-version=2024-10-21")
     assert request.json() == sent and request.headers["api-key"] == KEY
-    assert [len(base64.b64decode(item["embedding"])) for item in result["data"]] == [12, 12]
+    assert [len(base64.b64decode(item["embedding"])) for item in result["data"]] == [32, 32]  # 8 float32 each
     run(upstream, lambda p: p.embeddings({"model": "embed", "input": "a"}, None), api_version="v1")
     assert upstream.last.path == "/openai/v1/embeddings" and upstream.last.json()["model"] == "embed"
 

@@ -1,15 +1,14 @@
 """The provider conformance kit (``portway.testing.conformance``) run against
-the fake Azure OpenAI resource.  Skipped until the kit is in the core."""
+the fake Azure OpenAI resource."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from typing import Any
 
-import pytest
 from portway_azure_openai.testing import AzureOpenAIAPI
 
-conformance = pytest.importorskip("portway.testing.conformance")
+from portway.testing import conformance
 
 KEY = "azure-conformance-key-0123456789"
 
@@ -30,5 +29,4 @@ AZURE = conformance.Conformance(
 )
 
 
-def test_conformance() -> None:
-    conformance.check_provider(AZURE)
+test_conformance = conformance.conformance_tests(AZURE)

@@ -46,6 +46,7 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 from portway import serialization
+from portway.testing.openai_chat import vector_of
 from portway.testing.script import Call, Script, Step, ToolCall, ToolResult, Turn, halves
 from portway.testing.upstream import FakeUpstream, RecordedRequest, Reply, json_reply, sse_reply
 
@@ -143,15 +144,17 @@ class CohereAPI:
             message["content"] = [{"type": "text", "text": "".join(texts)}]
         finish = "TOOL_CALL" if calls else "MAX_TOKENS" if getattr(turn, "truncated", False) else "COMPLETE"
         return {"id": self._id(), "finish_reason": finish, "message": message, "usage": {
-            "billed_units": {"input_tokens": turn.input_tokens, "output_tokens": turn.output_tokens},
-            "tokens": {"input_tokens": turn.input_tokens + TEMPLATE_TOKENS, "output_tokens": turn.output_tokens}}}
+            # What the model processed (the adapter reports it); billed units leave out Cohere's template.
+            "billed_units": {"input_tokens": max(turn.input_tokens - TEMPLATE_TOKENS, 1),
+                             "output_tokens": turn.output_tokens},
+            "tokens": {"input_tokens": turn.input_tokens, "output_tokens": turn.output_tokens}}}
 
     def _embed(self, body: dict[str, Any]) -> Reply:
         texts = body["texts"]
-        floats = [[0.5, -0.25, 0.125 * (i + 1)] for i in range(len(texts))]
+        floats = [vector_of(str(text)) for text in texts]
         by_type: dict[str, Any] = {}
         for kind in body.get("embedding_types") or ["float"]:
-            by_type[kind] = floats if kind == "float" else [[64, -32, 16 * (i + 1)] for i in range(len(texts))]
+            by_type[kind] = floats if kind == "float" else [[round(v * 100) for v in vector] for vector in floats]
         return json_reply({"id": self._id(), "embeddings": by_type, "texts": texts, "response_type":
                            "embeddings_by_type", "meta": {"api_version": {"version": "2"},
                                                           "billed_units": {"input_tokens": 2 * len(texts)}}})
@@ -268,7 +271,7 @@ def seen_fields(call: Call) -> dict[str, Any]:
     response_format = body.get("response_format") or {}
     json_mode = None
     if response_format.get("type") == "json_object":
-        json_mode = "json_schema" if "json_schema" in response_format else "json_object"
+        json_mode = "schema" if "json_schema" in response_format else "object"
     params = {"max_tokens": body.get("max_tokens"), "stop": body.get("stop_sequences"),
               "temperature": body.get("temperature"), "top_p": body.get("p"), "seed": body.get("seed")}
     return {

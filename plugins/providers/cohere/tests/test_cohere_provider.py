@@ -20,6 +20,7 @@ from portway_cohere.testing import CohereAPI, stream_events
 from portway.errors import PortwayError, ProviderError
 from portway.testing import FakeUpstream, Gate, Reply, json_reply, run_provider, split_reads, sse_reply
 from portway.testing.gateway import GatewayServer
+from portway.testing.openai_chat import vector_of
 from portway.testing.script import call, say
 
 T = TypeVar("T")
@@ -237,7 +238,7 @@ def test_text_answer(upstream: FakeUpstream) -> None:
     assert result["model"] == "command-a-03-2025" and result["id"]
     assert result["choices"][0] == {"index": 0, "message": {"role": "assistant", "content": "Hello there"},
                                     "finish_reason": "stop", "logprobs": None}
-    assert result["usage"] == {"prompt_tokens": 73, "completion_tokens": 3, "total_tokens": 76}  # usage.tokens
+    assert result["usage"] == {"prompt_tokens": 7, "completion_tokens": 3, "total_tokens": 10}  # usage.tokens
 
 
 def test_tool_call_answer(upstream: FakeUpstream) -> None:
@@ -305,7 +306,7 @@ def test_text_stream(upstream: FakeUpstream) -> None:
     assert chunks[0]["choices"][0]["delta"] == {"role": "assistant", "content": ""}
     assert [c["choices"][0]["delta"].get("content") for c in chunks[1:3]] == ["Hello ", "there"]
     assert chunks[-2]["choices"][0]["finish_reason"] == "stop"
-    assert chunks[-1]["choices"] == [] and chunks[-1]["usage"]["total_tokens"] == 72
+    assert chunks[-1]["choices"] == [] and chunks[-1]["usage"]["total_tokens"] == 6
     assert len({c["id"] for c in chunks}) == 1 and chunks[0]["id"]
 
 
@@ -436,8 +437,8 @@ def test_embeddings(upstream: FakeUpstream) -> None:
     assert upstream.last.json() == {"model": "embed-v4.0", "texts": ["a", "b"], "input_type": "search_document",
                                     "embedding_types": ["float"], "output_dimension": 256, "truncate": "END"}
     assert result == {"object": "list", "model": "embed-v4.0", "usage": {"prompt_tokens": 4, "total_tokens": 4},
-                      "data": [{"object": "embedding", "index": 0, "embedding": [0.5, -0.25, 0.125]},
-                               {"object": "embedding", "index": 1, "embedding": [0.5, -0.25, 0.25]}]}
+                      "data": [{"object": "embedding", "index": 0, "embedding": vector_of("a")},
+                               {"object": "embedding", "index": 1, "embedding": vector_of("b")}]}
 
 
 def test_base64_embeddings_are_float32_as_openai_encodes_them(upstream: FakeUpstream) -> None:
@@ -446,7 +447,7 @@ def test_base64_embeddings_are_float32_as_openai_encodes_them(upstream: FakeUpst
                                                   None))
     assert upstream.last.json()["embedding_types"] == ["float"]
     encoded = result["data"][0]["embedding"]
-    assert struct.unpack("<3f", base64.b64decode(encoded)) == (0.5, -0.25, 0.125)
+    assert struct.unpack("<8f", base64.b64decode(encoded)) == pytest.approx(vector_of("a"), abs=1e-6)
 
 
 def test_embedding_input_type_and_types(upstream: FakeUpstream) -> None:
@@ -456,7 +457,7 @@ def test_embedding_input_type_and_types(upstream: FakeUpstream) -> None:
     result = run(upstream, lambda p: p.embeddings({"model": "embed-v4.0", "input": "q", "input_type": "clustering",
                                                   "embedding_types": ["int8"]}, None))
     assert upstream.last.json()["input_type"] == "clustering" and upstream.last.json()["embedding_types"] == ["int8"]
-    assert result["data"][0]["embedding"] == [64, -32, 16]
+    assert result["data"][0]["embedding"] == [round(v * 100) for v in vector_of("q")]
 
 
 @pytest.mark.parametrize(("extra", "param"), [
@@ -500,13 +501,13 @@ def test_through_the_gateway_with_both_sdks(upstream: FakeUpstream) -> None:
                                                   stream_options={"include_usage": True})
         chunks = list(streamed)
         assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices) == "Streamed."
-        assert chunks[-1].usage.prompt_tokens == 76
+        assert chunks[-1].usage.prompt_tokens == 10
         claude = gateway.anthropic_client().messages.create(
             model="smart", max_tokens=64, extra_body={"top_k": 20}, thinking={"type": "enabled", "budget_tokens": 1024},
             messages=[{"role": "user", "content": "hi"}])
         assert claude.content[-1].text == "For Claude."
         vectors = client.embeddings.create(model="query-embed", input="where is Paris?")  # the SDK asks for base64
-        assert vectors.data[0].embedding == [0.5, -0.25, 0.125]
+        assert vectors.data[0].embedding == pytest.approx(vector_of("where is Paris?"), abs=1e-6)
     assert not api.refusals and [c.last_tool_result for c in api.calls][1].text == "sunny"
     chats = [r for r in upstream.requests if r.path == "/v2/chat"]
     assert chats[1].json()["messages"][1]["tool_plan"] == "I will call the tools."  # the plan goes back

@@ -1,12 +1,11 @@
 """The provider conformance kit (``portway.testing.conformance``) run against
-the fake Cohere v2 API.  Skipped until the kit is in the core."""
+the fake Cohere v2 API."""
 
 from __future__ import annotations
 
-import pytest
 from portway_cohere.testing import CohereAPI
 
-conformance = pytest.importorskip("portway.testing.conformance")
+from portway.testing import conformance
 
 KEY = "co-conformance-key-0123456789"
 
@@ -23,5 +22,4 @@ COHERE = conformance.Conformance(
 )
 
 
-def test_conformance() -> None:
-    conformance.check_provider(COHERE)
+test_conformance = conformance.conformance_tests(COHERE)
