@@ -14,7 +14,7 @@ import json
 import signal
 import subprocess
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -22,6 +22,7 @@ import aiohttp
 
 WRK_LUA = Path(__file__).with_name("wrk_post.lua")
 HEADERS = {"content-type": "application/json", "authorization": "Bearer bench-key"}
+DONE = b"data: [DONE]"  # how an OpenAI stream ends
 
 
 def percentile(sorted_values: Sequence[float], pct: float) -> float:
@@ -63,7 +64,8 @@ class LoadResult:
 
 
 async def _run(
-    url: str, body: bytes, concurrency: int, count: int | None, duration: float | None, stream: bool
+    url: str, body: bytes, concurrency: int, count: int | None, duration: float | None, stream: bool,
+    headers: Mapping[str, str], stream_end: bytes,
 ) -> LoadResult:
     result = LoadResult()
     issued = 0
@@ -77,7 +79,7 @@ async def _run(
             issued += 1
             t0 = time.perf_counter()
             try:
-                async with session.post(url, data=body, headers=HEADERS) as resp:
+                async with session.post(url, data=body, headers=headers) as resp:
                     if stream:
                         first = await resp.content.readany()
                         t_first = time.perf_counter()
@@ -89,9 +91,9 @@ async def _run(
             except (aiohttp.ClientError, asyncio.TimeoutError):
                 result.errors += 1
                 continue
-            # A stream only counts if it is one: 200, ended by [DONE]. This also
-            # catches a stream request answered with a plain JSON completion.
-            if resp.status != 200 or not payload or (stream and not payload.rstrip().endswith(b"data: [DONE]")):
+            # A stream only counts if it is one: 200, ended by its end marker. This
+            # also catches a stream request answered with a plain JSON completion.
+            if resp.status != 200 or not payload or (stream and not payload.rstrip().endswith(stream_end)):
                 result.errors += 1
                 continue
             result.requests += 1
@@ -117,11 +119,14 @@ def run_aiohttp(
     count: int | None = None,
     duration: float | None = None,
     stream: bool = False,
+    headers: Mapping[str, str] = HEADERS,
+    stream_end: bytes = DONE,
 ) -> LoadResult:
-    """Closed-loop load: `concurrency` connections, until `count` requests or `duration` s."""
+    """Closed-loop load: `concurrency` connections, until `count` requests or `duration` s.
+    A stream counts as served only if its body ends with `stream_end`."""
     if count is None and duration is None:
         raise ValueError("give count or duration")
-    coro = _run(url, body, concurrency, count, duration, stream)
+    coro = _run(url, body, concurrency, count, duration, stream, headers, stream_end)
     try:
         import uvloop  # the client is on the load core: the cheaper its loop, the better
 
@@ -137,19 +142,23 @@ def run_wrk(
     duration_s: float,
     *,
     max_requests: int | None = None,
+    headers_file: Path | None = None,
     prefix: Sequence[str] = (),
 ) -> dict[str, float | int]:
     """One wrk run (one thread); returns the same keys as LoadResult.summary().
 
     `prefix` is e.g. ``["taskset", "-c", "0"]``. With `max_requests`, wrk is
     stopped by SIGINT once the Lua script reports the limit was reached.
+    `headers_file` ("Name: value" lines) replaces the default headers.
     """
     cmd = [
         *prefix, "wrk", "-t1", f"-c{connections}", f"-d{max(1, round(duration_s))}s", "--timeout", "10s",
         "-s", str(WRK_LUA), url, "--", str(body_file),
     ]
     if max_requests is not None:
-        cmd.append(str(max_requests))
+        cmd.append(f"max={max_requests}")
+    if headers_file is not None:
+        cmd.append(f"headers={headers_file}")
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     summary: dict | None = None
     assert proc.stdout is not None

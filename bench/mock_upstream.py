@@ -1,4 +1,4 @@
-"""Mock OpenAI upstream: a pure-Python server (quick mode, CI) and an nginx config (full run).
+"""Mock OpenAI and Anthropic upstream: a pure-Python server (quick mode, CI) and an nginx config (full run).
 
 Both serve the same paths, so the harness points targets at either unchanged:
 
@@ -6,6 +6,8 @@ Both serve the same paths, so the harness points targets at either unchanged:
                                           when the body has ``"stream": true``
                                           (Python mock only; nginx cannot read the body)
 * ``POST /stream/v1/chat/completions`` -> always the SSE stream
+* ``POST /v1/messages``                -> always the Anthropic SSE stream of the large
+                                          case (bench/payloads.py): that case only streams
 
 The harness always uses the ``/stream`` base URL for stream runs, which is what
 lets nginx serve them from a static body.
@@ -22,10 +24,11 @@ from pathlib import Path
 import httptools
 import orjson
 
-from bench.payloads import NONSTREAM_BODY, STREAM_EVENTS
+from bench.payloads import LARGE_STREAM_BODY, LARGE_STREAM_EVENTS, NONSTREAM_BODY, STREAM_EVENTS
 
 CHAT_PATH = b"/v1/chat/completions"
 STREAM_PATH = b"/stream/v1/chat/completions"
+MESSAGES_PATH = b"/v1/messages"
 
 
 def _nonstream_response() -> bytes:
@@ -36,16 +39,17 @@ def _nonstream_response() -> bytes:
     return head + NONSTREAM_BODY
 
 
-def _stream_response() -> bytes:
+def _stream_response(events: list[bytes]) -> bytes:
     # Chunked transfer encoding with one HTTP chunk per SSE event, which is how
-    # OpenAI frames its streams; built once so serving it is a single write.
+    # OpenAI and Anthropic frame their streams; built once so serving it is a single write.
     head = b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ncache-control: no-cache\r\ntransfer-encoding: chunked\r\n\r\n"
-    chunks = b"".join(b"%x\r\n%s\r\n" % (len(e), e) for e in STREAM_EVENTS)
+    chunks = b"".join(b"%x\r\n%s\r\n" % (len(e), e) for e in events)
     return head + chunks + b"0\r\n\r\n"
 
 
 NONSTREAM_RESPONSE = _nonstream_response()
-STREAM_RESPONSE = _stream_response()
+STREAM_RESPONSE = _stream_response(STREAM_EVENTS)
+MESSAGES_RESPONSE = _stream_response(LARGE_STREAM_EVENTS)
 NOT_FOUND = b"HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\n\r\n"
 
 
@@ -86,6 +90,8 @@ class MockProtocol(asyncio.Protocol):
         path = self.url.split(b"?", 1)[0]
         if path == STREAM_PATH:
             self.transport.write(STREAM_RESPONSE)
+        elif path == MESSAGES_PATH:
+            self.transport.write(MESSAGES_RESPONSE)
         elif path == CHAT_PATH:
             stream = False
             if self.body:
@@ -115,7 +121,9 @@ def nginx_conf(port: int, workdir: Path) -> str:
         # a literal newline inside the quotes is kept as is.
         text = body.decode()
         assert "$" not in text, "nginx would expand $ as a variable"
-        return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
+        quoted = "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
+        assert len(quoted) < 4000, "nginx's config parser refuses a string over 4 KB"
+        return quoted
 
     stream_body = b"".join(STREAM_EVENTS)
     temp = "\n".join(
@@ -146,6 +154,11 @@ http {{
       default_type text/event-stream;
       add_header cache-control no-cache;
       return 200 {quote(stream_body)};
+    }}
+    location = /v1/messages {{
+      default_type text/event-stream;
+      add_header cache-control no-cache;
+      return 200 {quote(LARGE_STREAM_BODY)};
     }}
     location / {{ return 404; }}
   }}

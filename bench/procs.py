@@ -18,6 +18,7 @@ from bench.loadgen import HEADERS
 
 REPO = Path(__file__).resolve().parent.parent
 CHAT = "/v1/chat/completions"
+MESSAGES = "/v1/messages"  # the large case; every target, the mock too, serves it there
 
 
 class StartupError(RuntimeError):
@@ -59,6 +60,10 @@ class Server:
     @property
     def stream_url(self) -> str:
         return f"http://127.0.0.1:{self.port}{self.stream_path}"
+
+    @property
+    def messages_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}{MESSAGES}"
 
     def stop(self) -> None:
         if self.proc.poll() is not None:

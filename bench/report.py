@@ -31,6 +31,8 @@ def _series(r: dict[str, Any]) -> dict[str, list[Any]]:
         "ttfb_p50": [x.get("ttfb_p50_ms") for x in st["ttfb_runs"]],
         "streams_per_s": [x["rps"] for x in st["c16"]["runs"]],
         "cpu_per_req_c16": [x.get("server_cpu_us_per_req") for x in st["c16"]["runs"]],
+        "rps_large": [x["rps"] for x in r["large"]["runs"]],
+        "cpu_per_req_large": [x.get("server_cpu_us_per_req") for x in r["large"]["runs"]],
         "startup": r["startup_ms_runs"],
     }
 
@@ -58,7 +60,7 @@ def derive(results: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
     b_series = _series(b)
     ratios: dict[str, dict[str, Any]] = {}
     for k, r in ok.items():
-        c64, c16 = r["nonstream"]["c64"], r["stream"]["c16"]
+        c64, c16, large = r["nonstream"]["c64"], r["stream"]["c16"], r["large"]
         ratios[k] = {
             "rps_c1": ratio(r["nonstream"]["c1"]["rps"], b["nonstream"]["c1"]["rps"]),
             "rps_c64": ratio(c64["rps"], b["nonstream"]["c64"]["rps"]),
@@ -67,6 +69,8 @@ def derive(results: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
             "ttfb_overhead": ratio(r["added_vs_a"]["ttfb_p50_ms"], b["added_vs_a"]["ttfb_p50_ms"]),
             "streams_per_s": ratio(c16["streams_per_s"], b["stream"]["c16"]["streams_per_s"]),
             "cpu_per_req_c16": ratio(c16.get("server_cpu_us_per_req"), b["stream"]["c16"].get("server_cpu_us_per_req")),
+            "rps_large": ratio(large["rps"], b["large"]["rps"]),
+            "cpu_per_req_large": ratio(large.get("server_cpu_us_per_req"), b["large"].get("server_cpu_us_per_req")),
             "rss_after": ratio(r["rss_kib"]["after"], b["rss_kib"]["after"]),
             "startup": ratio(r["startup_ms"], b["startup_ms"]),
             "per_round": {
@@ -75,6 +79,16 @@ def derive(results: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
             },
         }
     return ratios
+
+
+def large_case(meta: dict[str, Any]) -> str:
+    """One line on what the large-case columns measured."""
+    case = meta.get("large_case") or {}
+    return (f"a Claude Code-like `/v1/messages` request of {case.get('body_bytes', 0) / 1000:.0f} KB with Claude "
+            f"Code's headers, streamed ({case.get('stream_events', '?')} Anthropic events), "
+            f"{case.get('concurrency', '?')} connections; req/s is whole streams per second, CPU/req the server's "
+            "CPU time per stream (it reads high when the server CPU is well under 100 %: the load core, shared "
+            "with other work, was the limit)")
 
 
 def markdown(report: dict[str, Any]) -> str:
@@ -101,10 +115,13 @@ def markdown(report: dict[str, Any]) -> str:
         f"at end {host.get('loadavg_at_end', '–')} (the run itself adds ~2){steal}; other work on the machine "
         "skews wall-clock figures, CPU/req much less",
         "",
+        f"large: {large_case(meta)}",
+        "",
         "| target | RPS c1 | p50 / p99 c1 (ms) | RPS c64 | server CPU c64 | CPU/req c64 (µs) | p50 / p99 c64 (ms) "
         "| +p50 vs a, c1 (ms) | stream TTFB p50 c1 (ms) | TTFB +vs a (ms) | streams/s c16 | chunks/s c16 "
-        "| CPU/stream c16 (µs) | RSS idle → after (MiB) (requests) | start-up (ms) |",
-        "|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|",
+        "| CPU/stream c16 (µs) | large: req/s | large: server CPU | large: CPU/req (µs) "
+        "| RSS idle → after (MiB) (requests) | start-up (ms) |",
+        "|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|",
     ]
     notes = []
     for key, r in results.items():
@@ -112,22 +129,23 @@ def markdown(report: dict[str, Any]) -> str:
         if r["status"] != "ok":
             notes.append(f"- **{label}: {r['status']}**: {r['reason']}")
             continue
-        c1, c64, st, add = r["nonstream"]["c1"], r["nonstream"]["c64"], r["stream"], r["added_vs_a"]
+        c1, c64, st, add, large = r["nonstream"]["c1"], r["nonstream"]["c64"], r["stream"], r["added_vs_a"], r["large"]
         out.append(
             f"| {label} | {n(c1['rps'])} | {c1['p50_ms']:.2f} / {c1['p99_ms']:.2f} | {n(c64['rps'])} "
             f"| {c64['server_cpu_pct']:.0f} % | {n(c64.get('server_cpu_us_per_req'))} "
             f"| {c64['p50_ms']:.2f} / {c64['p99_ms']:.2f} | {n(add['p50_ms_c1'], '+.3f')} "
             f"| {st['ttfb_p50_ms']:.2f} | {n(add['ttfb_p50_ms'], '+.3f')} | {n(st['c16']['streams_per_s'])} "
             f"| {n(st['c16']['chunks_per_s'])} | {n(st['c16'].get('server_cpu_us_per_req'))} "
+            f"| {n(large['rps'])} | {large['server_cpu_pct']:.0f} % | {n(large.get('server_cpu_us_per_req'))} "
             f"| {mib(r['rss_kib']['idle'])} → {mib(r['rss_kib']['after'])} ({r['rss_kib']['requests_served']:,}) "
             f"| {r['startup_ms']:.0f} |"
         )
-        errors = c1["errors"] + c64["errors"] + st["ttfb_errors"] + st["c16"]["errors"]
+        errors = c1["errors"] + c64["errors"] + st["ttfb_errors"] + st["c16"]["errors"] + large["errors"]
         if errors:
             notes.append(f"- {label}: {errors} failed requests during timed runs (excluded from RPS)")
     if ratios:
         cols = ("rps_c1", "rps_c64", "cpu_per_req_c64", "added_p50_c1", "ttfb_overhead", "streams_per_s",
-                "cpu_per_req_c16", "rss_after", "startup")
+                "cpu_per_req_c16", "rps_large", "cpu_per_req_large", "rss_after", "startup")
         out += [
             "",
             "## Ratios to the floor proxy (b) — the headline",
@@ -137,23 +155,25 @@ def markdown(report: dict[str, Any]) -> str:
             "server's own CPU time per request: the steadiest figure when the machine is shared.",
             "",
             "| target | RPS c1 | RPS c64 | CPU/req c64 | added p50 c1 | TTFB overhead | streams/s c16 "
-            "| CPU/stream c16 | RSS after N | start-up |",
-            "|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|",
+            "| CPU/stream c16 | large: req/s | large: CPU/req | RSS after N | start-up |",
+            "|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|",
         ]
         for key, q in ratios.items():
             cells = " | ".join("–" if q[f] is None else f"{q[f]:.2f}×" for f in cols)
             out.append(f"| {key}: {TARGETS[key]} | {cells} |")
     spreads = {k: r["spread_pct"] for k, r in results.items() if r["status"] == "ok" and r.get("spread_pct")}
     if repeat > 1 and spreads:
-        cols = ("rps_c1", "rps_c64", "cpu_per_req_c64", "ttfb_p50", "streams_per_s", "cpu_per_req_c16", "startup")
+        cols = ("rps_c1", "rps_c64", "cpu_per_req_c64", "ttfb_p50", "streams_per_s", "cpu_per_req_c16",
+                "rps_large", "cpu_per_req_large", "startup")
         out += [
             "",
             f"## Run-to-run spread: (max − min) / median over the {repeat} runs",
             "",
             "How far one target's runs were apart; a ratio above is only as trustworthy as this is small.",
             "",
-            "| target | RPS c1 | RPS c64 | CPU/req c64 | TTFB p50 | streams/s c16 | CPU/stream c16 | start-up |",
-            "|---|--:|--:|--:|--:|--:|--:|--:|",
+            "| target | RPS c1 | RPS c64 | CPU/req c64 | TTFB p50 | streams/s c16 | CPU/stream c16 | large: req/s "
+            "| large: CPU/req | start-up |",
+            "|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|",
         ]
         for key, sp in spreads.items():
             cells = " | ".join("–" if sp.get(f) is None else f"{sp[f]:.0f} %" for f in cols)

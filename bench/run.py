@@ -64,6 +64,8 @@ class Settings:
     ttfb_duration: float
     stream_duration: float
     stream_count: int | None
+    large_duration: float  # the large case (a Claude Code-like /v1/messages stream)
+    large_count: int | None
     warmup_count: int
     soak_total: int  # N: requests served before the "after" RSS sample...
     soak_max_s: float  # ...unless the soak hits this time cap first (slow targets)
@@ -72,19 +74,23 @@ class Settings:
 
 QUICK = Settings(
     quick=True, repeat=1, c1_duration=2, c64_duration=2, c1_count=40, c64_count=320, ttfb_count=20, ttfb_duration=2,
-    stream_duration=2, stream_count=64, warmup_count=20, soak_total=800, soak_max_s=10,
-    startup_timeout=8,
+    stream_duration=2, stream_count=64, large_duration=2, large_count=32, warmup_count=20, soak_total=800,
+    soak_max_s=10, startup_timeout=8,
 )
-# Full: 3 rounds x 4 targets x (4 + 4 + 4 s wrk runs + <= 2.5 s of TTFB), then the
-# soaks; about 4-5 minutes on 2 cores.
+# Full: 3 rounds x 4 targets x (4 + 4 + 4 + 4 s wrk runs + <= 2.5 s of TTFB), then the
+# soaks; about 5 minutes on 2 cores.
 FULL = Settings(
     quick=False, repeat=3, c1_duration=4, c64_duration=4, c1_count=None, c64_count=None, ttfb_count=1000,
-    ttfb_duration=2.5, stream_duration=4, stream_count=None, warmup_count=200, soak_total=100_000,
-    soak_max_s=40, startup_timeout=30,
+    ttfb_duration=2.5, stream_duration=4, stream_count=None, large_duration=4, large_count=None, warmup_count=200,
+    soak_total=100_000, soak_max_s=40, startup_timeout=30,
 )
 
+#: Connections of the large case: enough to keep one Python worker busy (a
+#: request costs it milliseconds of CPU), few enough to be one team's agents.
+LARGE_CONCURRENCY = 16
+
 #: The timed runs of one round, in order (TTFB before c16: c16 takes its events per stream).
-PHASES = ("c1", "c64", "ttfb", "c16")
+PHASES = ("c1", "c64", "ttfb", "c16", "large")
 
 
 @dataclass
@@ -96,6 +102,7 @@ class Tools:
     work: Path
 
     def body_file(self, body: bytes, name: str) -> Path:
+        """``body`` in the work dir (a request body, or headers), for wrk to read."""
         path = self.work / name
         if not path.exists():
             path.write_bytes(body)
@@ -134,11 +141,31 @@ def stream_run(server: Server, tools: Tools, s: Settings, events_per_stream: flo
     return st
 
 
+def large_run(server: Server, tools: Tools, s: Settings) -> dict[str, Any]:
+    """The large case: a Claude Code-like /v1/messages request (~110 KB, with
+    Claude Code's headers), streamed, at LARGE_CONCURRENCY connections."""
+    if not tools.wrk:
+        return with_cpu(server, lambda: loadgen.run_aiohttp(
+            server.messages_url, payloads.LARGE_BODY, LARGE_CONCURRENCY, count=s.large_count,
+            duration=s.large_duration * 5, stream=True, headers=payloads.LARGE_HEADERS,
+            stream_end=payloads.LARGE_STREAM_END).summary())
+    headers = "".join(f"{k}: {v}\n" for k, v in payloads.LARGE_HEADERS.items()).encode()
+    res = with_cpu(server, lambda: loadgen.run_wrk(
+        server.messages_url, tools.body_file(payloads.LARGE_BODY, "large.json"), LARGE_CONCURRENCY,
+        s.large_duration, headers_file=tools.body_file(headers, "large.headers"), prefix=pin_prefix(tools.load_cpu)))
+    # As for c16: the mean response size tells a stream from an error answer.
+    if res["bytes_per_response"] < len(payloads.LARGE_STREAM_BODY) // 2:
+        raise RuntimeError(f"large-case run got {res['bytes_per_response']} B responses: not Anthropic streams")
+    return res
+
+
 def warm_up(server: Server, s: Settings) -> None:
     """Connection pools filled, lazy imports done, before any timing."""
     loadgen.run_aiohttp(server.url, NONSTREAM_BODY, 8, count=s.warmup_count, duration=10)
     loadgen.run_aiohttp(server.stream_url, STREAM_BODY, 4, count=max(4, s.warmup_count // 4), duration=10, stream=True)
-    server.served += s.warmup_count + max(4, s.warmup_count // 4)
+    loadgen.run_aiohttp(server.messages_url, payloads.LARGE_BODY, 4, count=max(4, s.warmup_count // 4), duration=10,
+                        stream=True, headers=payloads.LARGE_HEADERS, stream_end=payloads.LARGE_STREAM_END)
+    server.served += s.warmup_count + 2 * max(4, s.warmup_count // 4)
 
 
 def soak(server: Server, tools: Tools, s: Settings) -> None:
@@ -258,8 +285,10 @@ def measure_all(rig: Rig, targets: list[Target]) -> None:
                         res = nonstream(srv, tools, 64, s.c64_duration, s.c64_count)
                     elif phase == "ttfb":
                         res = ttfb_run(srv, tools, s)
-                    else:
+                    elif phase == "c16":
                         res = stream_run(srv, tools, s, t.runs["ttfb"][-1].get("events_per_stream", 0))
+                    else:
+                        res = large_run(srv, tools, s)
                     t.runs[phase].append(res)
                 guarded(t, mock, run)
 
@@ -293,7 +322,7 @@ def result(t: Target) -> dict[str, Any]:
     server = t.server
     assert server is not None
     c1, c64 = aggregate(t.runs["c1"]), aggregate(t.runs["c64"])
-    ttfb, st = aggregate(t.runs["ttfb"]), aggregate(t.runs["c16"])
+    ttfb, st, large = aggregate(t.runs["ttfb"]), aggregate(t.runs["c16"]), aggregate(t.runs["large"])
     return {
         "status": "ok",
         "name": server.name,
@@ -320,6 +349,9 @@ def result(t: Target) -> dict[str, Any]:
                 "runs": t.runs["c16"],
             },
         },
+        # The large case: rps (whole streams/s), latency, server CPU per request.
+        "large": {**large, "concurrency": LARGE_CONCURRENCY, "body_bytes": len(payloads.LARGE_BODY),
+                  "runs": t.runs["large"]},
         "rss_kib": {"idle": t.rss_idle, "after": t.rss_after, "growth": t.rss_after - t.rss_idle,
                     "requests_served": server.served},
         "modules_loaded": t.modules,
@@ -441,6 +473,11 @@ def main(argv: list[str] | None = None) -> int:
             "repeat": settings.repeat,
             "soak_total": settings.soak_total,
             "settings": settings.__dict__,
+            "large_case": {
+                "what": "Claude Code-like POST /v1/messages, streamed; Portway: claude-* -> anthropic provider",
+                "body_bytes": len(payloads.LARGE_BODY), "stream_bytes": len(payloads.LARGE_STREAM_BODY),
+                "stream_events": len(payloads.LARGE_STREAM_EVENTS), "concurrency": LARGE_CONCURRENCY,
+            },
             # Other work on the machine skews every figure: a 1-min load average
             # well above ~2 at the start means re-run on a quieter machine.
             "host": {"cpus": os.cpu_count(), "cpu_model": cpu_model(), "python": platform.python_version(),

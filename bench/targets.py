@@ -74,9 +74,13 @@ def portway_config(port: int, mock_port: int, disable: list[str] | None) -> str:
         # A second provider on the mock's always-stream path: nginx cannot look
         # at "stream" in the body, so stream requests use another base URL.
         f'  up-stream: {{type: openai, api_key: "bench-key", base_url: {q(f"http://127.0.0.1:{mock_port}/stream/v1")}}}',
+        # The large case: Claude Code's /v1/messages to an Anthropic upstream (a pass-through).
+        f'  claude: {{type: anthropic, api_key: "bench-key", base_url: {q(f"http://127.0.0.1:{mock_port}")}}}',
         "models:",
         "  bench: {target: {provider: up, model: gpt-4o-mini}}",
         "  bench-stream: {target: {provider: up-stream, model: gpt-4o-mini}}",
+        # As docs/configuration.md suggests for agents: Claude Code's default model routes unchanged.
+        '  "claude-*": {target: {provider: claude, model: "claude-*"}}',
     ]
     if disable is not None:
         lines.append(f"plugins: {{disable: [{', '.join(q(name) for name in disable)}]}}")

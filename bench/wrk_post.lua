@@ -1,7 +1,9 @@
 -- wrk script: POST a fixed JSON body and print one machine-readable summary line.
--- Usage: wrk -s bench/wrk_post.lua URL -- BODY_FILE [MAX_REQUESTS]
--- MAX_REQUESTS (optional) stops the run after that many responses; it is for
--- the RSS soak, where a request count matters and timing does not.
+-- Usage: wrk -s bench/wrk_post.lua URL -- BODY_FILE [max=N] [headers=FILE]
+-- max=N stops the run after N responses; it is for the RSS soak, where a request
+-- count matters and timing does not. headers=FILE sends the "Name: value" lines of
+-- FILE as the request's headers (the large case sends Claude Code's) instead of
+-- the default Content-Type and Authorization.
 
 local max_requests = nil
 local seen = 0
@@ -11,10 +13,29 @@ function init(args)
    wrk.method = "POST"
    wrk.body = f:read("*a")
    f:close()
-   wrk.headers["Content-Type"] = "application/json"
-   wrk.headers["Authorization"] = "Bearer bench-key"
-   if args[2] then
-      max_requests = tonumber(args[2])
+   local headers_file = nil
+   for i = 2, #args do
+      local key, value = args[i]:match("^(%w+)=(.+)$")
+      if key == "max" then
+         max_requests = tonumber(value)
+      elseif key == "headers" then
+         headers_file = value
+      else
+         error("wrk_post.lua: unknown argument " .. args[i])
+      end
+   end
+   if headers_file then
+      for line in io.lines(headers_file) do
+         local name, value = line:match("^([^:]+):%s*(.*)$")
+         if name then
+            wrk.headers[name] = value
+         end
+      end
+   else
+      wrk.headers["Content-Type"] = "application/json"
+      wrk.headers["Authorization"] = "Bearer bench-key"
+   end
+   if max_requests then
       -- Defined only when needed: a response() hook makes wrk hand every
       -- response body to Lua, which is wasted work in the timed runs.
       response = function(status, headers, body)
