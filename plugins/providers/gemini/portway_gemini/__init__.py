@@ -122,7 +122,13 @@ class GeminiProvider(Provider):
         rule, except those Gemini can express (``top_k``, ``thinking``)."""
         if getattr(ctx, "client_format", None) == "anthropic":
             kept = {key: body[key] for key in ANTHROPIC_KEYS_KEPT if key in body}
-            body = {**strip_anthropic_extras(body, self.name), **kept}
+            stripped = strip_anthropic_extras(body, self.name)
+            # Thinking blocks carry Gemini's own thought signatures back (the
+            # rule strips them for OpenAI-format upstreams): keep them.
+            stripped["messages"] = [
+                {**new, "thinking_blocks": old["thinking_blocks"]} if old.get("thinking_blocks") else new
+                for old, new in zip(body.get("messages") or (), stripped["messages"], strict=True)]
+            body = {**stripped, **kept}
         return to_gemini_request(body)
 
     async def chat(self, body: dict[str, Any], ctx: Any) -> dict[str, Any]:

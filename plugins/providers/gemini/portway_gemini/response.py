@@ -250,6 +250,8 @@ class GeminiStreamToOpenAI:
             parts = _Parts((candidate.get("content") or {}).get("parts"))
             if parts.reasoning:
                 out.append(self._chunk(index, {"reasoning_content": "".join(parts.reasoning)}))
+            if parts.signatures:  # before what they sign: a thinking block leads its turn
+                out.append(self._chunk(index, {"thinking_blocks": parts.signatures}))
             if parts.text:
                 out.append(self._chunk(index, {"content": "".join(parts.text)}))
             if parts.calls:
@@ -257,8 +259,6 @@ class GeminiStreamToOpenAI:
                 self._calls[index] = first + len(parts.calls)
                 out.append(self._chunk(index, {"tool_calls": [{"index": first + k, **call}
                                                               for k, call in enumerate(parts.calls)]}))
-            if parts.signatures:
-                out.append(self._chunk(index, {"thinking_blocks": parts.signatures}))
             if candidate.get("finishReason") and index not in self.finished:
                 self.finished.add(index)
                 out.append(self._chunk(index, {}, finish_reason(candidate["finishReason"], index in self._calls)))

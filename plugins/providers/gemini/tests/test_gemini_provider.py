@@ -235,15 +235,15 @@ def test_stream(fake_upstream: FakeUpstream) -> None:
         ChatCompletionChunk.model_validate(chunk)
     assert len({c["id"] for c in chunks}) == 1
     deltas = [c["choices"][0]["delta"] if c["choices"] else None for c in chunks]
-    signature = deltas[4]["thinking_blocks"][0]["signature"]
-    call_id = deltas[3]["tool_calls"][0]["id"]
+    signature = deltas[3]["thinking_blocks"][0]["signature"]
+    call_id = deltas[4]["tool_calls"][0]["id"]
     assert deltas == [
         {"role": "assistant", "content": ""},
         {"content": "Let me "},
         {"content": "check."},
+        {"thinking_blocks": [{"type": "thinking", "thinking": "", "signature": signature}]},
         {"tool_calls": [{"index": 0, "id": call_id, "type": "function",
                          "function": {"name": "get_weather", "arguments": '{"city":"Paris"}'}}]},
-        {"thinking_blocks": [{"type": "thinking", "thinking": "", "signature": signature}]},
         {},
         None,
     ]
