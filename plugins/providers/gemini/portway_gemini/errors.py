@@ -34,8 +34,9 @@ def parse_google_error(content: bytes) -> GoogleError | None:
     if isinstance(data, list) and len(data) == 1:
         data = data[0]
     error = data.get("error") if isinstance(data, dict) else None
-    if not isinstance(error, dict) or not isinstance(error.get("message"), str):
-        return None
+    if not isinstance(error, dict) or not isinstance(error.get("message"), str) \
+            or not (type(error.get("code")) is int or isinstance(error.get("status"), str)):
+        return None  # not Google's (Claude on Vertex answers in Anthropic's shape)
     status = error.get("status") if isinstance(error.get("status"), str) else None
     reason = retry_after = None
     for detail in error.get("details") if isinstance(error.get("details"), list) else ():
