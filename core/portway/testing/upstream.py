@@ -76,7 +76,9 @@ class Reply:
     """One scripted answer.  ``chunks`` makes it a streamed body, sent with
     ``delay`` seconds between chunks (and held at each :class:`Gate`).
     ``gzip`` sends the body gzip-encoded (``content-encoding: gzip``), a
-    streamed one flushed chunk by chunk."""
+    streamed one flushed chunk by chunk.  ``disconnected`` is set, like
+    :attr:`FakeUpstream.disconnected`, when the client goes away before this
+    streamed body is sent in full (a wire fake watches its own answers)."""
 
     status: int = 200
     body: bytes = b""
@@ -85,6 +87,7 @@ class Reply:
     delay: float = 0.0
     content_type: str = "application/json"
     gzip: bool = False
+    disconnected: threading.Event | None = None
 
 
 def json_reply(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> Reply:
@@ -93,7 +96,7 @@ def json_reply(data: Any, status: int = 200, headers: dict[str, str] | None = No
 
 def sse_reply(
     events: Iterable[Any], *, status: int = 200, delay: float = 0.0, headers: dict[str, str] | None = None,
-    done: bool = False, line_end: str = "\n", gzip: bool = False,
+    done: bool = False, line_end: str = "\n", gzip: bool = False, disconnected: threading.Event | None = None,
 ) -> Reply:
     """An SSE body.  Each event is a dict (JSON data), a ``(event_name,
     dict)`` pair, raw ``bytes`` (sent as they are), a ``str`` (sent as a
@@ -111,7 +114,7 @@ def sse_reply(
     if done:
         chunks.append(f"data: [DONE]{line_end}{line_end}".encode())
     return Reply(status=status, chunks=chunks, delay=delay, headers=headers or {}, content_type="text/event-stream",
-                 gzip=gzip)
+                 gzip=gzip, disconnected=disconnected)
 
 
 def ndjson_reply(lines: Iterable[Any], *, status: int = 200, delay: float = 0.0) -> Reply:
@@ -129,6 +132,7 @@ class FakeUpstream:
         self.disconnected = threading.Event()
         self.streams_finished = 0
         self._gates: list[Gate] = []
+        self._answer_all: Reply | Handler | None = None
         self._server = ThreadedServer(Starlette(routes=[Route("/{path:path}", self._handle, methods=["GET", "POST", "PUT", "DELETE"])]))
 
     @property
@@ -149,6 +153,12 @@ class FakeUpstream:
     def sse(self, path: str, events: Iterable[Any], **options: Any) -> FakeUpstream:
         return self.add(path, sse_reply(events, **options))
 
+    def answer_all(self, reply: Reply | Handler | None) -> FakeUpstream:
+        """Answer every request, whatever its path, with ``reply`` (an error
+        a wire fake rendered, say) until called with None or :meth:`reset`."""
+        self._answer_all = reply
+        return self
+
     @property
     def last(self) -> RecordedRequest:
         return self.requests[-1]
@@ -162,6 +172,7 @@ class FakeUpstream:
             gate.open()
         self._gates.clear()
         self._routes.clear()
+        self._answer_all = None
         self.requests.clear()
         return self
 
@@ -174,7 +185,8 @@ class FakeUpstream:
             peer=(request.client.host, request.client.port) if request.client else None,
         )
         self.requests.append(recorded)
-        replies = self._routes.get((request.method, recorded.path))
+        replies = [self._answer_all] if self._answer_all is not None else self._routes.get((request.method,
+                                                                                             recorded.path))
         if not replies:
             return Response(serialization.dumps({"error": {"message": f"fake upstream: no route {request.method} {recorded.path}", "type": "not_found"}}),
                             status_code=404, media_type="application/json")
@@ -206,16 +218,22 @@ class FakeUpstream:
             self.streams_finished += 1
         except (asyncio.CancelledError, GeneratorExit):
             self.disconnected.set()
+            if reply.disconnected is not None:
+                reply.disconnected.set()
             raise
 
     def start(self) -> FakeUpstream:
         self._server.start()
         return self
 
-    def stop(self) -> None:
+    def stop(self, wait: bool = True) -> None:
         for gate in self._gates:  # a stream still held open must not hold up the shutdown
             gate.open()
-        self._server.stop()
+        self._server.stop(wait)
+
+    def join(self) -> None:
+        """Wait for a ``stop(wait=False)`` to finish."""
+        self._server.join()
 
     def __enter__(self) -> FakeUpstream:
         return self.start()
