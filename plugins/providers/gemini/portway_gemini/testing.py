@@ -1,5 +1,6 @@
 """A fake Gemini API, driven by a :mod:`portway.testing.script`, as strict as
-the real one about what the adapter sends.  For this plugin's tests and the
+the real one about what the adapter sends.  For this plugin's tests (and its
+conformance run: it is a ``portway.testing.conformance.WireFake``) and the
 ``vertex`` plugin's (which serves the same bodies under its own paths)::
 
     api = GeminiAPI([call("get_weather", {"city": "Paris"}), say("Sunny.")], api_key="k")
@@ -41,6 +42,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from portway import serialization
+from portway.testing.conformance import Seen
 from portway.testing.script import Call, Script, Step, ToolCall, ToolResult, Turn, halves
 from portway.testing.upstream import FakeUpstream, RecordedRequest, Reply, json_reply, sse_reply
 
@@ -133,7 +135,6 @@ class GeminiAPI:
         for model in self.models:
             for method in ("generateContent", "streamGenerateContent", "embedContent", "batchEmbedContents"):
                 upstream.add(f"{self.prefix}/{model}:{method}", self)
-        self.disconnected = upstream.disconnected
         return self
 
     def error(self, status: int, message: str, retry_after: str | None = None) -> Reply:
@@ -171,7 +172,8 @@ class GeminiAPI:
         count = (body.get("generationConfig") or {}).get("candidateCount") or 1
         parts = self._parts(turn)
         if method == "streamGenerateContent":
-            return sse_reply(self._events(parts, turn, model, count), line_end="\r\n", delay=self.stream_delay)
+            return sse_reply(self._events(parts, turn, model, count), line_end="\r\n", delay=self.stream_delay,
+                             disconnected=self.disconnected)
         return json_reply(self._response(parts, turn, model, count, finished=True))
 
     def _parts(self, turn: Turn) -> list[dict[str, Any]]:
@@ -203,7 +205,7 @@ class GeminiAPI:
         for index in range(count):
             candidate: dict[str, Any] = {"content": {"role": "model", "parts": parts}, "index": index}
             if finished:
-                candidate["finishReason"] = "STOP"
+                candidate["finishReason"] = "MAX_TOKENS" if turn.truncated else "STOP"
             candidates.append(candidate)
         return {"candidates": candidates, "usageMetadata": self._usage(turn, finished), "modelVersion": model,
                 "responseId": f"resp-{next(self._ids)}"}
@@ -325,48 +327,63 @@ class GeminiAPI:
 
     # -- the neutral view, for the conformance kit ----------------------------------------------------
 
-    def seen(self, call: Call) -> Any:
-        """``call``'s request decoded to the conformance kit's neutral view."""
-        from portway.testing.conformance import Seen
-
+    def seen(self, call: Call) -> Seen:
+        """``call``'s request decoded to the conformance kit's neutral view
+        (the response schema back in JSON Schema's spelling)."""
         body = call.body
-        request = call.request
-        messages: list[tuple[str, str]] = []
-        tool_calls: list[tuple[str, dict[str, Any]]] = []
-        results: list[tuple[str, str]] = []
-        images: list[str] = []
-        for content in body.get("contents") or ():
-            role = "assistant" if content.get("role") == "model" else "user"
-            text = "".join(p.get("text", "") for p in content["parts"] if not p.get("thought"))
-            for part in content["parts"]:
-                if "functionCall" in part:
-                    tool_calls.append((part["functionCall"]["name"], part["functionCall"].get("args") or {}))
-                if "functionResponse" in part:
-                    output = part["functionResponse"]["response"].get("output", "")
-                    results.append((part["functionResponse"]["name"], str(output)))
-                    messages.append(("tool", str(output)))
-                if "inlineData" in part:
-                    images.append(f"base64:{part['inlineData']['mimeType']}")
-                if "fileData" in part:
-                    images.append(f"url:{part['fileData']['fileUri']}")
-            if text:
-                messages.append((role, text))
-        config = body.get("generationConfig") or {}
-        json_mode = None
-        if config.get("responseMimeType") == "application/json":
-            json_mode = "json_schema" if "responseSchema" in config else "json_object"
-        params = {name: config[key] for name, key in (("max_tokens", "maxOutputTokens"), ("stop", "stopSequences"),
-                                                      ("temperature", "temperature"), ("top_p", "topP"),
-                                                      ("seed", "seed")) if key in config}
+        model, _, method = call.request.path.rsplit("/", 1)[1].partition(":")
         system = body.get("systemInstruction")
-        model, _, method = request.path.rsplit("/", 1)[1].partition(":")
-        return Seen(
-            model=model, stream=method == "streamGenerateContent",
-            system="\n".join(p.get("text", "") for p in system["parts"]) if system else None,
-            messages=messages,
-            tool_names=[d["name"] for t in body.get("tools") or () for d in t.get("functionDeclarations") or ()],
-            tool_calls=tool_calls, tool_results=results, images=images, json_mode=json_mode,
-            json_schema=config.get("responseSchema"), params=params)
+        seen = Seen(model=model, stream=method == "streamGenerateContent",
+                    system="\n".join(p.get("text", "") for p in system["parts"]) if system else None)
+        for content in body.get("contents") or ():
+            parts = content["parts"]
+            outputs = [str(p["functionResponse"]["response"].get("output", "")) for p in parts
+                       if "functionResponse" in p]
+            for part in parts:
+                if "functionCall" in part:
+                    seen.tool_calls.append((part["functionCall"]["name"], part["functionCall"].get("args") or {}))
+                if "functionResponse" in part:  # Gemini has no call ids: a result names its function
+                    seen.tool_results.append((part["functionResponse"]["name"],
+                                              str(part["functionResponse"]["response"].get("output", ""))))
+                if "inlineData" in part:
+                    seen.images.append(f"base64:{part['inlineData']['mimeType']}")
+                if "fileData" in part:
+                    seen.images.append(f"url:{part['fileData']['fileUri']}")
+            text = "".join(p.get("text", "") for p in parts if not p.get("thought"))
+            if outputs and len(outputs) == len(parts):
+                seen.messages.append(("tool", "\n".join(outputs)))
+            else:
+                seen.messages.append(("assistant" if content.get("role") == "model" else "user", text))
+        seen.tool_names = [d["name"] for t in body.get("tools") or () for d in t.get("functionDeclarations") or ()]
+        config = body.get("generationConfig") or {}
+        if config.get("responseMimeType") == "application/json":
+            seen.json_mode = "schema" if "responseSchema" in config else "object"
+        if "responseSchema" in config:
+            seen.json_schema = json_schema(config["responseSchema"])
+        seen.params = {name: config[key] for name, key in (
+            ("max_tokens", "maxOutputTokens"), ("stop", "stopSequences"), ("temperature", "temperature"),
+            ("top_p", "topP"), ("seed", "seed")) if key in config}
+        return seen
+
+
+def json_schema(schema: dict[str, Any]) -> dict[str, Any]:
+    """A Gemini schema in JSON Schema's spelling (lower-case types, no
+    propertyOrdering), for comparing with what a client sent."""
+    out: dict[str, Any] = {}
+    for key, value in schema.items():
+        if key == "propertyOrdering":
+            continue
+        if key == "type":
+            out[key] = value.lower()
+        elif key == "properties":
+            out[key] = {name: json_schema(sub) for name, sub in value.items()}
+        elif key == "items":
+            out[key] = json_schema(value)
+        elif key == "anyOf":
+            out[key] = [json_schema(sub) for sub in value]
+        else:
+            out[key] = value
+    return out
 
 
 def _call_key(call: dict[str, Any]) -> str:
@@ -417,4 +434,4 @@ def tool_results(contents: Any) -> list[ToolResult]:
     return found
 
 
-__all__ = ["GeminiAPI", "Refusal", "api_key_check", "error_body", "tool_results"]
+__all__ = ["GeminiAPI", "Refusal", "api_key_check", "error_body", "json_schema", "tool_results"]

@@ -5,13 +5,16 @@
   the account's public key, ``kid``, ``iss``, ``scope``, ``aud`` = its own
   URL, at most an hour of life), counts exchanges, and issues tokens that
   expire on its :class:`Clock`;
-* :func:`gemini_on_vertex`, the fake Gemini API of ``portway_gemini.testing``
+* :class:`GeminiOnVertex`, the fake Gemini API of ``portway_gemini.testing``
   under Vertex's paths, accepting only a live token and requiring roles;
 * :class:`VertexClaudeAPI`, the core's fake Anthropic API as Vertex serves
   it: ``:rawPredict`` / ``:streamRawPredict`` under the model's path, a
   bearer token instead of a key, ``anthropic_version`` in the body (required)
   and no ``model`` in it (refused);
 * :func:`service_account_file`, a key file with a fresh RSA key.
+
+Both model fakes are conformance-kit ``WireFake`` s; each installs its token
+endpoint on the upstream with it when the test has not.
 
 Sources: google-auth's ``service_account`` and ``_client`` (the grant and
 the claims), anthropic-sdk-python's ``lib/vertex/_client.py`` (paths, body
@@ -158,11 +161,21 @@ def vertex_prefix(project: str = "test-project", location: str = "us-central1", 
     return f"/v1/projects/{project}/locations/{location}/publishers/{publisher}/models"
 
 
-def gemini_on_vertex(script: Sequence[Step], tokens: TokenEndpoint, *, models: Sequence[str] = ("test-model",),
-                     project: str = "test-project", location: str = "us-central1") -> GeminiAPI:
-    """The fake Gemini API under Vertex's paths, behind the token check."""
-    return GeminiAPI(script, models=models, prefix=vertex_prefix(project, location), authorize=tokens.authorize,
-                     require_roles=True)
+class GeminiOnVertex(GeminiAPI):
+    """The fake Gemini API under Vertex's paths, behind the token check of
+    ``tokens`` (installed with it when it is not yet)."""
+
+    def __init__(self, script: Sequence[Step], tokens: TokenEndpoint, *, models: Sequence[str] = ("test-model",),
+                 project: str = "test-project", location: str = "us-central1") -> None:
+        super().__init__(script, models=models, prefix=vertex_prefix(project, location), authorize=tokens.authorize,
+                         require_roles=True)
+        self.tokens = tokens
+
+    def install(self, upstream: FakeUpstream) -> GeminiOnVertex:
+        if not self.tokens.url:
+            self.tokens.install(upstream)
+        super().install(upstream)
+        return self
 
 
 class VertexClaudeAPI(AnthropicAPI):
@@ -179,6 +192,8 @@ class VertexClaudeAPI(AnthropicAPI):
         self.bodies: list[dict[str, Any]] = []  # each accepted body as Vertex received it
 
     def install(self, upstream: FakeUpstream) -> VertexClaudeAPI:  # type: ignore[override]
+        if not self.tokens.url:
+            self.tokens.install(upstream)
         for model in self.models:
             for method in ("rawPredict", "streamRawPredict"):
                 upstream.add(f"{self.prefix}/{model}:{method}", self)
@@ -209,5 +224,5 @@ class VertexClaudeAPI(AnthropicAPI):
         return super().__call__(request)
 
 
-__all__ = ["Clock", "ServiceAccountKey", "TokenEndpoint", "VertexClaudeAPI", "gemini_on_vertex",
+__all__ = ["Clock", "GeminiOnVertex", "ServiceAccountKey", "TokenEndpoint", "VertexClaudeAPI",
            "service_account_file", "vertex_prefix"]

@@ -16,10 +16,10 @@ from portway.testing import FakeUpstream, sse_reply
 from portway.testing.script import call, say
 from portway_vertex.testing import (
     Clock,
+    GeminiOnVertex,
     ServiceAccountKey,
     TokenEndpoint,
     VertexClaudeAPI,
-    gemini_on_vertex,
     service_account_file,
     vertex_prefix,
 )
@@ -125,7 +125,7 @@ def test_a_claude_stream_comes_back_byte_for_byte(gateway: Any, fake_upstream: F
 
 def test_an_anthropic_client_on_gemini_gets_a_translation(gateway: Any, fake_upstream: FakeUpstream,
                                                           tokens: TokenEndpoint) -> None:
-    api = gemini_on_vertex([say("Hi from Gemini.")], tokens, models=["gemini-2.5-pro"]).install(fake_upstream)
+    api = GeminiOnVertex([say("Hi from Gemini.")], tokens, models=["gemini-2.5-pro"]).install(fake_upstream)
     client = anthropic.Anthropic(base_url=gateway.url, api_key=MASTER, max_retries=0)
     answer = client.messages.create(model="gemini-2.5-pro", max_tokens=100, system="Be brief.",
                                     messages=[{"role": "user", "content": "hi"}])

@@ -21,10 +21,10 @@ from portway_gemini.testing import error_body
 from portway_vertex import VertexConfig, VertexProvider, host_for
 from portway_vertex.testing import (
     Clock,
+    GeminiOnVertex,
     ServiceAccountKey,
     TokenEndpoint,
     VertexClaudeAPI,
-    gemini_on_vertex,
     service_account_file,
     vertex_prefix,
 )
@@ -81,7 +81,7 @@ def chat(model: str, **body: Any) -> Callable[[VertexProvider], Awaitable[dict[s
 
 def test_gemini_request_goes_to_the_publisher_path_with_a_minted_token(
         fake_upstream: FakeUpstream, account: ServiceAccountKey, clock: Clock, tokens: TokenEndpoint) -> None:
-    api = gemini_on_vertex([say("Hi there.")], tokens, models=[GEMINI]).install(fake_upstream)
+    api = GeminiOnVertex([say("Hi there.")], tokens, models=[GEMINI]).install(fake_upstream)
     out = run(fake_upstream, account, clock, chat(GEMINI, max_tokens=20))
 
     exchange, request = fake_upstream.requests
@@ -99,7 +99,7 @@ def test_gemini_request_goes_to_the_publisher_path_with_a_minted_token(
 
 def test_gemini_stream_and_publisher_prefix(fake_upstream: FakeUpstream, account: ServiceAccountKey, clock: Clock,
                                             tokens: TokenEndpoint) -> None:
-    gemini_on_vertex([say("Hello.")], tokens, models=[GEMINI]).install(fake_upstream)
+    GeminiOnVertex([say("Hello.")], tokens, models=[GEMINI]).install(fake_upstream)
     chunks = run(fake_upstream, account, clock,
                  lambda p: collect_stream(p, {"model": f"google/{GEMINI}", "messages": HI, "stream": True}))
     request = fake_upstream.last
@@ -150,7 +150,7 @@ def test_config_is_checked(account: ServiceAccountKey, tmp_path: Path, monkeypat
 
 def test_one_exchange_for_twenty_concurrent_requests_and_one_per_refresh(
         fake_upstream: FakeUpstream, account: ServiceAccountKey, clock: Clock, tokens: TokenEndpoint) -> None:
-    api = gemini_on_vertex([say(f"answer {i}") for i in range(60)], tokens, models=[GEMINI]).install(fake_upstream)
+    api = GeminiOnVertex([say(f"answer {i}") for i in range(60)], tokens, models=[GEMINI]).install(fake_upstream)
 
     async def action(provider: VertexProvider) -> list[str]:
         first = await asyncio.gather(*(provider.chat({"model": GEMINI, "messages": HI}, None) for _ in range(20)))
@@ -175,7 +175,7 @@ def test_the_token_exchange_does_not_block_the_event_loop(
         fake_upstream: FakeUpstream, account: ServiceAccountKey, clock: Clock, tokens: TokenEndpoint) -> None:
     from portway.testing import Gate
 
-    gemini_on_vertex([say("ok")], tokens, models=[GEMINI]).install(fake_upstream)
+    GeminiOnVertex([say("ok")], tokens, models=[GEMINI]).install(fake_upstream)
     tokens.gate = gate = Gate()
 
     async def action(provider: VertexProvider) -> dict[str, Any]:
@@ -191,7 +191,7 @@ def test_the_token_exchange_does_not_block_the_event_loop(
 
 def test_a_refused_token_is_forgotten_and_minted_again(
         fake_upstream: FakeUpstream, account: ServiceAccountKey, clock: Clock, tokens: TokenEndpoint) -> None:
-    gemini_on_vertex([say("second try")], tokens, models=[GEMINI]).install(fake_upstream)
+    GeminiOnVertex([say("second try")], tokens, models=[GEMINI]).install(fake_upstream)
 
     async def action(provider: VertexProvider) -> dict[str, Any]:
         await provider.request_headers()
