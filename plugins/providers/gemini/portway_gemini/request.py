@@ -207,6 +207,8 @@ def _tool_config(choice: Any) -> dict[str, Any] | None:
         return {"functionCallingConfig": {"mode": {"auto": "AUTO", "none": "NONE", "required": "ANY"}[choice]}}
     if isinstance(choice, dict) and choice.get("type") == "function":
         name = (choice.get("function") or {}).get("name")
+        if not isinstance(name, str) or not name:
+            raise bad_request("tool_choice names no function", "tool_choice")
         return {"functionCallingConfig": {"mode": "ANY", "allowedFunctionNames": [name]}}
     if isinstance(choice, dict) and choice.get("type") == "allowed_tools":
         allowed = choice.get("allowed_tools") or {}

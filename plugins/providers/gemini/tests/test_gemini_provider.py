@@ -157,6 +157,8 @@ def test_system_messages_anywhere_fold_into_the_instruction_and_turns_merge(fake
     ({**HI, "logit_bias": {"1": 5}}, "logit_bias"),
     ({**HI, "reasoning_effort": "xhigh"}, "reasoning_effort"),
     ({**HI, "tools": [{"type": "custom", "custom": {"name": "x"}}]}, "tools[0]"),
+    ({**HI, "tools": [{"type": "function", "function": {"name": "f"}}], "tool_choice": {"type": "function"}},
+     "tool_choice"),
     ({**HI, "response_format": {"type": "json_schema", "json_schema": {"name": "n", "schema": {
         "$defs": {"node": {"type": "object", "properties": {"next": {"$ref": "#/$defs/node"}}}},
         "$ref": "#/$defs/node"}}}}, "response_format.json_schema.schema.properties.next"),
@@ -167,6 +169,21 @@ def test_what_gemini_cannot_express_is_a_400_naming_the_field(fake_upstream: Fak
         run(fake_upstream, chat(body))
     assert (getattr(err.value, "kind", None), getattr(err.value, "param", None)) == ("bad_request", param)
     assert not fake_upstream.requests
+
+
+@pytest.mark.parametrize(("choice", "config"), [
+    ("auto", {"mode": "AUTO"}), ("none", {"mode": "NONE"}),
+    ({"type": "function", "function": {"name": "f"}}, {"mode": "ANY", "allowedFunctionNames": ["f"]}),
+    ({"type": "allowed_tools", "allowed_tools": {"mode": "auto", "tools": [{"type": "function", "function": {
+        "name": "f"}}]}}, {"mode": "VALIDATED", "allowedFunctionNames": ["f"]}),
+])
+def test_tool_choice(fake_upstream: FakeUpstream, choice: Any, config: dict[str, Any]) -> None:
+    fake(fake_upstream, say("ok"))
+    tools = [{"type": "function", "function": {"name": "f", "parameters": {"type": "object", "properties": {}}}}]
+    run(fake_upstream, chat({**HI, "tools": tools, "tool_choice": choice}))
+    sent = fake_upstream.last.json()
+    assert sent["tools"] == [{"functionDeclarations": [{"name": "f"}]}]  # no arguments: no parameters
+    assert sent["toolConfig"] == {"functionCallingConfig": config}
 
 
 def test_json_schema_mode_and_thinking(fake_upstream: FakeUpstream) -> None:
