@@ -209,10 +209,11 @@ class AnthropicAPI:
 
 
 def _text(content: Any) -> str:
+    """The text of a message's ``content``: a string, or its text blocks joined."""
     if isinstance(content, str):
         return content
-    return "".join(block.get("text", "") for block in content if isinstance(block, dict) and block.get("type") == "text") \
-        if isinstance(content, list) else ""
+    blocks = content if isinstance(content, list) else []
+    return "".join(block.get("text", "") for block in blocks if isinstance(block, dict) and block.get("type") == "text")
 
 
 def messages_seen(body: dict[str, Any]) -> Seen:

@@ -58,8 +58,11 @@ Checks of a feature or parameter the package does not claim are skipped.
 from __future__ import annotations
 
 import base64
+import functools
 import json
+import logging
 import math
+import ssl
 import struct
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -204,6 +207,13 @@ def wait_for_stopped() -> None:
         _stopping.pop().join()
 
 
+@functools.cache
+def _tls() -> ssl.SSLContext:
+    """One TLS context for every check's clients: loading the CA bundle costs more than a check
+    (the clients only speak plain HTTP to 127.0.0.1, but an SDK client always makes one)."""
+    return ssl.create_default_context()
+
+
 class _Run:
     """One check's servers: a fake upstream with the package's fake on it,
     and a gateway in front, with an openai and an anthropic client."""
@@ -230,12 +240,12 @@ class _Run:
         attach = getattr(self.fake, "attach", None)
         if attach is not None:
             attach(self.provider)
-        # Plain HTTP to 127.0.0.1: HTTP clients without the CA bundle, whose loading costs more than a check.
-        import httpx
-        import httpx2
+        import anthropic
+        import openai
 
-        self.openai = self.server.openai_client(timeout=30, http_client=httpx.Client(verify=False))
-        self.anthropic = self.server.anthropic_client(timeout=30, http_client=httpx2.Client(verify=False))
+        tls = _tls()
+        self.openai = self.server.openai_client(timeout=30, http_client=openai.DefaultHttpxClient(verify=tls))
+        self.anthropic = self.server.anthropic_client(timeout=30, http_client=anthropic.DefaultHttpxClient(verify=tls))
         self._clients = [self.openai, self.anthropic]
 
     def seen(self, count: int) -> list[Seen]:
@@ -313,6 +323,10 @@ SCHEMA = {"type": "object", "properties": {"city": {"type": "string"}, "populati
 PARAM_VALUES: dict[str, Any] = {"max_tokens": 123, "stop": ["STOP", "END"], "temperature": 0.5, "top_p": 0.9,
                                 "seed": 42}
 RETRY_AFTER = "7"
+#: The disconnect check's stream: seconds between events (60 text parts: several seconds in all, which
+#: a client that leaves after the first must not sit through), and how long it waits for the cancellation.
+DISCONNECT_PACE = 0.05
+DISCONNECT_PATIENCE = 10.0
 
 
 def _answer(text: str = ANSWER, **options: Any) -> Turn:
@@ -502,7 +516,8 @@ def check_usage_in_stream(c: Conformance) -> None:
         run.seen(1)
     text, _ = _text_of_stream(chunks)
     _same("the streamed text", text, ANSWER)
-    _same("the last chunk's choices (the usage chunk has none)", chunks[-1].choices, [])
+    _true(chunks[-1].choices == [], "the last chunk is not the usage chunk: it has choices "
+          f"({chunks[-1].model_dump(exclude_none=True)})")
     _same("the usage on the last chunk (prompt, completion, total tokens)", _usage(chunks[-1].usage), USAGE)
     early = [_usage(chunk.usage) for chunk in chunks[:-1] if chunk.usage is not None]
     _same("usage on chunks before the last", early, [])
@@ -536,6 +551,42 @@ def _masked(secret: str) -> str:
     return f"{secret[:6]}...{secret[-4:]}"  # as providers echo a key they reject
 
 
+def _leak(text: str, secrets: list[str]) -> str | None:
+    """The start of the first secret in ``text``, exact or masked."""
+    for secret in secrets:
+        for form in (secret, _masked(secret)) if len(secret) >= 12 else (secret,):
+            if form in text:
+                return form[:4] + "…"
+    return None
+
+
+class _LogLines(logging.Handler):
+    """Every line the gateway logs (at any level) while installed."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.lines: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines.append(self.format(record))
+
+
+@contextmanager
+def _logged() -> Iterator[_LogLines]:
+    """Every log line, of the gateway and of any plugin, at every level."""
+    handler, root, portway = _LogLines(), logging.getLogger(), logging.getLogger("portway")
+    levels = root.level, portway.level
+    root.addHandler(handler)
+    root.setLevel(logging.DEBUG)
+    portway.setLevel(logging.DEBUG)
+    try:
+        yield handler
+    finally:
+        root.removeHandler(handler)
+        root.setLevel(levels[0])
+        portway.setLevel(levels[1])
+
+
 def _error_check(status: int) -> Callable[[Conformance], None]:
     def check(c: Conformance) -> None:
         import openai
@@ -553,13 +604,14 @@ def _error_check(status: int) -> Callable[[Conformance], None]:
             message = f"{marker}: " + " ".join(f"key {s} ({_masked(s)}) refused" for s in secrets)
             run.upstream.answer_all(run.fake.error(status, message, RETRY_AFTER if status == 429 else None))
             answers = []
-            for stream in (False, True):
-                try:
-                    run.openai.chat.completions.create(model=run.model, messages=[_user(QUESTION)], stream=stream)
-                except openai.APIStatusError as exc:
-                    answers.append((stream, exc.response))
-                else:
-                    raise AssertionError(f"an upstream {status} became a successful answer (stream={stream})")
+            with _logged() as log:
+                for stream in (False, True):
+                    try:
+                        run.openai.chat.completions.create(model=run.model, messages=[_user(QUESTION)], stream=stream)
+                    except openai.APIStatusError as exc:
+                        answers.append((stream, exc.response))
+                    else:
+                        raise AssertionError(f"an upstream {status} became a successful answer (stream={stream})")
             secrets += run.provider.secrets() if run.provider is not None else []
         for stream, response in answers:
             where = "streamed" if stream else "not streamed"
@@ -571,10 +623,10 @@ def _error_check(status: int) -> Callable[[Conformance], None]:
                   f"the provider's message was not kept ({where}): {error.get('message')!r}")
             if status == 429:
                 _same(f"the Retry-After the client got ({where})", response.headers.get("retry-after"), RETRY_AFTER)
-            sent = response.text + json.dumps(dict(response.headers))
-            for secret in secrets:
-                for form in (secret, _masked(secret)) if len(secret) >= 12 else (secret,):
-                    _true(form not in sent, f"a credential reached the client ({where}): {form[:4]}…")
+            leaked = _leak(response.text + json.dumps(dict(response.headers)), secrets)
+            _true(leaked is None, f"a credential reached the client ({where}): {leaked}")
+        leaked = _leak("\n".join(log.lines), secrets)
+        _true(leaked is None, f"a credential reached the gateway's log: {leaked}")
 
     check.__doc__ = f"an upstream {status}: mapped, message kept, no credential echoed"
     return check
@@ -601,16 +653,19 @@ def check_embeddings(c: Conformance) -> None:
     model = f"{INSTANCE}/{c.embeddings_model or c.model}"
     with _run(c, []) as run:
         default = run.openai.embeddings.create(model=model, input=["alpha", "beta"])  # the SDK asks for base64
-        floats = run.openai.embeddings.create(model=model, input=["beta", "alpha"], encoding_format="float")
+        alone = run.openai.embeddings.create(model=model, input="alpha", encoding_format="float")
+        swapped = run.openai.embeddings.create(model=model, input=["beta", "alpha"], encoding_format="float")
         encoded = run.openai.embeddings.create(model=model, input="alpha", encoding_format="base64")
     _same("the number of vectors for two inputs", len(default.data), 2)
+    _same("the indexes of the answer", [item.index for item in default.data], [0, 1])
     alpha, beta = _vectors(default.data)
     _true(bool(alpha) and all(isinstance(x, float) for x in alpha), f"not a vector of floats: {alpha!r}")
     _true(len(alpha) == len(beta) and alpha != beta, "two different inputs got the same vector, or different sizes")
-    _same("the indexes of the answer", [item.index for item in default.data], [0, 1])
-    _true(all(isinstance(item.embedding, list) for item in floats.data),
+    _true(all(isinstance(item.embedding, list) for item in alone.data + swapped.data),
           "encoding_format=float was not answered with float lists")
-    _true(_close(_vectors(floats.data), [beta, alpha]), "the vectors do not follow the order of the inputs")
+    _true(_close(_vectors(alone.data), [alpha]), "the vector of 'alpha' alone differs from that of 'alpha' first of "
+          "two: the vectors are not in the order of the inputs")
+    _true(_close(_vectors(swapped.data), [beta, alpha]), "the vectors do not follow the order of the inputs")
     _true(all(isinstance(item.embedding, str) for item in encoded.data),
           "encoding_format=base64 was not answered with base64 strings")
     _true(_close(_vectors(encoded.data), [alpha]), "the base64 vector differs from the float one")
@@ -662,9 +717,8 @@ def check_anthropic_stream(c: Conformance) -> None:
 
 
 def check_disconnect(c: Conformance) -> None:
-    # A long answer, paced: seconds of streaming if nobody leaves.
     long_answer = Turn(tuple(f"word{i} " for i in range(60)), INPUT_TOKENS, OUTPUT_TOKENS)
-    with _run(c, [long_answer], stream_delay=0.05) as run:
+    with _run(c, [long_answer], stream_delay=DISCONNECT_PACE) as run:
         stream = run.openai.chat.completions.create(model=run.model, messages=[_user(QUESTION)], stream=True)
         with stream:
             for chunk in stream:
@@ -672,7 +726,7 @@ def check_disconnect(c: Conformance) -> None:
                     break
             else:
                 raise AssertionError("the stream ended before any text arrived")
-        _true(run.fake.disconnected.wait(10), "the client left mid-stream, but the upstream request went on to "
+        _true(run.fake.disconnected.wait(DISCONNECT_PATIENCE), "the client left mid-stream, but the upstream request went on to "
               "its end (is the stream read whole before it is relayed, or not closed when the client leaves?)")
 
 
