@@ -24,15 +24,14 @@ import httpx
 import openai
 import pytest
 
-from portway import logs
-from portway.configcheck import Catalog
+from portway import configcheck, logs
 from portway.testing import free_port
 
 PORTWAY = shutil.which("portway", path=os.path.dirname(sys.executable)) or "portway"
 TIMEOUT = 15.0
 CHAT = {"model": "mock/echo", "messages": [{"role": "user", "content": "hi"}]}
-#: The provider types the installed plugins register, as errors list them.
-INSTALLED = ", ".join(sorted(Catalog.installed([]).provider_types))
+#: The provider types installed here, as the config check lists them (each adapter package adds one).
+INSTALLED = ", ".join(sorted(configcheck.Catalog.installed([]).provider_types))
 
 
 def clean_env(**extra: str) -> dict[str, str]:

@@ -146,9 +146,12 @@ class Gateway:
             if type_name == "mock":
                 found[type_name] = {"type": type_name}
             elif cls.env_key and environ.get(cls.env_key):
+                base_url = environ.get(cls.env_base_url) if cls.env_base_url else None
+                if not base_url and cls.default_base_url is None:
+                    continue  # no URL to send the key to (Azure's endpoint is the user's resource)
                 found[type_name] = {"type": type_name, "api_key": environ[cls.env_key]}
-                if cls.env_base_url and environ.get(cls.env_base_url):
-                    found[type_name]["base_url"] = environ[cls.env_base_url]
+                if base_url:
+                    found[type_name]["base_url"] = base_url
         return found
 
     async def startup(self) -> None:

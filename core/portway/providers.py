@@ -12,6 +12,7 @@ wire format.
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import AsyncIterator, Callable
 from contextlib import aclosing
@@ -190,7 +191,7 @@ class Provider:
         elif kind == "rate_limit" and error_type == "insufficient_quota":
             kind = "billing"  # a 429 that no retry can fix
         return self.make_error(message, kind=kind, status=response.status, code=error_type,
-                               retry_after=response.headers.get("retry-after"))
+                               retry_after=retry_after(response.headers))
 
     def make_error(self, message: str, *, kind: str, status: int | None = None, code: str | None = None,
                    retry_after: str | None = None) -> ProviderError:
@@ -287,6 +288,23 @@ class Provider:
             raise self.make_error(message, kind=kind, code=error_type if isinstance(error_type, str) else None,
                                   status=502 if kind == "server_error" else None)
         return data
+
+
+def retry_after(headers: Any) -> str | None:
+    """An upstream's retry hint as a ``Retry-After`` value: its own
+    ``retry-after`` (seconds or an HTTP date) as it is, else its
+    ``retry-after-ms`` (Azure OpenAI's and OpenAI's, which their SDKs read
+    first) rounded up to whole seconds, as ``Retry-After`` takes no fractions."""
+    value = headers.get("retry-after")
+    if value:
+        return value
+    try:
+        millis = float(headers.get("retry-after-ms") or "")
+    except ValueError:
+        return None
+    if not 0 <= millis < 86_400_000:  # not a number, negative, or more than a day: no usable hint
+        return None
+    return str(math.ceil(millis / 1000))
 
 
 class StreamEnd(Exception):

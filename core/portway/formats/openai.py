@@ -46,8 +46,19 @@ class OpenAICompatibleProvider(Provider):
             body = strip_anthropic_extras(body, self.name)
         return self.prepare(body)
 
+    def chat_url(self, body: dict[str, Any]) -> str:
+        """Where the prepared chat ``body`` goes: a path under ``base_url``
+        (a query string included).  Override it for an upstream whose path
+        depends on the request (Azure puts the deployment in it)."""
+        return self.chat_path
+
+    def embeddings_url(self, body: dict[str, Any]) -> str:
+        """Where an embeddings ``body`` goes (see :meth:`chat_url`)."""
+        return self.embeddings_path
+
     async def chat(self, body: dict[str, Any], ctx: Any) -> dict[str, Any]:
-        response = await self.http.request("POST", self.chat_path, json=self._wire_body(body, ctx))
+        wire = self._wire_body(body, ctx)
+        response = await self.http.request("POST", self.chat_url(wire), json=wire)
         if response.status >= 300:
             raise self.error_from_response(response)
         data = self.answer_json(response)
@@ -62,7 +73,8 @@ class OpenAICompatibleProvider(Provider):
         a ``connection`` failure (retried or fallen back from when it sent
         nothing yet; an error event for the client otherwise), never a
         clean end."""
-        async with self.http.stream("POST", self.chat_path, json=self._wire_body(body, ctx)) as response:
+        wire = self._wire_body(body, ctx)
+        async with self.http.stream("POST", self.chat_url(wire), json=wire) as response:
             await self.refuse_failed_stream(response)
             if is_json(response.headers):
                 # A JSON answer to a stream request: an error, or a server that ignores `stream`.
@@ -96,7 +108,7 @@ class OpenAICompatibleProvider(Provider):
                                       kind="connection")
 
     async def embeddings(self, body: dict[str, Any], ctx: Any) -> dict[str, Any]:
-        response = await self.http.request("POST", self.embeddings_path, json=body)
+        response = await self.http.request("POST", self.embeddings_url(body), json=body)
         if response.status >= 300:
             raise self.error_from_response(response)
         data = self.answer_json(response)
@@ -376,6 +388,9 @@ def completion_to_chunks(response: dict[str, Any], include_usage: bool = True) -
     for choice in response.get("choices", []):
         message = choice.get("message") or {}
         delta: dict[str, Any] = {"role": "assistant", "content": message.get("content")}
+        for key in ("reasoning_content", "refusal"):
+            if message.get(key):
+                delta[key] = message[key]
         if message.get("tool_calls"):
             delta["tool_calls"] = [{"index": i, **call} for i, call in enumerate(message["tool_calls"])]
         index = choice.get("index", 0)
@@ -404,11 +419,15 @@ class StreamAssembler:
             self.usage = chunk["usage"]
         for choice in chunk.get("choices") or ():
             state = self._choices.setdefault(
-                choice.get("index", 0), {"content": [], "tool_calls": {}, "finish_reason": None, "extra": {}}
-            )
+                choice.get("index", 0), {"content": [], "reasoning": [], "refusal": [], "tool_calls": {},
+                                         "finish_reason": None})
             delta = choice.get("delta") or {}
             if delta.get("content"):
                 state["content"].append(delta["content"])
+            if delta.get("reasoning_content"):
+                state["reasoning"].append(delta["reasoning_content"])
+            if delta.get("refusal"):
+                state["refusal"].append(delta["refusal"])
             for call in delta.get("tool_calls") or ():
                 slot = state["tool_calls"].setdefault(
                     call.get("index", 0), {"id": None, "type": "function", "function": {"name": "", "arguments": ""}}
@@ -428,6 +447,10 @@ class StreamAssembler:
         for index in sorted(self._choices):
             state = self._choices[index]
             message: dict[str, Any] = {"role": "assistant", "content": "".join(state["content"]) or None}
+            if state["reasoning"]:
+                message["reasoning_content"] = "".join(state["reasoning"])
+            if state["refusal"]:
+                message["refusal"] = "".join(state["refusal"])
             if state["tool_calls"]:
                 message["tool_calls"] = [state["tool_calls"][i] for i in sorted(state["tool_calls"])]
             choices.append({"index": index, "message": message, "finish_reason": state["finish_reason"]})
