@@ -149,6 +149,13 @@ class Provider:
         raise self.unsupported(f"{fmt} streams as they are")
         yield []
 
+    def speaks_natively(self, fmt: str, model: str) -> bool:
+        """Whether a request in ``fmt`` for ``model`` goes to this upstream as
+        it is (by :meth:`native`).  One of :attr:`native_formats`, for every
+        model; a provider whose models speak different formats (Vertex AI:
+        Claude speaks Anthropic's, Gemini does not) narrows it by model."""
+        return fmt in self.native_formats
+
     def models(self) -> list[str]:
         return list(self.config.models or self.default_models)
 
