@@ -141,8 +141,9 @@ def _fingerprint(canonical: dict[str, Any]) -> tuple[list[bytes], bytes]:
 
 
 def native_request_for(ctx: Any, target: Any) -> NativeRequest | None:
-    """The client's native request if ``target``'s provider speaks its format."""
+    """The client's native request if ``target`` (its provider, for its
+    model) speaks its format (see ``Provider.speaks``)."""
     native = ctx.native
-    if native is not None and native.format.name in target.provider.native_formats:
+    if native is not None and target.provider.speaks(native.format.name, target.model):
         return native
     return None

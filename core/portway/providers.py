@@ -148,6 +148,15 @@ class Provider:
         raise self.unsupported(f"{fmt} streams as they are")
         yield []
 
+    def speaks(self, fmt: str, model: str) -> bool:
+        """Whether ``model`` on this provider takes requests in ``fmt`` as they
+        are: by default every model of a provider that lists ``fmt`` in
+        :attr:`native_formats`.  Override it for a provider that serves
+        several model families, only some of which speak ``fmt`` (Bedrock:
+        only Claude speaks the Messages API); the others take the canonical
+        path."""
+        return fmt in self.native_formats
+
     def models(self) -> list[str]:
         return list(self.config.models or self.default_models)
 
