@@ -1,0 +1,32 @@
+"""The provider conformance kit (``portway.testing.conformance``, issue 9)
+run on the bedrock adapter with the fake Bedrock Runtime API.  Skipped until
+the kit is installed: it is being written on its own branch."""
+
+from __future__ import annotations
+
+import pytest
+
+from portway_bedrock.testing import BedrockAPI
+
+conformance = pytest.importorskip("portway.testing.conformance")
+
+KEY_ID = "AKIDCONFORMANCE"
+SECRET = "conformance-secret-key-0123456789"
+
+BEDROCK = conformance.Conformance(
+    provider="bedrock",
+    config=lambda url: {"type": "bedrock", "region": "us-east-1", "base_url": url,
+                        "aws_access_key_id": KEY_ID, "aws_secret_access_key": SECRET},
+    fake=lambda steps: BedrockAPI(steps, credentials={KEY_ID: SECRET}),
+    # A Claude model: OpenAI clients take Converse, Anthropic clients the InvokeModel pass-through.
+    model="us.anthropic.claude-sonnet-4-5-20250929-v1:0",
+    features=frozenset({"system", "multi_turn", "tools", "stream_tools", "vision_base64", "json_schema",
+                        "embeddings", "anthropic_ingress", "usage_in_stream"}),
+    params={"max_tokens": "mapped", "stop": "mapped", "temperature": "mapped", "top_p": "mapped",
+            "seed": "dropped"},
+    embeddings_model="amazon.titan-embed-text-v2:0",
+)
+
+
+def test_bedrock_conforms() -> None:
+    conformance.check_provider(BEDROCK)
