@@ -25,11 +25,14 @@ import openai
 import pytest
 
 from portway import logs
+from portway.configcheck import Catalog
 from portway.testing import free_port
 
 PORTWAY = shutil.which("portway", path=os.path.dirname(sys.executable)) or "portway"
 TIMEOUT = 15.0
 CHAT = {"model": "mock/echo", "messages": [{"role": "user", "content": "hi"}]}
+#: The provider types of the plugins installed here, as error messages list them.
+INSTALLED = ", ".join(sorted(Catalog.installed([]).provider_types))
 
 
 def clean_env(**extra: str) -> dict[str, str]:
@@ -439,7 +442,7 @@ def test_config_check_unknown_provider_type_suggests_the_installed_one(tmp_path:
     assert result.stderr.splitlines()[1:] == [
         "portway: config error:",
         f"{path}: providers.m.type: unknown provider type 'mokc' (did you mean 'mock'?); "
-        "installed: anthropic, mock, openai",
+        f"installed: {INSTALLED}",
     ]
 
 
@@ -449,7 +452,7 @@ def test_serve_still_starts_with_an_unknown_provider_type_and_warns(tmp_path: Pa
         response = httpx.post(served.url + "/v1/chat/completions", json={**CHAT, "model": "m/x"})
         assert response.status_code == 400
         assert response.json()["error"]["message"] == (
-            "unknown provider type 'mokc' (did you mean 'mock'?); installed: anthropic, mock, openai; "
+            f"unknown provider type 'mokc' (did you mean 'mock'?); installed: {INSTALLED}; "
             "needed by provider 'm'")
     assert "WARNING portway: unknown provider type 'mokc' (did you mean 'mock'?)" in served.stderr
     # ...and, with no provider left that can serve, says so:
@@ -487,7 +490,7 @@ def test_config_check_reports_every_problem_at_once(tmp_path: Path) -> None:
         "(allowed only on a loopback address)",
         "models.fast.target.provider: no provider named 'ghost' (defined: k, m, o)",
         f"plugins.order.pre_reqest: no hook named 'pre_reqest' (did you mean 'pre_request'?); the hooks are: {hooks}",
-        "providers.m.type: unknown provider type 'mokc' (did you mean 'mock'?); installed: anthropic, mock, openai",
+        f"providers.m.type: unknown provider type 'mokc' (did you mean 'mock'?); installed: {INSTALLED}",
         "providers.o.organisation: Extra inputs are not permitted",
         "providers.k.latency_ms: Input should be a valid number, unable to parse string as a number",
         "provider: unknown section (no installed plugin declares it) (did you mean 'providers'?)",

@@ -21,6 +21,9 @@ from portway.app import gateway_from_config_path
 from portway.config import ConfigError
 from portway.errors import PortwayError
 
+#: The provider types of the plugins installed here, as error messages list them.
+INSTALLED = ", ".join(sorted(configcheck.Catalog.installed([]).provider_types))
+
 
 def write(tmp_path: Path, text: str, name: str = "portway.yaml") -> Path:
     path = tmp_path / name
@@ -449,14 +452,14 @@ def test_every_problem_is_reported_at_once(tmp_path: Path) -> None:
         "models.fast.targets.1.provider: no provider named 'ghost' (defined: a/b, m, n, o, t)",
         "providers.m.latency_ms: Input should be a valid number, unable to parse string as a number",
         "providers.m.latency: Extra inputs are not permitted",
-        "providers.t.type: unknown provider type 'mokc' (did you mean 'mock'?); installed: anthropic, mock, openai",
+        f"providers.t.type: unknown provider type 'mokc' (did you mean 'mock'?); installed: {INSTALLED}",
         "providers.o.timeout: Input should be greater than 0",
         "rate_limit: unknown section (no installed plugin declares it)",
     ]]
     far = write(tmp_path, "providers: {m: {type: zzz}}\n", "far.yaml")
     assert configcheck.check(far, environ={}, strict=True)[1] == [
         f"{far}: providers.m.type: provider type 'zzz' is not installed (pip install portway-zzz); "
-        "installed: anthropic, mock, openai"]
+        f"installed: {INSTALLED}"]
     # Not strict (serve, models): a provider type that is not installed is left to the gateway's warning.
     lenient = [p for p in problems if "mokc" not in p]
     assert configcheck.check(path, environ={}, strict=False)[1] == lenient

@@ -11,10 +11,10 @@ import anthropic
 import httpx
 import openai
 import pytest
+from portway_bedrock.testing import BedrockAPI, event_stream_reply, exception
 
 from portway.testing import FakeUpstream
 from portway.testing.script import call, say
-from portway_bedrock.testing import BedrockAPI, event_stream_reply, exception
 
 KEY_ID = "AKIDGATEWAY"
 SECRET = "gateway-secret-key-0123456789abcdef"

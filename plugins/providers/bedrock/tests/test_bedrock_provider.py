@@ -9,15 +9,15 @@ import struct
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
+import portway_bedrock
 import pytest
 from openai.types.chat import ChatCompletion, ChatCompletionChunk
+from portway_bedrock import BedrockProvider
+from portway_bedrock.testing import BedrockAPI, embedding_for, error_reply, event, event_stream_reply, exception
 
-import portway_bedrock
 from portway.errors import PortwayError, ProviderError
 from portway.testing import FakeUpstream, Reply, collect_stream, run_provider, split_reads
 from portway.testing.script import call, say
-from portway_bedrock import BedrockProvider
-from portway_bedrock.testing import BedrockAPI, embedding_for, error_reply, event, event_stream_reply, exception
 
 T = TypeVar("T")
 KEY_ID = "AKIDEXAMPLE"
@@ -325,7 +325,6 @@ def test_stream(fake_upstream: FakeUpstream) -> None:
 
 def test_stream_frames_split_across_reads(fake_upstream: FakeUpstream) -> None:
     """Frames cut at every 7 bytes, each piece its own network read."""
-    api = fake(fake_upstream, call("get_weather", {"city": "Paris"}, text="Checking", id="tooluse_1"))
     frames = b"".join(api_stream_frames())
     with split_reads([frames[i:i + 7] for i in range(0, len(frames), 7)]) as reads:
         fake_upstream.add("/model/*", event_stream_reply(reads))
@@ -344,8 +343,9 @@ async def _batches(provider: BedrockProvider, body: dict[str, Any]) -> list[list
 
 
 def api_stream_frames() -> list[bytes]:
-    from portway.testing.script import ToolCall
     from portway_bedrock.testing import converse_events
+
+    from portway.testing.script import ToolCall
 
     return list(converse_events(["Checking", ToolCall("get_weather", {"city": "Paris"}, "tooluse_1")], "tool_use",
                                 {"inputTokens": 10, "outputTokens": 5, "totalTokens": 15}))

@@ -5,7 +5,6 @@ the kit is installed: it is being written on its own branch."""
 from __future__ import annotations
 
 import pytest
-
 from portway_bedrock.testing import BedrockAPI
 
 conformance = pytest.importorskip("portway.testing.conformance")

@@ -8,7 +8,6 @@ import zlib
 
 import pytest
 from botocore.eventstream import EventStreamBuffer
-
 from portway_bedrock.eventstream import Decoder, FrameTooLarge, Message
 from portway_bedrock.testing import chunk, event, exception, frame
 

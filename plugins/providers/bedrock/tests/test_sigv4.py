@@ -9,10 +9,10 @@ import pytest
 from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials as BotoCredentials
-
-from portway.testing import RecordedRequest
 from portway_bedrock.sigv4 import Credentials, sign, signature_of
 from portway_bedrock.testing import check_signature
+
+from portway.testing import RecordedRequest
 
 # provider-wire-facts.md §5, "Test vector" (generated there with botocore 1.43).
 VECTOR_BODY = b'{"messages":[{"role":"user","content":[{"text":"Hi"}]}],"inferenceConfig":{"maxTokens":64}}'
