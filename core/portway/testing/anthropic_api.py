@@ -50,15 +50,25 @@ https://docs.claude.com/en/api/errors):
   blocks"), so a gateway that mangles ids is caught;
 * a call after the script is used up (400, saying so: not a real API
   behaviour, a test's failure).
+
+For the conformance kit (:mod:`portway.testing.conformance`) it is a
+``WireFake``: :meth:`AnthropicAPI.seen` decodes a call's request,
+:meth:`AnthropicAPI.error` renders an error as the API does, streamed answers
+are paced by :attr:`~AnthropicAPI.stream_delay` and set
+:attr:`~AnthropicAPI.disconnected` when their client leaves early, and a
+truncated turn ends with ``stop_reason: max_tokens``.
 """
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from portway import serialization
+from portway.formats.anthropic.common import JSON_OBJECT_INSTRUCTION
+from portway.testing.conformance import Seen
 from portway.testing.script import Call, Script, Step, ToolCall, ToolResult, Turn, halves, id_maker
 from portway.testing.upstream import FakeUpstream, RecordedRequest, Reply, json_reply, sse_reply
 
@@ -76,6 +86,11 @@ BETA_FIELDS: dict[str, frozenset[str]] = {
     "mcp_servers": frozenset({"mcp-client-2025-04-04", "mcp-client-2025-11-20"}),
     "output_config.effort": frozenset({"effort-2025-11-24"}),
 }
+
+#: The error ``type`` the API gives each status (docs: api/errors); other 5xx are ``api_error``.
+ERROR_TYPES = {400: "invalid_request_error", 401: "authentication_error", 402: "billing_error",
+               403: "permission_error", 404: "not_found_error", 413: "request_too_large", 429: "rate_limit_error",
+               529: "overloaded_error"}
 
 UNEXPECTED_SYSTEM_ROLE = ('messages: Unexpected role "system". The Messages API accepts a top-level `system` '
                           'parameter, not "system" as an input message role.')
@@ -100,6 +115,10 @@ class AnthropicAPI:
         self.api_key = api_key
         self.calls: list[Call] = []
         self.refusals: list[Refusal] = []
+        #: Set when the client of a streamed answer goes away before its end.
+        self.disconnected = threading.Event()
+        #: Seconds between streamed events.
+        self.stream_delay = 0.0
         self._message_id = id_maker("msg_")
         self._tool_id = id_maker("toolu_")
         self._request_id = id_maker("req_")
@@ -139,8 +158,25 @@ class AnthropicAPI:
         message_body = self._message(turn, body["model"])
         headers = {"request-id": self._request_id()}
         if body.get("stream"):
-            return sse_reply(stream_events(message_body), headers=headers)
+            return sse_reply(stream_events(message_body), headers=headers, delay=self.stream_delay,
+                             disconnected=self.disconnected)
         return json_reply(message_body, headers=headers)
+
+    def seen(self, call: Call) -> Seen:
+        return messages_seen(call.body)
+
+    def error(self, status: int, message: str, retry_after: str | None = None) -> Reply:
+        """The API's error answer for ``status``, with a ``retry-after``
+        header when ``retry_after`` is given (as the API sends on a 429)."""
+        return self._error(status, ERROR_TYPES.get(status, "api_error"), message, retry_after)
+
+    def _error(self, status: int, error_type: str, message: str, retry_after: str | None = None) -> Reply:
+        request_id = self._request_id()
+        headers = {"request-id": request_id}
+        if retry_after is not None:
+            headers["retry-after"] = retry_after
+        return json_reply({"type": "error", "error": {"type": error_type, "message": message},
+                           "request_id": request_id}, status, headers=headers)
 
     def _check_headers(self, request: RecordedRequest) -> tuple[int, str, str] | None:
         scheme, _, bearer = request.headers.get("authorization", "").partition(" ")
@@ -155,9 +191,7 @@ class AnthropicAPI:
 
     def _refuse(self, request: RecordedRequest, status: int, error_type: str, message: str) -> Reply:
         self.refusals.append(Refusal(request, status, error_type, message))
-        request_id = self._request_id()
-        return json_reply({"type": "error", "error": {"type": error_type, "message": message},
-                           "request_id": request_id}, status, headers={"request-id": request_id})
+        return self._error(status, error_type, message)
 
     def _message(self, turn: Turn, model: str) -> dict[str, Any]:
         content: list[dict[str, Any]] = []
@@ -168,9 +202,60 @@ class AnthropicAPI:
             else:
                 content.append({"type": "text", "text": part})
         return {"id": self._message_id(), "type": "message", "role": "assistant", "model": model, "content": content,
-                "stop_reason": "tool_use" if turn.calls_tools else "end_turn", "stop_sequence": None,
+                "stop_reason": "tool_use" if turn.calls_tools else "max_tokens" if turn.truncated else "end_turn",
+                "stop_sequence": None,
                 "usage": {"input_tokens": turn.input_tokens, "output_tokens": turn.output_tokens,
                           "cache_creation_input_tokens": 0, "cache_read_input_tokens": 0}}
+
+
+def _text(content: Any) -> str:
+    """The text of a message's ``content``: a string, or its text blocks joined."""
+    if isinstance(content, str):
+        return content
+    blocks = content if isinstance(content, list) else []
+    return "".join(block.get("text", "") for block in blocks if isinstance(block, dict) and block.get("type") == "text")
+
+
+def messages_seen(body: dict[str, Any]) -> Seen:
+    """A Messages API request body in the conformance kit's neutral view.
+    JSON mode: ``output_config.format`` json_schema is "schema"; a system
+    prompt that ends with the instruction Portway appends for
+    ``response_format: json_object`` (the API has no JSON-object mode) is
+    "object"."""
+    system = body.get("system")
+    if isinstance(system, list):
+        system = "\n".join(block.get("text", "") for block in system if isinstance(block, dict))
+    seen = Seen(model=body.get("model", ""), stream=bool(body.get("stream")), system=system or None)
+    for message in body.get("messages") or []:
+        if not isinstance(message, dict):
+            continue
+        content = message.get("content")
+        blocks = [block for block in content if isinstance(block, dict)] if isinstance(content, list) else []
+        results = tool_results([message])
+        role = message.get("role")
+        if results and all(block.get("type") == "tool_result" for block in blocks):
+            seen.messages.append(("tool", "\n".join(result.text for result in results)))
+        else:
+            seen.messages.append((str(role), _text(content)))
+        seen.tool_results += [(result.call_id, result.text) for result in results]
+        for block in blocks:
+            if block.get("type") == "tool_use" and role == "assistant":
+                seen.tool_calls.append((block.get("name"), block.get("input")))
+            elif block.get("type") == "image":
+                source = block.get("source") or {}
+                seen.images.append("url:" + source.get("url", "") if source.get("type") == "url"
+                                   else "base64:" + source.get("media_type", ""))
+    seen.tool_names = [tool.get("name") for tool in body.get("tools") or [] if isinstance(tool, dict)]
+    output_format = (body.get("output_config") or {}).get("format") or {}
+    if output_format.get("type") == "json_schema":
+        seen.json_mode, seen.json_schema = "schema", output_format.get("schema")
+    elif seen.system and seen.system.endswith(JSON_OBJECT_INSTRUCTION):
+        seen.json_mode = "object"
+    for name, key in (("max_tokens", "max_tokens"), ("stop", "stop_sequences"), ("temperature", "temperature"),
+                      ("top_p", "top_p")):
+        if body.get(key) is not None:
+            seen.params[name] = body[key]
+    return seen
 
 
 def betas(request: RecordedRequest) -> list[str]:
@@ -261,4 +346,5 @@ def stream_events(message: dict[str, Any]) -> Iterator[tuple[str, dict[str, Any]
     yield "message_stop", {"type": "message_stop"}
 
 
-__all__ = ["BETA_FIELDS", "KNOWN_FIELDS", "AnthropicAPI", "Refusal", "check_body", "stream_events", "tool_results"]
+__all__ = ["BETA_FIELDS", "ERROR_TYPES", "KNOWN_FIELDS", "AnthropicAPI", "Refusal", "check_body", "messages_seen",
+           "stream_events", "tool_results"]

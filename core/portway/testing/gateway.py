@@ -51,8 +51,12 @@ class GatewayServer:
         self._server.start()
         return self
 
-    def stop(self) -> None:
-        self._server.stop()
+    def stop(self, wait: bool = True) -> None:
+        self._server.stop(wait)
+
+    def join(self) -> None:
+        """Wait for a ``stop(wait=False)`` to finish."""
+        self._server.join()
 
     def __enter__(self) -> GatewayServer:
         return self.start()

@@ -15,7 +15,9 @@ the openai SDK and the Agents SDK consume: ``response.created``,
 ``response.content_part.added``, ``response.output_text.delta`` (twice) /
 ``.done``, ``response.content_part.done``,
 ``response.function_call_arguments.delta`` / ``.done``,
-``response.output_item.done``, ``response.completed``, each with its
+``response.output_item.done``, ``response.completed`` (``response.incomplete``,
+with ``incomplete_details.reason: max_output_tokens``, for a truncated
+turn), each with its
 ``sequence_number`` (the event types of openai-python's
 ``ResponseStreamEvent``).  A script step sees the ``function_call_output``
 items as the call's tool results.
@@ -102,8 +104,10 @@ class OpenAIResponsesAPI:
         usage = {"input_tokens": turn.input_tokens, "input_tokens_details": {"cached_tokens": 0},
                  "output_tokens": turn.output_tokens, "output_tokens_details": {"reasoning_tokens": 0},
                  "total_tokens": turn.input_tokens + turn.output_tokens}
-        return {"id": self._response_id(), "object": "response", "created_at": CREATED_AT, "status": "completed",
-                "error": None, "incomplete_details": None, "instructions": body.get("instructions"),
+        return {"id": self._response_id(), "object": "response", "created_at": CREATED_AT,
+                "status": "incomplete" if turn.truncated else "completed", "error": None,
+                "incomplete_details": {"reason": "max_output_tokens"} if turn.truncated else None,
+                "instructions": body.get("instructions"),
                 "max_output_tokens": body.get("max_output_tokens"), "model": body["model"], "output": output,
                 "parallel_tool_calls": body.get("parallel_tool_calls", True),
                 "previous_response_id": body.get("previous_response_id"), "reasoning": {"effort": None,
@@ -155,7 +159,8 @@ def stream_events(response: dict[str, Any]) -> Iterator[tuple[str, dict[str, Any
             yield event("response.output_text.done", **where, content_index=0, text=part["text"], logprobs=[])
             yield event("response.content_part.done", **where, content_index=0, part=part)
         yield event("response.output_item.done", output_index=index, item=item)
-    yield event("response.completed", response=response)
+    yield event("response.incomplete" if response["status"] == "incomplete" else "response.completed",
+                response=response)
 
 
 __all__ = ["OpenAIResponsesAPI", "stream_events", "tool_results"]

@@ -34,3 +34,15 @@ def gateway_server() -> Iterator[Callable[..., Any]]:
     yield start
     for server in started:
         server.stop()
+
+
+@pytest.fixture(scope="module")
+def portway_conformance_servers() -> Iterator[None]:
+    """Used by :func:`portway.testing.conformance.conformance_tests`: the
+    servers of each check wind down in the background while the next check
+    runs; here, at the end of the test module, they are waited for, so none
+    outlives the module (and the tests after it see no stray server threads)."""
+    from portway.testing.conformance import wait_for_stopped
+
+    yield
+    wait_for_stopped()

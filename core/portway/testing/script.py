@@ -36,20 +36,23 @@ class ToolCall:
 
 @dataclass(frozen=True)
 class Turn:
-    """One model answer: its text and tool-call parts in order, and its usage."""
+    """One model answer: its text and tool-call parts in order, and its usage.
+    ``truncated``: the answer was cut at the token limit (each fake renders
+    it as its API's reason: ``max_tokens``, ``length``, ``MAX_TOKENS``...)."""
 
     parts: tuple[str | ToolCall, ...]
     input_tokens: int = 10
     output_tokens: int = 5
+    truncated: bool = False
 
     @property
     def calls_tools(self) -> bool:
         return any(isinstance(part, ToolCall) for part in self.parts)
 
 
-def say(text: str, *, input_tokens: int = 10, output_tokens: int = 5) -> Turn:
-    """A final text answer."""
-    return Turn((text,), input_tokens, output_tokens)
+def say(text: str, *, input_tokens: int = 10, output_tokens: int = 5, truncated: bool = False) -> Turn:
+    """A final text answer (``truncated``: cut at the token limit)."""
+    return Turn((text,), input_tokens, output_tokens, truncated)
 
 
 def call(name: str, arguments: dict[str, Any], *, text: str | None = None, id: str | None = None,

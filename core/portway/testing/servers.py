@@ -55,9 +55,16 @@ class ThreadedServer:
             time.sleep(0.005)
         return self
 
-    def stop(self) -> None:
+    def stop(self, wait: bool = True) -> None:
+        """Stop serving.  ``wait=False`` only asks (uvicorn takes a few
+        tenths of a second to wind down); :meth:`join` waits for it."""
         self._server.should_exit = True
-        self._thread.join(timeout=10)
+        if wait:
+            self.join()
+
+    def join(self, timeout: float = 10.0) -> None:
+        if self._thread.is_alive():
+            self._thread.join(timeout=timeout)
 
     def __enter__(self) -> ThreadedServer:
         return self.start()

@@ -78,7 +78,9 @@ class Reply:
     """One scripted answer.  ``chunks`` makes it a streamed body, sent with
     ``delay`` seconds between chunks (and held at each :class:`Gate`).
     ``gzip`` sends the body gzip-encoded (``content-encoding: gzip``), a
-    streamed one flushed chunk by chunk."""
+    streamed one flushed chunk by chunk.  ``disconnected`` is set, like
+    :attr:`FakeUpstream.disconnected`, when the client goes away before this
+    streamed body is sent in full (a wire fake watches its own answers)."""
 
     status: int = 200
     body: bytes = b""
@@ -87,6 +89,7 @@ class Reply:
     delay: float = 0.0
     content_type: str = "application/json"
     gzip: bool = False
+    disconnected: threading.Event | None = None
 
 
 def json_reply(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> Reply:
@@ -95,7 +98,7 @@ def json_reply(data: Any, status: int = 200, headers: dict[str, str] | None = No
 
 def sse_reply(
     events: Iterable[Any], *, status: int = 200, delay: float = 0.0, headers: dict[str, str] | None = None,
-    done: bool = False, line_end: str = "\n", gzip: bool = False,
+    done: bool = False, line_end: str = "\n", gzip: bool = False, disconnected: threading.Event | None = None,
 ) -> Reply:
     """An SSE body.  Each event is a dict (JSON data), a ``(event_name,
     dict)`` pair, raw ``bytes`` (sent as they are), a ``str`` (sent as a
@@ -113,7 +116,7 @@ def sse_reply(
     if done:
         chunks.append(f"data: [DONE]{line_end}{line_end}".encode())
     return Reply(status=status, chunks=chunks, delay=delay, headers=headers or {}, content_type="text/event-stream",
-                 gzip=gzip)
+                 gzip=gzip, disconnected=disconnected)
 
 
 def ndjson_reply(lines: Iterable[Any], *, status: int = 200, delay: float = 0.0) -> Reply:
@@ -131,6 +134,7 @@ class FakeUpstream:
         self.disconnected = threading.Event()
         self.streams_finished = 0
         self._gates: list[Gate] = []
+        self._answer_all: Reply | Handler | None = None
         self._server = ThreadedServer(Starlette(routes=[Route("/{path:path}", self._handle, methods=["GET", "POST", "PUT", "DELETE"])]))
 
     @property
@@ -154,6 +158,12 @@ class FakeUpstream:
     def sse(self, path: str, events: Iterable[Any], **options: Any) -> FakeUpstream:
         return self.add(path, sse_reply(events, **options))
 
+    def answer_all(self, reply: Reply | Handler | None) -> FakeUpstream:
+        """Answer every request, whatever its path, with ``reply`` (an error
+        a wire fake rendered, say) until called with None or :meth:`reset`."""
+        self._answer_all = reply
+        return self
+
     @property
     def last(self) -> RecordedRequest:
         return self.requests[-1]
@@ -167,6 +177,7 @@ class FakeUpstream:
             gate.open()
         self._gates.clear()
         self._routes.clear()
+        self._answer_all = None
         self.requests.clear()
         return self
 
@@ -180,7 +191,8 @@ class FakeUpstream:
             raw_path=request.scope.get("raw_path", b"").decode("latin-1"),
         )
         self.requests.append(recorded)
-        replies = self._routes.get((request.method, recorded.path)) or next(
+        replies = [self._answer_all] if self._answer_all is not None else self._routes.get(
+            (request.method, recorded.path)) or next(
             (replies for (method, path), replies in self._routes.items()
              if method == request.method and path.endswith("*") and recorded.path.startswith(path[:-1])), None)
         if not replies:
@@ -214,16 +226,22 @@ class FakeUpstream:
             self.streams_finished += 1
         except (asyncio.CancelledError, GeneratorExit):
             self.disconnected.set()
+            if reply.disconnected is not None:
+                reply.disconnected.set()
             raise
 
     def start(self) -> FakeUpstream:
         self._server.start()
         return self
 
-    def stop(self) -> None:
+    def stop(self, wait: bool = True) -> None:
         for gate in self._gates:  # a stream still held open must not hold up the shutdown
             gate.open()
-        self._server.stop()
+        self._server.stop(wait)
+
+    def join(self) -> None:
+        """Wait for a ``stop(wait=False)`` to finish."""
+        self._server.join()
 
     def __enter__(self) -> FakeUpstream:
         return self.start()

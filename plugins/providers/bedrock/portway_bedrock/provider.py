@@ -198,7 +198,7 @@ class BedrockProvider(Provider):
         values = super().secrets()
         if self.credentials is not None:
             values += [self.credentials.secret_key, self.credentials.session_token or ""]
-        return [*values, *_SIGNATURES.get()]
+        return [value for value in (*values, *_SIGNATURES.get()) if value]
 
     # -- the wire ----------------------------------------------------------------------
 

@@ -59,6 +59,7 @@ from portway import serialization
 from portway.testing.anthropic_api import check_body as check_anthropic_body
 from portway.testing.anthropic_api import stream_events as anthropic_events
 from portway.testing.anthropic_api import tool_results as anthropic_tool_results
+from portway.testing.conformance import Seen
 from portway.testing.script import Call, Script, Step, ToolCall, ToolResult, Turn, halves, id_maker
 from portway.testing.upstream import FakeUpstream, RecordedRequest, Reply
 from portway_bedrock.models import base_name, family
@@ -326,24 +327,6 @@ def converse_tool_results(messages: Any) -> list[ToolResult]:
 # -- the neutral view of what was sent (for the conformance kit) ---------------------------
 
 
-try:  # the conformance kit's own view, where the kit is installed
-    from portway.testing.conformance import Seen  # type: ignore[import-not-found]
-except ImportError:
-    @dataclass
-    class Seen:  # type: ignore[no-redef]
-        model: str
-        stream: bool
-        system: str | None
-        messages: list[tuple[str, str]]
-        tool_names: list[str]
-        tool_calls: list[tuple[str, dict[str, Any]]]
-        tool_results: list[tuple[str, str]]
-        images: list[str]
-        json_mode: str | None
-        json_schema: dict[str, Any] | None
-        params: dict[str, Any]
-
-
 def _seen_converse(body: dict[str, Any], model: str, stream: bool) -> Seen:
     system = "\n".join(block["text"] for block in body.get("system") or [] if "text" in block) or None
     messages: list[tuple[str, str]] = []
@@ -373,7 +356,7 @@ def _seen_converse(body: dict[str, Any], model: str, stream: bool) -> Seen:
                 tool_names=[t["toolSpec"]["name"] for t in (body.get("toolConfig") or {}).get("tools") or []
                             if "toolSpec" in t],
                 tool_calls=calls, tool_results=results, images=images,
-                json_mode="json_schema" if text_format else None, json_schema=schema, params=params)
+                json_mode="schema" if text_format else None, json_schema=schema, params=params)
 
 
 def _seen_anthropic(body: dict[str, Any], model: str, stream: bool) -> Seen:
@@ -403,7 +386,7 @@ def _seen_anthropic(body: dict[str, Any], model: str, stream: bool) -> Seen:
     schema = ((body.get("output_config") or {}).get("format") or {}).get("schema")
     return Seen(model=model, stream=stream, system=system or None, messages=messages,
                 tool_names=[tool.get("name") for tool in body.get("tools") or []], tool_calls=calls,
-                tool_results=results, images=images, json_mode="json_schema" if schema else None,
+                tool_results=results, images=images, json_mode="schema" if schema else None,
                 json_schema=schema, params=params)
 
 
@@ -513,7 +496,7 @@ class BedrockAPI:
         _, turn = self._turn(request, body, converse_tool_results(body["messages"]))
         parts = [part if isinstance(part, str) else
                  ToolCall(part.name, part.arguments, part.id or self._tool_id()) for part in turn.parts]
-        stop = "tool_use" if turn.calls_tools else "end_turn"
+        stop = "tool_use" if turn.calls_tools else "max_tokens" if turn.truncated else "end_turn"
         usage = {"inputTokens": turn.input_tokens, "outputTokens": turn.output_tokens,
                  "totalTokens": turn.input_tokens + turn.output_tokens}
         if route.operation == "converse-stream":
@@ -558,7 +541,8 @@ class BedrockAPI:
                    {"type": "tool_use", "id": part.id or f"toolu_bdrk_{self._tool_id()[8:]}", "name": part.name,
                     "input": part.arguments} for part in turn.parts]
         return {"id": self._message_id(), "type": "message", "role": "assistant", "model": base_name(model),
-                "content": content, "stop_reason": "tool_use" if turn.calls_tools else "end_turn",
+                "content": content,
+                "stop_reason": "tool_use" if turn.calls_tools else "max_tokens" if turn.truncated else "end_turn",
                 "stop_sequence": None, "usage": {"input_tokens": turn.input_tokens,
                                                  "output_tokens": turn.output_tokens}}
 

@@ -1,13 +1,11 @@
 """The provider conformance kit (``portway.testing.conformance``, issue 9)
-run on the bedrock adapter with the fake Bedrock Runtime API.  Skipped until
-the kit is installed: it is being written on its own branch."""
+run on the bedrock adapter with the fake Bedrock Runtime API."""
 
 from __future__ import annotations
 
-import pytest
 from portway_bedrock.testing import BedrockAPI
 
-conformance = pytest.importorskip("portway.testing.conformance")
+from portway.testing import conformance
 
 KEY_ID = "AKIDCONFORMANCE"
 SECRET = "conformance-secret-key-0123456789"
@@ -26,6 +24,4 @@ BEDROCK = conformance.Conformance(
     embeddings_model="amazon.titan-embed-text-v2:0",
 )
 
-
-def test_bedrock_conforms() -> None:
-    conformance.check_provider(BEDROCK)
+test_conformance = conformance.conformance_tests(BEDROCK)

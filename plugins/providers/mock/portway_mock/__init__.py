@@ -10,6 +10,9 @@ client-side tests use.  Behaviour by model name (``mock/<model>``):
 - ``error-<status>`` (e.g. ``mock/error-429``): fails with that status;
 - ``response_format`` json_object / json_schema: answers a JSON object.
 
+With a ``script`` in its config it plays those turns instead (text, tool
+calls, errors), in order, the last one repeating; see :class:`ScriptTurn`.
+
 Streams arrive word by word; ``chunk_delay_ms`` paces them.
 """
 
@@ -22,9 +25,10 @@ import math
 import struct
 import time
 from collections.abc import AsyncIterator
-from typing import Any
+from contextlib import aclosing
+from typing import Any, Literal, Protocol
 
-from pydantic import Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from portway import hookimpl, serialization
 from portway.config import ProviderConfig
@@ -34,10 +38,101 @@ from portway.providers import Provider
 PORTWAY_PLUGIN_KIND = "provider"
 
 
+class ScriptedCall(BaseModel):
+    """A tool call the model makes: ``{name, arguments}`` (and an ``id``;
+    one is made up when not given)."""
+
+    model_config = ConfigDict(extra="forbid")
+    name: str = Field(min_length=1)
+    arguments: dict[str, Any] = Field(default_factory=dict)
+    id: str | None = None
+
+
+class ScriptedError(BaseModel):
+    """A failure as a provider reports it: its HTTP status (kind as for any
+    provider), its message, and a ``Retry-After`` hint."""
+
+    model_config = ConfigDict(extra="forbid")
+    status: int = Field(ge=400, le=599)
+    message: str = "scripted failure"
+    retry_after: str | None = None
+
+    @field_validator("retry_after", mode="before")
+    @classmethod
+    def _seconds(cls, value: Any) -> Any:
+        return str(value) if isinstance(value, int | float) and not isinstance(value, bool) else value
+
+
+class ScriptedUsage(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    prompt_tokens: int = Field(ge=0)
+    completion_tokens: int = Field(ge=0)
+
+
+class ScriptTurn(BaseModel):
+    """One scripted answer: ``say`` (text) and/or ``call`` (a tool call or a
+    list of them), or ``error``; optionally its ``finish_reason`` (default
+    ``tool_calls`` with calls, else ``stop``) and ``usage`` (default: words
+    counted, as for unscripted answers)."""
+
+    model_config = ConfigDict(extra="forbid")
+    say: str | None = None
+    call: ScriptedCall | list[ScriptedCall] | None = None
+    error: ScriptedError | None = None
+    finish_reason: Literal["stop", "length", "tool_calls", "content_filter"] | None = None
+    usage: ScriptedUsage | None = None
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> ScriptTurn:
+        if self.error is not None and (self.say is not None or self.call is not None or self.finish_reason
+                                       or self.usage):
+            raise ValueError("an error turn has only 'error'")
+        if self.error is None and self.say is None and self.call is None:
+            raise ValueError("a turn needs 'say', 'call' or 'error'")
+        return self
+
+    @property
+    def calls(self) -> list[ScriptedCall]:
+        return [] if self.call is None else self.call if isinstance(self.call, list) else [self.call]
+
+
 class MockConfig(ProviderConfig):
     latency_ms: float = 0.0
     chunk_delay_ms: float = 0.0
     embedding_dimensions: int = Field(8, ge=1, le=4096)
+    #: Turns played in order instead of the echo (the last one repeats).
+    script: list[ScriptTurn] | None = Field(None, min_length=1)
+
+
+class Script(Protocol):
+    """What the provider plays when it has a script: the configured one, or
+    any object a test puts in ``provider.script`` (``portway.testing``'s
+    ``MockWire`` does, to see what the mock was sent)."""
+
+    def next_turn(self, body: dict[str, Any]) -> ScriptTurn | dict[str, Any]:
+        """The answer to the canonical request ``body``."""
+        ...
+
+    def stream_closed(self, finished: bool) -> None:
+        """A streamed answer ended: sent whole, or cut short by its client."""
+        ...
+
+
+class ConfiguredScript:
+    """The ``script`` of the config: its turns in order, the last repeating
+    (one sequence for every request to this provider instance)."""
+
+    def __init__(self, turns: list[ScriptTurn]) -> None:
+        self.turns = turns
+        self.played = 0
+
+    def next_turn(self, body: dict[str, Any]) -> ScriptTurn:
+        turn = self.turns[min(self.played, len(self.turns) - 1)]
+        self.played += 1
+        return turn
+
+    def stream_closed(self, finished: bool) -> None:
+        pass
 
 
 def _text_of(content: Any) -> str:
@@ -96,6 +191,13 @@ class MockProvider(Provider):
     default_base_url = "mock://in-process"
     default_models = ("echo", "tools", "error-429", "error-500")
 
+    def __init__(self, name: str, config: ProviderConfig) -> None:
+        super().__init__(name, config)
+        settings: MockConfig = config  # type: ignore[assignment]
+        self.script: Script | None = ConfiguredScript(settings.script) if settings.script else None
+        #: Seconds before each streamed word.
+        self.chunk_delay = settings.chunk_delay_ms / 1000
+
     async def start(self) -> None:  # nothing to connect to
         pass
 
@@ -108,7 +210,37 @@ class MockProvider(Provider):
             raise self.make_error(f"mock failure {status} (asked for by model {model!r})", kind=kind_for_status(status),
                                   status=status, retry_after="1" if status == 429 else None)
 
-    def _answer(self, body: dict[str, Any]) -> tuple[str | None, list[dict[str, Any]], str]:
+    def _scripted(self, body: dict[str, Any]) -> tuple[str | None, list[dict[str, Any]], str,
+                                                       dict[str, Any] | None] | None:
+        """The script's next answer as (text, tool calls, finish reason,
+        usage), None without a script; an error turn raises its error."""
+        if self.script is None:
+            return None
+        turn = ScriptTurn.model_validate(self.script.next_turn(body))
+        if turn.error is not None:
+            status = turn.error.status
+            raise self.make_error(turn.error.message, kind=kind_for_status(status), status=status,
+                                  retry_after=turn.error.retry_after)
+        digest = hashlib.sha256(serialization.dumps(body.get("messages") or [])).hexdigest()[:20]
+        calls = [{"id": scripted.id or f"call_{digest}{index:04d}", "type": "function",
+                  "function": {"name": scripted.name, "arguments": serialization.dumps_str(scripted.arguments)}}
+                 for index, scripted in enumerate(turn.calls)]
+        finish = turn.finish_reason or ("tool_calls" if calls else "stop")
+        usage = None
+        if turn.usage is not None:
+            usage = {**turn.usage.model_dump(),
+                     "total_tokens": turn.usage.prompt_tokens + turn.usage.completion_tokens}
+        return turn.say, calls, finish, usage
+
+    def _answer(self, body: dict[str, Any]) -> tuple[str | None, list[dict[str, Any]], str, dict[str, Any] | None]:
+        """(text, tool calls, finish reason, usage or None to count words)."""
+        scripted = self._scripted(body)
+        if scripted is not None:
+            return scripted
+        text, calls, finish = self._echo(body)
+        return text, calls, finish, None
+
+    def _echo(self, body: dict[str, Any]) -> tuple[str | None, list[dict[str, Any]], str]:
         messages = body.get("messages") or []
         last = messages[-1] if messages else {}
         functions = _functions(body.get("tools") or [])
@@ -148,7 +280,7 @@ class MockProvider(Provider):
         self._fail_if_asked(model)
         if self.config.latency_ms:  # type: ignore[attr-defined]
             await asyncio.sleep(self.config.latency_ms / 1000)  # type: ignore[attr-defined]
-        text, calls, finish = self._answer(body)
+        text, calls, finish, usage = self._answer(body)
         message: dict[str, Any] = {"role": "assistant", "content": text, "refusal": None}
         if calls:
             message["tool_calls"] = calls
@@ -158,16 +290,29 @@ class MockProvider(Provider):
             "created": int(time.time()),
             "model": model,
             "choices": [{"index": 0, "message": message, "logprobs": None, "finish_reason": finish}],
-            "usage": self._usage(body, text, calls),
+            "usage": usage or self._usage(body, text, calls),
         }
 
     async def chat_stream(self, body: dict[str, Any], ctx: Any) -> AsyncIterator[dict[str, Any]]:
         model = body["model"]
         self._fail_if_asked(model)
-        text, calls, finish = self._answer(body)
+        text, calls, finish, usage = self._answer(body)
+        finished = False
+        try:
+            async with aclosing(self._chunks(body, text, calls, finish, usage)) as chunks:
+                async for chunk in chunks:
+                    yield chunk
+            finished = True
+        finally:
+            if self.script is not None:
+                self.script.stream_closed(finished)
+
+    async def _chunks(self, body: dict[str, Any], text: str | None, calls: list[dict[str, Any]], finish: str,
+                      usage: dict[str, Any] | None) -> AsyncIterator[dict[str, Any]]:
+        model = body["model"]
         base = {"id": "chatcmpl-mock-" + hashlib.sha256(serialization.dumps(body)).hexdigest()[:16],
                 "object": "chat.completion.chunk", "created": int(time.time()), "model": model}
-        delay = self.config.chunk_delay_ms / 1000  # type: ignore[attr-defined]
+        delay = self.chunk_delay
 
         def chunk(delta: dict[str, Any], finish_reason: str | None = None) -> dict[str, Any]:
             return {**base, "choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish_reason}]}
@@ -186,7 +331,7 @@ class MockProvider(Provider):
             for piece in (arguments[:half], arguments[half:]):
                 yield chunk({"tool_calls": [{"index": i, "function": {"arguments": piece}}]})
         yield chunk({}, finish)
-        yield {**base, "choices": [], "usage": self._usage(body, text, calls)}
+        yield {**base, "choices": [], "usage": usage or self._usage(body, text, calls)}
 
     async def embeddings(self, body: dict[str, Any], ctx: Any) -> dict[str, Any]:
         self._fail_if_asked(body["model"])

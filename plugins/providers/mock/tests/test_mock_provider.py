@@ -302,3 +302,85 @@ def test_listed_models_and_no_network() -> None:
     assert mock(models=["a", "b"]).models() == ["a", "b"]
     asyncio.run(provider.start())  # nothing to connect to: no upstream is opened
     assert provider._http is None
+
+
+# -- a script ----------------------------------------------------------------------------------
+
+
+SCRIPT = [
+    {"say": "First answer.", "usage": {"prompt_tokens": 11, "completion_tokens": 2}},
+    {"call": {"name": "get_weather", "arguments": {"city": "Paris"}}},
+    {"say": "Let me check both.", "call": [{"name": "get_weather", "arguments": {"city": "Oslo"}, "id": "call_oslo"},
+                                          {"name": "get_time"}]},
+    {"error": {"status": 429, "message": "slow down", "retry_after": 3}},
+    {"say": "Cut sh", "finish_reason": "length"},
+]
+
+
+def test_a_script_is_played_in_order_and_its_last_turn_repeats() -> None:
+    provider = mock(script=SCRIPT)
+    body = req("anything")  # the question does not matter: the script answers
+
+    first = chat(body, provider)
+    assert first["choices"][0]["message"]["content"] == "First answer."
+    assert first["choices"][0]["finish_reason"] == "stop"
+    assert first["usage"] == {"prompt_tokens": 11, "completion_tokens": 2, "total_tokens": 13}
+
+    second = chat(body, provider)["choices"][0]
+    [weather] = second["message"]["tool_calls"]
+    assert second["finish_reason"] == "tool_calls" and second["message"]["content"] is None
+    assert (weather["function"]["name"], json.loads(weather["function"]["arguments"])) == ("get_weather",
+                                                                                           {"city": "Paris"})
+    assert weather["id"].startswith("call_")
+
+    third = chat(body, provider)["choices"][0]
+    assert third["message"]["content"] == "Let me check both."
+    assert [(c["id"], c["function"]["name"], c["function"]["arguments"]) for c in third["message"]["tool_calls"]][0] \
+        == ("call_oslo", "get_weather", '{"city":"Oslo"}')
+    assert third["message"]["tool_calls"][1]["function"] == {"name": "get_time", "arguments": "{}"}
+
+    with pytest.raises(ProviderError) as info:
+        chat(body, provider)
+    assert (info.value.status, info.value.kind, info.value.retry_after) == (429, "rate_limit", "3")
+    assert info.value.message == "provider 'mock': slow down"
+
+    for _ in range(2):  # the last turn, again and again
+        cut = chat(body, provider)["choices"][0]
+        assert (cut["message"]["content"], cut["finish_reason"]) == ("Cut sh", "length")
+
+
+def test_a_scripted_stream_is_the_same_answer_streamed() -> None:
+    provider = mock(script=SCRIPT[2:3])
+    chunks = stream(req("x", stream=True), provider)
+    assembler = StreamAssembler()
+    for chunk in chunks:
+        assembler.add(chunk)
+    streamed, whole = assembler.result()["choices"][0], chat(req("x"), provider)["choices"][0]
+    assert (streamed["message"]["content"], streamed["message"]["tool_calls"], streamed["finish_reason"]) == (
+        whole["message"]["content"], whole["message"]["tool_calls"], whole["finish_reason"])
+    assert stream_content(chunks) == "Let me check both."
+    error = mock(script=SCRIPT[3:4])
+    with pytest.raises(ProviderError) as info:
+        stream(req("x", stream=True), error)  # fails before the first chunk, as an HTTP error would
+    assert info.value.status == 429
+
+
+def test_an_error_model_still_fails_with_a_script() -> None:
+    with pytest.raises(ProviderError) as info:
+        chat(req(model="error-500"), mock(script=SCRIPT))
+    assert info.value.status == 500
+
+
+@pytest.mark.parametrize(("turn", "problem"), [
+    ({}, "a turn needs 'say', 'call' or 'error'"),
+    ({"say": "hi", "error": {"status": 500}}, "an error turn has only 'error'"),
+    ({"sya": "hi"}, "Extra inputs are not permitted"),
+    ({"error": {"status": 200}}, "greater than or equal to 400"),
+    ({"call": {"arguments": {}}}, "Field required"),
+    ({"say": "hi", "finish_reason": "done"}, "'stop', 'length', 'tool_calls' or 'content_filter'"),
+])
+def test_a_bad_script_is_a_config_error(turn: dict[str, Any], problem: str) -> None:
+    with pytest.raises(ValueError, match=problem):
+        mock(script=[turn])
+    with pytest.raises(ValueError, match="at least 1 item"):
+        mock(script=[])

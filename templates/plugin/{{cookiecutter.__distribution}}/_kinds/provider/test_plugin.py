@@ -1,93 +1,55 @@
-"""The {{ cookiecutter.name }} provider end to end: the openai SDK talks to a real
-Portway gateway, which talks to a fake upstream that answers with scripted
-OpenAI JSON and SSE (``fake_upstream``, a :class:`portway.testing.FakeUpstream`)."""
+"""The {{ cookiecutter.name }} provider end to end: the openai and anthropic SDKs talk to
+a real Portway gateway, which talks to a fake of the upstream's wire format on
+a real socket (``fake_upstream``, a :class:`portway.testing.FakeUpstream`).
+
+``test_conformance`` is Portway's provider conformance kit
+(:mod:`portway.testing.conformance`): one test per common check (chat,
+streams, system prompts, tools, images, JSON mode, parameters, usage, errors,
+embeddings, ``/v1/messages``, client disconnects), each through its own
+gateway.  Declare what your upstream cannot do in ``CONFORMANCE``, and the
+checks for it are skipped; a failing check says what differed.
+"""
 
 from typing import Any
 
-import openai
-import pytest
+from portway.testing.conformance import FEATURES, Conformance, conformance_tests
+from portway.testing.openai_chat import OpenAIChatAPI
+from portway.testing.script import say
 
 PROVIDER_TYPE = "{{ cookiecutter.name }}"
+KEY = "sk-test-conformance-0123456789"  # 12 characters or more: the kit checks it is never echoed
 
-COMPLETION = {
-    "id": "chatcmpl-1",
-    "object": "chat.completion",
-    "created": 1700000000,
-    "model": "my-model",
-    "choices": [
-        {"index": 0, "message": {"role": "assistant", "content": "Hello from upstream"}, "finish_reason": "stop"}
-    ],
-    "usage": {"prompt_tokens": 3, "completion_tokens": 3, "total_tokens": 6},
-}
+CONFORMANCE = Conformance(
+    provider=PROVIDER_TYPE,
+    config=lambda url: {"type": PROVIDER_TYPE, "base_url": url + "/v1", "api_key": KEY},
+    # A fake of the upstream's wire format, driven by a script of model turns.  OpenAIChatAPI
+    # speaks Chat Completions, as this provider does as generated; subclass it for your server's
+    # quirks (refused_params, authorize(), check()), or write a fake of another wire format with
+    # the same members (see "Checking a provider with the conformance kit" in Portway's
+    # docs/plugins.md).
+    fake=lambda script: OpenAIChatAPI(script, api_key=KEY),
+    model="my-model",
+    # What the upstream maps; take out what it cannot do, e.g. FEATURES - {"vision_url"}.
+    features=FEATURES,
+    # max_tokens, stop, temperature, top_p, seed: "mapped" (the default), "dropped" or "refused".
+    params={},
+)
 
-
-def chunk(delta: dict[str, Any], finish_reason: str | None = None) -> dict[str, Any]:
-    return {
-        "id": "chatcmpl-2",
-        "object": "chat.completion.chunk",
-        "created": 1700000000,
-        "model": "my-model",
-        "choices": [{"index": 0, "delta": delta, "finish_reason": finish_reason}],
-    }
-
-
-CHUNKS = [
-    chunk({"role": "assistant", "content": ""}),
-    chunk({"content": "Hello"}),
-    chunk({"content": " from upstream"}),
-    chunk({}, "stop"),
-    {"id": "chatcmpl-2", "object": "chat.completion.chunk", "created": 1700000000, "model": "my-model",
-     "choices": [], "usage": {"prompt_tokens": 3, "completion_tokens": 3, "total_tokens": 6}},
-]
+test_conformance = conformance_tests(CONFORMANCE)
 
 MESSAGES = [{"role": "user", "content": "Hi"}]
 
 
-@pytest.fixture
-def client(fake_upstream: Any, gateway_server: Any) -> openai.OpenAI:
-    """An openai SDK client for a gateway whose provider ``upstream`` is a
-    ``{{ cookiecutter.name }}`` provider pointed at the fake upstream."""
-    config = {
-        "providers": {
-            "upstream": {"type": PROVIDER_TYPE, "base_url": fake_upstream.url + "/v1", "api_key": "sk-test"}
-        }
-    }
-    return gateway_server(config).openai_client()
-
-
-def test_chat(client: openai.OpenAI, fake_upstream: Any) -> None:
-    fake_upstream.json("/v1/chat/completions", COMPLETION)
+def test_the_request_it_sends(fake_upstream: Any, gateway_server: Any) -> None:
+    """What the conformance kit leaves to you: the exact request on the wire."""
+    api = OpenAIChatAPI([say("Hello from upstream")], api_key=KEY).install(fake_upstream)
+    client = gateway_server({"providers": {"upstream": CONFORMANCE.config(fake_upstream.url)}}).openai_client()
 
     reply = client.chat.completions.create(model="upstream/my-model", messages=MESSAGES)
 
     assert reply.choices[0].message.content == "Hello from upstream"
-    assert reply.usage is not None and reply.usage.total_tokens == 6
-    sent = fake_upstream.last
-    assert sent.headers["authorization"] == "Bearer sk-test"
-    assert sent.json()["model"] == "my-model"
-    assert sent.json()["messages"] == MESSAGES
-
-
-def test_stream(client: openai.OpenAI, fake_upstream: Any) -> None:
-    fake_upstream.sse("/v1/chat/completions", CHUNKS, done=True)
-
-    stream = client.chat.completions.create(model="upstream/my-model", messages=MESSAGES, stream=True)
-    text = "".join(c.choices[0].delta.content or "" for c in stream if c.choices)
-
-    assert text == "Hello from upstream"
-    assert fake_upstream.last.json()["stream"] is True
-
-
-def test_upstream_errors_reach_the_client_classified(client: openai.OpenAI, fake_upstream: Any) -> None:
-    fake_upstream.json(
-        "/v1/chat/completions",
-        {"error": {"message": "slow down", "type": "rate_limit_error"}},
-        status=429,
-        headers={"retry-after": "7"},
-    )
-
-    with pytest.raises(openai.RateLimitError) as caught:
-        client.chat.completions.create(model="upstream/my-model", messages=MESSAGES)
-
-    assert "slow down" in caught.value.message
-    assert caught.value.response.headers["retry-after"] == "7"
+    [sent] = api.calls
+    assert sent.request.path == "/v1/chat/completions"
+    assert sent.request.headers["authorization"] == f"Bearer {KEY}"
+    assert sent.body["model"] == "my-model"
+    assert sent.body["messages"] == MESSAGES
