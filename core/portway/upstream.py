@@ -25,15 +25,20 @@ from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 import aiohttp
 import httpx
+import yarl
 
 from portway import serialization, sse
 from portway.errors import ProviderError
 
 TRANSPORTS = ("aiohttp", "httpx")
+
+#: What a URL may hold as it is (RFC 3986's reserved and unreserved
+#: characters, and ``%`` for the escapes already made).
+_URL_CHARACTERS = "!#$%&'()*+,/:;=?@[]~"
 
 #: How long a finished stream's connection may take to deliver the rest of
 #: its body (normally just the chunked-encoding trailer) before it is closed
@@ -256,6 +261,14 @@ class Upstream:
     def url(self, path: str) -> str:
         return path if path.startswith(("http://", "https://")) else self.base_url + path
 
+    def _aiohttp_url(self, path: str) -> yarl.URL:
+        """The URL exactly as the adapter wrote it, as httpx sends it: the
+        escapes it made are kept (yarl would otherwise decode ``%3A`` to
+        ``:``, and a request signed over its encoded path, as SigV4 signs
+        Bedrock's model ids, would no longer match), and only characters that
+        cannot appear in a URL at all are escaped."""
+        return yarl.URL(quote(self.url(path), safe=_URL_CHARACTERS), encoded=True)
+
     @staticmethod
     def _prepare(json: Any, body: bytes | None, headers: Mapping[str, str] | None) -> tuple[bytes | None, dict[str, str]]:
         content = serialization.dumps(json) if json is not None else body
@@ -291,7 +304,7 @@ class Upstream:
                 session = self._session()
                 await self._acquire()
                 try:
-                    async with session.request(method, self.url(path), data=content, headers=merged,
+                    async with session.request(method, self._aiohttp_url(path), data=content, headers=merged,
                                                allow_redirects=False) as resp:
                         self._refuse_redirect(resp.status, resp.headers)
                         return UpstreamResponse(resp.status, resp.headers,
@@ -323,7 +336,7 @@ class Upstream:
                 session = self._session()
                 await self._acquire()
                 try:
-                    aio = await session.request(method, self.url(path), data=content, headers=merged,
+                    aio = await session.request(method, self._aiohttp_url(path), data=content, headers=merged,
                                                 allow_redirects=False)
                 except BaseException:
                     self._release()

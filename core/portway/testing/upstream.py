@@ -41,6 +41,8 @@ class RecordedRequest:
     peer: tuple[str, int] | None = None
     #: ``time.monotonic()`` when the request arrived (for lower bounds: a backoff waited at least this).
     at: float = field(default_factory=time.monotonic)
+    #: The path as it came on the wire, escapes and all (``path`` is decoded).
+    raw_path: str = ""
 
     def json(self) -> Any:
         return serialization.loads(self.body)
@@ -142,7 +144,10 @@ class FakeUpstream:
     # -- scripting ---------------------------------------------------------
 
     def add(self, path: str, *replies: Reply | Handler, method: str = "POST") -> FakeUpstream:
-        """Answer ``method path`` with ``replies`` in turn; the last one repeats."""
+        """Answer ``method path`` with ``replies`` in turn; the last one repeats.
+        A ``path`` that ends in ``*`` answers every path that starts with the
+        rest (for APIs with ids in the path: ``/model/*``), unless a route
+        names the path exactly."""
         self._routes[(method, path)] = list(replies)
         return self
 
@@ -183,10 +188,13 @@ class FakeUpstream:
             method=request.method, path=request.url.path, query=request.url.query,
             headers={k.lower(): v for k, v in request.headers.items()}, body=await request.body(),
             peer=(request.client.host, request.client.port) if request.client else None,
+            raw_path=request.scope.get("raw_path", b"").decode("latin-1"),
         )
         self.requests.append(recorded)
-        replies = [self._answer_all] if self._answer_all is not None else self._routes.get((request.method,
-                                                                                             recorded.path))
+        replies = [self._answer_all] if self._answer_all is not None else self._routes.get(
+            (request.method, recorded.path)) or next(
+            (replies for (method, path), replies in self._routes.items()
+             if method == request.method and path.endswith("*") and recorded.path.startswith(path[:-1])), None)
         if not replies:
             return Response(serialization.dumps({"error": {"message": f"fake upstream: no route {request.method} {recorded.path}", "type": "not_found"}}),
                             status_code=404, media_type="application/json")
