@@ -119,9 +119,11 @@ ANTHROPIC_BAD: list[tuple[dict[str, Any], str]] = [
 @pytest.mark.parametrize(("change", "param"), ANTHROPIC_BAD, ids=[p for _, p in ANTHROPIC_BAD])
 def test_mistyped_messages_bodies_are_400s_naming_the_parameter(rejecting: Any, change: dict[str, Any],
                                                                 param: str) -> None:
+    """Any Messages request that needs a translation (here: to an OpenAI-format
+    upstream) is checked in full first."""
     server, upstream, _ = rejecting
     before = len(upstream.requests)
-    body = {"model": "claude/claude-sonnet-4-5", "max_tokens": 10, "messages": HI, **change}
+    body = {"model": "oai/gpt-4o", "max_tokens": 10, "messages": HI, **change}
     response = post(server, "/v1/messages", body)
     assert response.status_code == 400, response.text
     error = response.json()
@@ -131,6 +133,23 @@ def test_mistyped_messages_bodies_are_400s_naming_the_parameter(rejecting: Any, 
     if "max_tokens" not in change:  # (the SDK itself computes with max_tokens)
         with pytest.raises(anthropic.BadRequestError):  # the SDK reads it as the API's own error
             server.anthropic_client().messages.create(**body)
+
+
+def test_a_request_passed_through_as_it_is_is_checked_by_its_upstream(rejecting: Any) -> None:
+    """To an Anthropic upstream, with no hook reading it, a Messages request
+    goes as it was sent: the gateway checks what it reads itself (model,
+    stream), and the upstream the rest; its 400 reaches the client as it is."""
+    server, upstream, _ = rejecting
+    upstream.json("/v1/messages", {"type": "error", "error": {
+        "type": "invalid_request_error", "message": "stop_sequences: Input should be a valid list"}}, status=400)
+    body = {"model": "claude/claude-sonnet-4-5", "max_tokens": 10, "messages": HI, "stop_sequences": 5}
+    response = post(server, "/v1/messages", body)
+    assert response.status_code == 400
+    assert response.json()["error"]["message"] == "provider 'claude': stop_sequences: Input should be a valid list"
+    assert upstream.last.json() == {**body, "model": "claude-sonnet-4-5"}
+    for envelope, param in [({"stream": "yes"}, "stream"), ({"model": 5}, "model"), ({"model": ""}, "model")]:
+        refused = post(server, "/v1/messages", {**body, **envelope})
+        assert refused.status_code == 400 and param in refused.json()["error"]["message"]
 
 
 def test_unknown_content_blocks_still_pass_validation(rejecting: Any) -> None:

@@ -15,6 +15,7 @@ import httpx
 import openai
 import pytest
 
+import portway
 from portway.testing import FakeUpstream, Reply, sse_reply
 from portway.testing.gateway import GatewayServer
 from portway.testing.servers import RawUpstream
@@ -252,16 +253,51 @@ MALFORMED_ANTHROPIC_EVENTS: list[tuple[str, Any]] = [
 ]
 
 
+class Watching:
+    """A post_chunk hook: the gateway needs every event's canonical view."""
+
+    @portway.hookimpl
+    def post_chunk(self, ctx: Any, chunk: Any) -> None:
+        return None
+
+
 @pytest.mark.parametrize(("name", "event"), MALFORMED_ANTHROPIC_EVENTS, ids=[n for n, _ in MALFORMED_ANTHROPIC_EVENTS])
-def test_a_malformed_anthropic_event_ends_the_stream_cleanly(gateway_server: Any, name: str, event: Any) -> None:
+@pytest.mark.parametrize("client", ["openai", "anthropic-watched"])
+def test_a_malformed_anthropic_event_ends_the_stream_cleanly(gateway_server: Any, name: str, event: Any,
+                                                             client: str) -> None:
+    """Whenever the gateway reads the events (a translation for an OpenAI
+    client, or hooks that watch the chunks), a malformed one ends the stream
+    with an error event, never with the format's normal end."""
     with FakeUpstream() as up:
         up.sse("/v1/messages", [*ANTHROPIC_TOOL_STREAM[:2], event, *ANTHROPIC_TOOL_STREAM[2:]])
+        plugins = [("watching", Watching())] if client == "anthropic-watched" else []
+        gw = gateway_server({"providers": {"claude": {"type": "anthropic", "api_key": KEY, "base_url": up.url}}},
+                            plugins=plugins)
+        if client == "openai":
+            status, lines = sse_lines(gw, CHAT, {"model": "claude/c", "messages": HI, "stream": True})
+            assert "data: [DONE]" not in lines
+        else:
+            status, lines = sse_lines(gw, "/v1/messages",
+                                      {"model": "claude/c", "max_tokens": 5, "messages": HI, "stream": True})
+            assert "event: message_stop" not in lines
+    assert status in (200, 502)
+    assert "malformed" in "".join(lines)
+
+
+def test_an_unwatched_pass_through_relays_content_events_as_they_came(gateway_server: Any) -> None:
+    """With no hook reading the chunks, an Anthropic client's stream from an
+    Anthropic upstream is relayed as the upstream sent it: content events are
+    not parsed (the client reads them as it would from Anthropic directly);
+    the events the gateway needs (the start, usage, the end) still are."""
+    odd = ("content_block_delta", {"type": "content_block_delta", "index": 0,
+                                   "delta": {"type": "text_delta", "text": None}})
+    with FakeUpstream() as up:
+        up.sse("/v1/messages", [*ANTHROPIC_TOOL_STREAM[:2], odd, *ANTHROPIC_TOOL_STREAM[2:]])
         gw = gateway_server({"providers": {"claude": {"type": "anthropic", "api_key": KEY, "base_url": up.url}}})
         status, lines = sse_lines(gw, "/v1/messages",
                                   {"model": "claude/c", "max_tokens": 5, "messages": HI, "stream": True})
-    assert status in (200, 502)
-    assert "event: message_stop" not in lines
-    assert "malformed" in "".join(lines)
+    assert status == 200 and lines[-2:] == ["event: message_stop", 'data: {"type":"message_stop"}']
+    assert '"text":null' in "".join(lines)
 
 
 @pytest.mark.parametrize("status", [999, 600, 302])

@@ -35,6 +35,11 @@ class RequestContext:
     prompt template, rewrite ``model``).  ``metadata`` is scratch space for
     plugins; key it by plugin name.
 
+    For a request in another format (``/v1/messages``), ``body`` is made from
+    the client's own request (``native``) the first time something reads it:
+    a request that goes to an upstream speaking that format, with no hook
+    reading it, is never translated at all.
+
     The client's secret is never on the context: ``key_id`` is a stable,
     short, one-way id of the key the client presented (the same key gives
     the same id in every worker and on every machine), for features that
@@ -44,8 +49,9 @@ class RequestContext:
     """
 
     request_id: str
-    endpoint: str  # "chat.completions" | "embeddings" | "messages"
-    body: dict[str, Any]
+    endpoint: str  # "chat.completions" | "embeddings" | "messages" | "responses"
+    #: The canonical body once made (read it as ``body``).
+    canonical: dict[str, Any] | None = field(default=None, repr=False)
     key_id: str | None = None
     client_format: str = "openai"  # the shape errors and responses go back in
     headers: dict[str, str] = field(default_factory=dict)
@@ -69,12 +75,25 @@ class RequestContext:
     native: Any = None
 
     @property
+    def body(self) -> dict[str, Any]:
+        if self.canonical is None:
+            self.canonical = self.native.canonical()
+        return self.canonical
+
+    @body.setter
+    def body(self, value: dict[str, Any]) -> None:
+        self.canonical = value
+
+    @property
     def model(self) -> str:
-        return self.body.get("model", "")
+        body = self.canonical if self.canonical is not None else self.native.body
+        model = body.get("model", "")
+        return model if isinstance(model, str) else ""
 
     @property
     def stream(self) -> bool:
-        return bool(self.body.get("stream"))
+        body = self.canonical if self.canonical is not None else self.native.body
+        return body.get("stream") is True
 
     @property
     def latency(self) -> float | None:

@@ -305,7 +305,7 @@ class Gateway:
                 target = await self._select(ctx, candidates)
                 native = native_request_for(ctx, target) if method == "chat" else None
                 try:
-                    body = native.format.upstream_body(native, ctx.body, target) if native is not None else None
+                    body = native.format.upstream_body(native, ctx, target) if native is not None else None
                     if body is not None:
                         fmt = native.format.name  # type: ignore[union-attr]
                         response = await target.provider.native(fmt, body, ctx)
@@ -340,22 +340,22 @@ class Gateway:
         (``None``: canonical chunks; else the client's own format, whose
         :class:`~portway.native.NativeEvent` lists are relayed as they are)
         and an iterator of lists of what arrived together."""
-        wants_usage = bool((ctx.body.get("stream_options") or {}).get("include_usage"))
         answer = await self._prepare(ctx)
         if answer is not None:
-            return None, self._relay(ctx, _no_more(), completion_to_chunks(answer), self._chunk_relays[wants_usage])
+            return None, self._relay(ctx, _no_more(), completion_to_chunks(answer), self._chunk_relays[_wants_usage(ctx)])
         candidates, ctx.metadata["retry_limit"] = self.resolve(ctx.model)
         while True:
             target = await self._select(ctx, candidates)
             native = native_request_for(ctx, target)
             if native is not None and self._post_chunk and not native.format.patches_streams:
                 native = None  # hooks watch the chunks and this format cannot carry their changes
-            body = native.format.upstream_body(native, ctx.body, target) if native is not None else None
+            body = native.format.upstream_body(native, ctx, target) if native is not None else None
             if body is None:
                 native = None
             if native is not None:
-                stream = target.provider.native_stream(native.format.name, body, ctx)
-                is_preamble = _is_native_preamble
+                stream = target.provider.native_stream(native.format.name, body, ctx,
+                                                       chunks=self._post_chunk or self._post_response)
+                is_preamble = _is_native_preamble  # type: ignore[assignment]
             else:
                 stream = self._canonical_stream(ctx, target)
                 is_preamble = _is_preamble
@@ -386,7 +386,7 @@ class Gateway:
             process = self._native_relays.get(fmt.name) or self._native_relays.setdefault(
                 fmt.name, self._native_events(fmt))
             return fmt.name, self._relay(ctx, stream, first, process)
-        return None, self._relay(ctx, stream, first, self._chunk_relays[wants_usage])
+        return None, self._relay(ctx, stream, first, self._chunk_relays[_wants_usage(ctx)])
 
     @staticmethod
     def _check_canonical(ctx: RequestContext) -> None:
@@ -506,10 +506,15 @@ class Gateway:
         self.hooks.each_sync("request_finished", ctx=ctx)
 
 
+def _wants_usage(ctx: RequestContext) -> bool:
+    """Whether the client asked for usage in its stream (OpenAI's option)."""
+    return bool((ctx.body.get("stream_options") or {}).get("include_usage"))
+
+
 def _is_native_preamble(event: NativeEvent) -> bool:
-    """An event whose canonical chunks only announce the answer (or that
-    has none: a ping, the start of an empty block)."""
-    return all(map(_is_preamble, event.chunks))
+    """An event that only announces the answer: as the adapter says, or,
+    when it converted the event, by its canonical chunks."""
+    return event.preamble or (event.data is not None and all(map(_is_preamble, event.chunks)))
 
 
 def _is_preamble(chunk: dict[str, Any]) -> bool:

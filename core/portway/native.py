@@ -33,6 +33,7 @@ lists the formats it speaks in ``Provider.native_formats``.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -43,12 +44,21 @@ from portway import serialization
 class NativeEvent:
     """One event of a native stream: its SSE name, its parsed data, the data
     bytes as received (what the client gets unless a hook changed the
-    event), and the canonical chunks it converts to."""
+    event), and the canonical chunks it converts to.
+
+    When no hook needs the canonical chunks, an adapter may leave the events
+    that carry content unparsed (``data`` None, no chunks): the client gets
+    the upstream's own bytes either way, and the gateway reads only the
+    events that say how the answer starts and ends (usage, errors, the end).
+    ``preamble`` says whether the event only announces the answer (nothing
+    the client would miss if the answer came from another target: see the
+    gateway's fallback before the first content)."""
 
     name: str | None
     data: Any
     raw: bytes
     chunks: list[dict[str, Any]] = field(default_factory=list)
+    preamble: bool = False
 
     def encode(self) -> bytes:
         if self.name is None:
@@ -57,7 +67,7 @@ class NativeEvent:
 
     def replaced(self, data: Any) -> NativeEvent:
         """This event with new data (a hook changed it)."""
-        return NativeEvent(self.name, data, serialization.dumps(data), self.chunks)
+        return NativeEvent(self.name, data, serialization.dumps(data), self.chunks, self.preamble)
 
 
 class NativeFormat:
@@ -70,12 +80,12 @@ class NativeFormat:
     #: the canonical path.
     patches_streams: ClassVar[bool] = True
 
-    def upstream_body(self, request: NativeRequest, canonical: dict[str, Any],
-                      target: Any) -> dict[str, Any] | None:
+    def upstream_body(self, request: NativeRequest, ctx: Any, target: Any) -> dict[str, Any] | None:
         """What goes upstream: the client's body for ``target`` (its model
-        name, its ``params``), with every change hooks made to ``canonical``
-        carried over; ``None`` when the changes cannot be carried over (the
-        request then takes the canonical path to this target)."""
+        name, its ``params``), with every change hooks made to the canonical
+        view (``ctx.body``) carried over; ``None`` when the changes cannot be
+        carried over (the request then takes the canonical path to this
+        target).  Reads ``ctx.body`` only if hooks may have changed it."""
         raise NotImplementedError
 
     def canonical_response(self, native: dict[str, Any]) -> dict[str, Any]:
@@ -111,16 +121,27 @@ class NativeRequest:
     #: the native upstream runs): raised if the request takes the canonical
     #: path after all.
     canonical_error: Exception | None = None
+    #: Makes the canonical view when something first reads ``ctx.body``
+    #: (checking the body in full first, and filling :attr:`origin`).
+    to_canonical: Callable[[NativeRequest], dict[str, Any]] | None = None
+
+    def canonical(self) -> dict[str, Any]:
+        if self.to_canonical is None:
+            raise RuntimeError(f"no canonical view of this {self.format.name} request")
+        return self.to_canonical(self)
 
     def snapshot(self, canonical: dict[str, Any]) -> None:
         self.before = _fingerprint(canonical)
 
-    def changes(self, canonical: dict[str, Any]) -> tuple[set[int], set[str]] | None:
-        """What hooks changed: (indexes of changed canonical messages, names
-        of changed top-level keys), or ``None`` when the messages were added,
-        removed or reordered (the body must then be translated as a whole)."""
+    def changes(self, ctx: Any) -> tuple[set[int], set[str]] | None:
+        """What hooks changed in ``ctx.body``: (indexes of changed canonical
+        messages, names of changed top-level keys), or ``None`` when the
+        messages were added, removed or reordered (the body must then be
+        translated as a whole).  Nothing, without reading the body, when no
+        hook ran."""
         if self.before is None:
             return set(), set()
+        canonical = ctx.body
         messages_before, rest_before = self.before
         messages_after, rest_after = _fingerprint(canonical)
         if len(messages_after) != len(messages_before):

@@ -141,11 +141,15 @@ class Provider:
         return the upstream's answer in the same format, shape-checked."""
         raise self.unsupported(f"{fmt} requests as they are")
 
-    async def native_stream(self, fmt: str, body: dict[str, Any], ctx: Any) -> AsyncIterator[list[Any]]:
+    async def native_stream(self, fmt: str, body: dict[str, Any], ctx: Any, *,
+                            chunks: bool = True) -> AsyncIterator[list[Any]]:
         """The streamed form of :meth:`native`: lists of
         :class:`portway.native.NativeEvent`, each with the canonical chunks
         it converts to, in the batches they arrived in.  Must end with the
-        format's end of stream, or raise a classified error."""
+        format's end of stream, or raise a classified error.  With
+        ``chunks=False`` no hook needs the canonical view, and the adapter
+        may leave the events that carry content unparsed (see
+        :class:`~portway.native.NativeEvent`)."""
         raise self.unsupported(f"{fmt} streams as they are")
         yield []
 

@@ -26,21 +26,26 @@ from portway.formats.anthropic import (
 from portway.formats.anthropic.passthrough import ANTHROPIC
 from portway.gateway import Gateway
 from portway.native import NativeEvent, NativeRequest
-from portway.schemas.anthropic import MessagesRequest
+from portway.schemas import validate
+from portway.schemas.anthropic import MessagesEnvelope, MessagesRequest
 from portway.streaming import EventStreamResponse, unless_disconnected
 
 
 async def messages(request: Request) -> Response:
-    return await handle(request, "messages", MessagesRequest, _messages, client_format="anthropic",
-                        translate=_translate)
+    return await handle(request, "messages", MessagesEnvelope, _messages, client_format="anthropic",
+                        translate=_native)
 
 
-def _translate(body: dict[str, Any]) -> tuple[dict[str, Any], NativeRequest]:
-    """The canonical view hooks work on, and the request as sent, for a
-    target that speaks the Messages API as it is (see :mod:`portway.native`)."""
-    origin: list[int] = []
-    canonical = anthropic_request_to_openai(body, origin)
-    return canonical, NativeRequest(ANTHROPIC, body, origin)
+def _native(body: dict[str, Any]) -> tuple[None, NativeRequest]:
+    """The request as sent, for a target that speaks the Messages API as it
+    is (see :mod:`portway.native`); the canonical view is made only if
+    something reads it (a hook, or a target that needs a translation)."""
+    return None, NativeRequest(ANTHROPIC, body, [], to_canonical=_canonical)
+
+
+def _canonical(native: NativeRequest) -> dict[str, Any]:
+    validate(MessagesRequest, native.body)
+    return anthropic_request_to_openai(native.body, native.origin)
 
 
 async def _messages(request: Request, gateway: Gateway, ctx: RequestContext) -> Response:

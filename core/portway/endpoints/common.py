@@ -200,18 +200,22 @@ async def read_body(request: Request, limit: int) -> bytes:
 def nesting_exceeds(raw: bytes, value: Any, limit: int) -> bool:
     """Whether ``value`` (parsed from ``raw``) nests containers deeper than
     ``limit``.  Counting brackets in the raw bytes is a C-speed bound that
-    settles almost every body; only bodies with many containers are walked."""
+    settles most bodies; the others are walked a level at a time."""
     if raw.count(b"[") + raw.count(b"{") <= limit:
         return False
-    stack: list[tuple[Any, int]] = [(value, 1)]
-    while stack:
-        node, depth = stack.pop()
-        children = node.values() if isinstance(node, dict) else node
-        for child in children:
-            if isinstance(child, (dict, list)):
-                if depth >= limit:
-                    return True
-                stack.append((child, depth + 1))
+    level: list[Any] = [value]
+    depth = 1
+    while level:
+        deeper = []
+        for node in level:
+            for child in (node.values() if type(node) is dict else node):
+                kind = type(child)
+                if kind is dict or kind is list:
+                    deeper.append(child)
+        if deeper and depth >= limit:
+            return True
+        level = deeper
+        depth += 1
     return False
 
 
@@ -233,9 +237,9 @@ async def read_json(request: Request, limit: int) -> Any:
 # -- the context and the answer ------------------------------------------------------
 
 
-def context_for(request: Request, request_id: str, endpoint: str, body: dict[str, Any], key: str | None,
+def context_for(request: Request, request_id: str, endpoint: str, body: dict[str, Any] | None, key: str | None,
                 client_format: str = "openai", native: Any = None) -> RequestContext:
-    return RequestContext(request_id=request_id, endpoint=endpoint, body=body, key_id=key,
+    return RequestContext(request_id=request_id, endpoint=endpoint, canonical=body, key_id=key,
                           client_format=client_format, gateway=request.app.state.gateway, native=native,
                           headers={k: v for k, v in request.headers.items() if k not in SECRET_HEADERS})
 
@@ -285,14 +289,15 @@ async def handle(
     run: Run,
     *,
     client_format: str = "openai",
-    translate: Callable[[dict[str, Any]], tuple[dict[str, Any], Any]] | None = None,
+    translate: Callable[[dict[str, Any]], tuple[dict[str, Any] | None, Any]] | None = None,
 ) -> Response:
     """What every API endpoint does around its own work: check the key,
     read and validate the body, build the context, render any failure in
     the client's API shape, and hand the finished request to the
     ``request_finished`` hooks (a stream does that when it ends).
     ``translate`` turns a body in another format into (the canonical body,
-    the :class:`~portway.native.NativeRequest` for a pass-through)."""
+    or ``None`` to make it when first read; the
+    :class:`~portway.native.NativeRequest` for a pass-through)."""
     gateway: Gateway = request.app.state.gateway
     request_id = request_id_of(request)
     ctx: RequestContext | None = None

@@ -130,7 +130,8 @@ class OpenAICompatibleProvider(Provider):
         except MalformedAnswer as exc:
             raise self.malformed(str(exc)) from None
 
-    async def native_stream(self, fmt: str, body: dict[str, Any], ctx: Any) -> AsyncIterator[list[NativeEvent]]:
+    async def native_stream(self, fmt: str, body: dict[str, Any], ctx: Any, *,
+                            chunks: bool = True) -> AsyncIterator[list[NativeEvent]]:
         """Responses stream events as they came, each with the canonical
         chunks it converts to (which is how each is checked)."""
         if fmt not in self.native_formats:

@@ -41,9 +41,8 @@ class ResponsesNative(NativeFormat):
     name = "responses"
     patches_streams = False
 
-    def upstream_body(self, request: NativeRequest, canonical: dict[str, Any],
-                      target: Any) -> dict[str, Any] | None:
-        if request.changes(canonical) != (set(), set()):
+    def upstream_body(self, request: NativeRequest, ctx: Any, target: Any) -> dict[str, Any] | None:
+        if request.changes(ctx) != (set(), set()):
             return None
         body = dict(request.body)
         body["model"] = target.model

@@ -160,3 +160,15 @@ class MessagesRequest(Open):
     container: str | dict[str, Any] | None = None
     mcp_servers: list[dict[str, Any]] | None = None
     service_tier: str | None = None
+
+
+class MessagesEnvelope(Open):
+    """What the gateway itself reads of a Messages request before it knows
+    where the request goes.  A request that goes through as it is (to an
+    upstream that speaks the Messages API, with no hook reading it) is
+    checked only this far, and the upstream checks the rest (its 400 reaches
+    the client in this same shape); any other is checked in full against
+    :class:`MessagesRequest` first."""
+
+    model: str = Field(min_length=1)
+    stream: bool | None = None

@@ -60,9 +60,10 @@ class AnthropicNative(NativeFormat):
 
     # -- the request --------------------------------------------------------------------
 
-    def upstream_body(self, request: NativeRequest, canonical: dict[str, Any], target: Any) -> dict[str, Any]:
-        changes = request.changes(canonical)
+    def upstream_body(self, request: NativeRequest, ctx: Any, target: Any) -> dict[str, Any]:
+        changes = request.changes(ctx)
         if changes is None:  # messages added, removed or reordered: translate it all
+            canonical = ctx.body
             body = openai_to_anthropic_request(canonical, system_in_place=True)
             body.pop("stream", None)
             for key, value in request.body.items():  # what has no canonical form stays as sent
@@ -72,9 +73,9 @@ class AnthropicNative(NativeFormat):
             changed_messages, changed_keys = changes
             body = dict(request.body)
             if changed_messages:
-                self._patch_messages(body, request, canonical, changed_messages)
+                self._patch_messages(body, request, ctx.body, changed_messages)
             if changed_keys:
-                self._patch_top_level(body, canonical, changed_keys)
+                self._patch_top_level(body, ctx.body, changed_keys)
         body["model"] = target.model
         if target.params:
             params = dict(target.params)

@@ -30,6 +30,12 @@ from portway.upstream import UpstreamResponse
 
 PORTWAY_PLUGIN_KIND = "provider"
 
+#: The stream events the gateway itself reads (usage, the end, errors); the
+#: rest carry content, relayed unread when no hook needs the canonical view.
+_LIFECYCLE_EVENTS = frozenset({"message_start", "message_delta", "message_stop", "error"})
+#: Content events that do not start the answer yet (a fallback is still invisible after them).
+_ANNOUNCING_EVENTS = frozenset({"ping", "content_block_start", "content_block_stop"})
+
 
 class AnthropicConfig(ProviderConfig):
     anthropic_version: str = "2023-06-01"
@@ -121,9 +127,13 @@ class AnthropicProvider(Provider):
         except MalformedAnswer as exc:
             raise self.malformed(str(exc)) from None
 
-    async def native_stream(self, fmt: str, body: dict[str, Any], ctx: Any) -> AsyncIterator[list[NativeEvent]]:
+    async def native_stream(self, fmt: str, body: dict[str, Any], ctx: Any, *,
+                            chunks: bool = True) -> AsyncIterator[list[NativeEvent]]:
         """The upstream's events as they came, each with the canonical
-        chunks it converts to (which is how each is checked)."""
+        chunks it converts to (which is how each is checked).  With
+        ``chunks=False`` only the events that start, end or fail the answer
+        are read (usage, the end, errors); the content events go to the client
+        as Anthropic sent them, unread."""
         async with self.http.stream("POST", self.path, json=self._prepared(body, stream=True),
                                     headers=self._headers(ctx)) as response:
             await self.refuse_failed_stream(response)
@@ -142,8 +152,11 @@ class AnthropicProvider(Provider):
             def convert(event: sse.Event) -> NativeEvent | None:
                 if not event.raw:
                     return None
+                name = event.event
+                if not chunks and name is not None and name not in _LIFECYCLE_EVENTS:
+                    return NativeEvent(name, None, event.raw, preamble=name in _ANNOUNCING_EVENTS)
                 data = serialization.loads(event.raw)
-                return NativeEvent(event.event, data, event.raw, converter.feed(event.event, data))
+                return NativeEvent(name, data, event.raw, converter.feed(name, data))
 
             async for batch in self.stream_items(response, convert):
                 yield batch

@@ -335,7 +335,8 @@ class BedrockProvider(Provider):
         except MalformedAnswer as exc:
             raise self.malformed(str(exc)) from None
 
-    async def native_stream(self, fmt: str, body: dict[str, Any], ctx: Any) -> AsyncIterator[list[NativeEvent]]:
+    async def native_stream(self, fmt: str, body: dict[str, Any], ctx: Any, *,
+                            chunks: bool = True) -> AsyncIterator[list[NativeEvent]]:
         """Anthropic's events, each from a ``chunk`` message's base64
         ``bytes``, relayed as Anthropic's SSE events."""
         model, payload = self._anthropic_body(body, ctx)

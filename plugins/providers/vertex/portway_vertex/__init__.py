@@ -251,7 +251,8 @@ class VertexProvider(GeminiProvider):
         except MalformedAnswer as exc:
             raise self.malformed(str(exc)) from None
 
-    async def native_stream(self, fmt: str, body: dict[str, Any], ctx: Any) -> AsyncIterator[list[NativeEvent]]:
+    async def native_stream(self, fmt: str, body: dict[str, Any], ctx: Any, *,
+                            chunks: bool = True) -> AsyncIterator[list[NativeEvent]]:
         """Vertex's events as they came, each with the canonical chunks it
         converts to (which is how each is checked)."""
         if fmt != "anthropic" or publisher(str(body.get("model") or ""))[0] != "anthropic":
