@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from portway import sse
 
@@ -157,3 +159,43 @@ def test_ndjson_refuses_a_line_past_the_limit() -> None:
     assert ndjson(b'{"a":"' + b"x" * 50 + b'"}\n', max_line_bytes=64) == [{"a": "x" * 50}]
     with pytest.raises(sse.EventTooLarge):
         ndjson(b'{"a":"' + b"x" * 50, b"x" * 50, max_line_bytes=64)
+
+
+def _whatwg_block(block: bytes) -> tuple[bytes, str | None, str | None] | None:
+    """The WHATWG field rules, line by line, with no shortcut: what the
+    decoder's fast paths for the common framings must agree with."""
+    data, name, event_id = [], None, None
+    for line in block.split(b"\n"):
+        if not line or line.startswith(b":"):
+            continue
+        field, _, value = line.partition(b":")
+        value = value[1:] if value.startswith(b" ") else value
+        if field == b"data":
+            data.append(value)
+        elif field == b"event":
+            name = value.decode("utf-8", "replace")
+        elif field == b"id":
+            event_id = value.decode("utf-8", "replace")
+    if not data and name is None:
+        return None
+    return b"\n".join(data), name, event_id
+
+
+_LINES = [b"event: message_start", b"event:ping", b"event: a: b", b"event: ", b"data: {}", b"data:x", b"data: ",
+          b"data: a: b", b"id: 7", b": comment", b"retry: 10", b"data", b"event", b"eventx: y", b"datax: y", b""]
+
+
+@given(st.lists(st.sampled_from(_LINES), min_size=1, max_size=4))
+@settings(derandomize=True, max_examples=400)
+def test_every_block_reads_as_the_whatwg_rules_say(lines: list[bytes]) -> None:
+    block = b"\n".join(lines)
+    if b"\n\n" in block or block.endswith(b"\n") or not block.strip(b"\n"):
+        return  # not one block
+    event = sse._parse_block(block)
+    expected = _whatwg_block(block)
+    assert (None if event is None else (event.raw, event.event, event.id)) == expected, block
+
+
+def test_the_named_event_framing_keeps_colons_in_names_and_data() -> None:
+    events = decode_all(b"event: a:b\ndata: c: d\n\nevent: x\ndata: 1\nid: 9\n\nevent: y\ndata: 1\ndata: 2\n\n")
+    assert [(e.event, e.raw, e.id) for e in events] == [("a:b", b"c: d", None), ("x", b"1", "9"), ("y", b"1\n2", None)]

@@ -119,6 +119,10 @@ class SSEDecoder:
 def _parse_block(block: bytes) -> Event | None:
     if block.startswith(b"data: ") and b"\n" not in block:  # the common case: one data line
         return Event(block[6:])
+    if block.startswith(b"event: "):  # Anthropic's and the Responses API's: one event line, one data line
+        head, _, tail = block.partition(b"\n")
+        if tail.startswith(b"data: ") and b"\n" not in tail:
+            return Event(tail[6:], head[7:].decode("utf-8", "replace"))
     data: list[bytes] = []
     name: str | None = None
     event_id: str | None = None

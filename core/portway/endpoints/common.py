@@ -197,12 +197,10 @@ async def read_body(request: Request, limit: int) -> bytes:
     return parts[0] if len(parts) == 1 else b"".join(parts)
 
 
-def nesting_exceeds(raw: bytes, value: Any, limit: int) -> bool:
-    """Whether ``value`` (parsed from ``raw``) nests containers deeper than
-    ``limit``.  Counting brackets in the raw bytes is a C-speed bound that
-    settles most bodies; the others are walked a level at a time."""
-    if raw.count(b"[") + raw.count(b"{") <= limit:
-        return False
+def nesting_exceeds(value: Any, limit: int) -> bool:
+    """Whether ``value`` nests containers deeper than ``limit``, walked a
+    level at a time.  (Counting brackets in the raw bytes first looks cheaper
+    but is not: two ``bytes.count`` over a 110 KB body cost twice the walk.)"""
     level: list[Any] = [value]
     depth = 1
     while level:
@@ -229,7 +227,7 @@ async def read_json(request: Request, limit: int) -> Any:
         if "depth limit" in str(exc):  # deeper than the parser itself goes (1024)
             raise ValidationFailed(TOO_DEEP) from None
         raise ValidationFailed(f"the request body is not valid JSON: {exc}") from None
-    if isinstance(value, (dict, list)) and nesting_exceeds(raw, value, MAX_JSON_DEPTH):
+    if isinstance(value, (dict, list)) and nesting_exceeds(value, MAX_JSON_DEPTH):
         raise ValidationFailed(TOO_DEEP)
     return value
 
