@@ -108,8 +108,9 @@ def markdown(report: dict[str, Any]) -> str:
         f"# Portway benchmark ({meta['mode']} mode, {meta['started_at']})",
         "",
         f"mock: {meta['mock']} · load generator: {meta['loadgen']} · pinning: {meta['pinning']} · {how} · "
-        f"RSS 'after' is sampled after N = {meta['soak_total']:,} requests, or fewer (shown) if the "
-        f"{meta['settings']['soak_max_s']:.0f} s soak cap came first",
+        f"RSS is sampled idle (after start-up), loaded (after the timed runs) and after a soak of "
+        f"N = {meta['soak_total']:,} more small requests, or fewer (shown) if the "
+        f"{meta['settings']['soak_max_s']:.0f} s cap came first: loaded → after is growth with requests alone",
         "",
         f"host: {host['cpus']} CPUs, {host['cpu_model']}, load average at start {host['loadavg_at_start']}, "
         f"at end {host.get('loadavg_at_end', '–')} (the run itself adds ~2){steal}; other work on the machine "
@@ -120,7 +121,7 @@ def markdown(report: dict[str, Any]) -> str:
         "| target | RPS c1 | p50 / p99 c1 (ms) | RPS c64 | server CPU c64 | CPU/req c64 (µs) | p50 / p99 c64 (ms) "
         "| +p50 vs a, c1 (ms) | stream TTFB p50 c1 (ms) | TTFB +vs a (ms) | streams/s c16 | chunks/s c16 "
         "| CPU/stream c16 (µs) | large: req/s | large: server CPU | large: CPU/req (µs) "
-        "| RSS idle → after (MiB) (requests) | start-up (ms) |",
+        "| RSS idle → loaded → after soak (MiB) (soak requests) | start-up (ms) |",
         "|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|",
     ]
     notes = []
@@ -137,7 +138,8 @@ def markdown(report: dict[str, Any]) -> str:
             f"| {st['ttfb_p50_ms']:.2f} | {n(add['ttfb_p50_ms'], '+.3f')} | {n(st['c16']['streams_per_s'])} "
             f"| {n(st['c16']['chunks_per_s'])} | {n(st['c16'].get('server_cpu_us_per_req'))} "
             f"| {n(large['rps'])} | {large['server_cpu_pct']:.0f} % | {n(large.get('server_cpu_us_per_req'))} "
-            f"| {mib(r['rss_kib']['idle'])} → {mib(r['rss_kib']['after'])} ({r['rss_kib']['requests_served']:,}) "
+            f"| {mib(r['rss_kib']['idle'])} → {mib(r['rss_kib']['loaded'])} → {mib(r['rss_kib']['after'])} "
+            f"({r['rss_kib']['soak_requests']:,}) "
             f"| {r['startup_ms']:.0f} |"
         )
         errors = c1["errors"] + c64["errors"] + st["ttfb_errors"] + st["c16"]["errors"] + large["errors"]

@@ -67,8 +67,8 @@ class Settings:
     large_duration: float  # the large case (a Claude Code-like /v1/messages stream)
     large_count: int | None
     warmup_count: int
-    soak_total: int  # N: requests served before the "after" RSS sample...
-    soak_max_s: float  # ...unless the soak hits this time cap first (slow targets)
+    soak_total: int  # N: small requests the soak serves between the "loaded" and "after" RSS samples...
+    soak_max_s: float  # ...unless it hits this time cap first (slow targets)
     startup_timeout: float
 
 
@@ -168,18 +168,20 @@ def warm_up(server: Server, s: Settings) -> None:
     server.served += s.warmup_count + 2 * max(4, s.warmup_count // 4)
 
 
-def soak(server: Server, tools: Tools, s: Settings) -> None:
-    """Serve up to N requests in total (or the time cap); the RSS sampled after
-    it, compared with the idle one, shows growth: growth that keeps rising with N is a leak."""
-    remaining = s.soak_total - server.served
-    if remaining <= 0:
-        return
+def soak(server: Server, tools: Tools, s: Settings) -> int:
+    """Serve N more small requests (or until the time cap); returns how many.
+    RSS sampled before and after shows growth with requests alone: what keeps
+    rising with N is a leak, while the timed runs' high-water mark (the large
+    case's 110 KB bodies, 16 at a time) is already in the "before" sample."""
+    before = server.served
     if tools.wrk:
         with_cpu(server, lambda: loadgen.run_wrk(server.url, tools.body_file(NONSTREAM_BODY, "nonstream.json"), 64,
-                                                 s.soak_max_s, max_requests=remaining, prefix=pin_prefix(tools.load_cpu)))
+                                                 s.soak_max_s, max_requests=s.soak_total,
+                                                 prefix=pin_prefix(tools.load_cpu)))
     else:
         with_cpu(server, lambda: loadgen.run_aiohttp(
-            server.url, NONSTREAM_BODY, 64, count=remaining, duration=s.soak_max_s).summary())
+            server.url, NONSTREAM_BODY, 64, count=s.soak_total, duration=s.soak_max_s).summary())
+    return server.served - before
 
 
 @dataclass
@@ -193,7 +195,9 @@ class Target:
     extra: dict[str, Any] = field(default_factory=dict)
     startup_runs: list[float] = field(default_factory=list)
     rss_idle: int = 0
+    rss_loaded: int = 0  # after the timed runs, before the soak
     rss_after: int = 0
+    soak_served: int = 0
     modules: dict[str, bool] = field(default_factory=dict)
     runs: dict[str, list[dict[str, Any]]] = field(default_factory=lambda: {p: [] for p in PHASES})
 
@@ -294,7 +298,9 @@ def measure_all(rig: Rig, targets: list[Target]) -> None:
 
     for t in live():
         def finish(t: Target = t) -> None:
-            soak(t.server, tools, s)
+            time.sleep(0.2)
+            t.rss_loaded = rss_kib(t.server.proc.pid)
+            t.soak_served = soak(t.server, tools, s)
             time.sleep(0.2)
             t.rss_after = rss_kib(t.server.proc.pid)
             t.modules = loaded_modules(t.server.proc.pid)
@@ -352,8 +358,9 @@ def result(t: Target) -> dict[str, Any]:
         # The large case: rps (whole streams/s), latency, server CPU per request.
         "large": {**large, "concurrency": LARGE_CONCURRENCY, "body_bytes": len(payloads.LARGE_BODY),
                   "runs": t.runs["large"]},
-        "rss_kib": {"idle": t.rss_idle, "after": t.rss_after, "growth": t.rss_after - t.rss_idle,
-                    "requests_served": server.served},
+        "rss_kib": {"idle": t.rss_idle, "loaded": t.rss_loaded, "after": t.rss_after,
+                    "growth": t.rss_after - t.rss_idle, "soak_growth": t.rss_after - t.rss_loaded,
+                    "soak_requests": t.soak_served, "requests_served": server.served},
         "modules_loaded": t.modules,
         **({"info": server.info} if server.info else {}),
         **t.extra,
@@ -396,7 +403,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--portway", default=default_portway(), help="portway executable (default: the venv's)")
     p.add_argument("--disable-plugins", default=None, help="comma list of plugins to disable for (d); default: ask `portway plugins --json`")
     p.add_argument("--requests", type=int, default=None, help="N for the RSS-after-N sample (default 100000, quick 800)")
-    p.add_argument("--soak-seconds", type=float, default=None, help="time cap of the soak to N (default 40, quick 10)")
+    p.add_argument("--soak-seconds", type=float, default=None, help="time cap of the soak of N requests (default 40, quick 10)")
     p.add_argument("--repeat", type=int, default=None,
                    help="runs of each timed measurement and of the start-up, interleaved across targets; "
                         "medians are reported (default 3, quick 1)")

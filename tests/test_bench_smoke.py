@@ -76,7 +76,8 @@ def check_ok_target(key: str, r: dict[str, Any]) -> None:
     assert 100_000 <= large["body_bytes"] <= 118_000, (key, large["body_bytes"])
     assert is_num(large["server_cpu_us_per_req"]) and large["server_cpu_us_per_req"] >= 0, (key, large)
     rss = r["rss_kib"]
-    assert rss["idle"] > 0 and rss["after"] > 0 and rss["requests_served"] >= 1, (key, rss)
+    assert rss["idle"] > 0 and rss["loaded"] > 0 and rss["after"] > 0 and rss["soak_requests"] >= 1, (key, rss)
+    assert rss["soak_growth"] == rss["after"] - rss["loaded"], (key, rss)
     assert is_num(r["startup_ms"]) and r["startup_ms"] > 0, (key, r["startup_ms"])
     assert set(r["added_vs_a"]) == {"p50_ms_c1", "p50_ms_c64", "ttfb_p50_ms"}
 
