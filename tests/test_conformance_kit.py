@@ -201,7 +201,15 @@ def test_what_is_not_claimed_is_skipped_by_name() -> None:
     skipped = {case.id: case.marks[0].kwargs["reason"] for case in parametrize.args[1] if case.marks}
     assert skipped["vision_url"] == "openai does not claim vision_url"
     assert "tool_round_trip" not in skipped and "chat" not in skipped and "error_429" not in skipped
-    assert [case.id for case in parametrize.args[1]] == list(conformance.CHECKS)
+    optional = {name for name, check in conformance.CHECKS.items()
+                if check.needs in conformance.OPTIONAL_FEATURES or check.needs in conformance.EXTRA_PARAMS}
+    assert optional == {"reasoning", "rerank", *(f"param_{name}" for name in conformance.EXTRA_PARAMS)}
+    # Optional features and extra parameters appear only where claimed: not as skips.
+    assert [case.id for case in parametrize.args[1]] == [name for name in conformance.CHECKS if name not in optional]
+    claimed = conformance_tests(dataclasses.replace(OPENAI, features=frozenset({"rerank"}), params={"n": "refused"}))
+    [parametrize] = [mark for mark in claimed.pytestmark if mark.name == "parametrize"]  # type: ignore[attr-defined]
+    ids = [case.id for case in parametrize.args[1]]
+    assert "rerank" in ids and "param_n" in ids and "reasoning" not in ids and "param_user" not in ids
 
 
 def test_check_provider_runs_the_named_checks_and_reports_the_first_failure(monkeypatch: pytest.MonkeyPatch) -> None:

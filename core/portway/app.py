@@ -18,7 +18,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from portway import config as config_module
 from portway import configcheck, logs
-from portway.endpoints import anthropic, openai, responses
+from portway.endpoints import anthropic, openai, rerank, responses
 from portway.endpoints.common import JSONResponse, authenticate, error_response, request_id_of
 from portway.errors import PortwayError
 from portway.gateway import Gateway
@@ -30,6 +30,8 @@ def create_app(gateway: Gateway) -> Starlette:
         Route("/v1/chat/completions", openai.chat_completions, methods=["POST"]),
         Route("/v1/embeddings", openai.embeddings, methods=["POST"]),
         Route("/v1/models", openai.models, methods=["GET"]),
+        Route("/v1/rerank", rerank.rerank, methods=["POST"]),
+        Route("/v2/rerank", rerank.rerank, methods=["POST"]),
         Route("/v1/messages", anthropic.messages, methods=["POST"]),
         Route("/v1/responses", responses.create, methods=["POST"]),
         Route("/v1/responses/{response_id}", responses.response, methods=["GET", "DELETE"]),

@@ -291,8 +291,13 @@ class Gateway:
     async def embeddings(self, ctx: RequestContext) -> dict[str, Any]:
         return (await self.answer(ctx, "embeddings"))[1]
 
+    async def rerank(self, ctx: RequestContext) -> dict[str, Any]:
+        """A rerank request, answered in the canonical shape (see
+        :mod:`portway.formats.rerank`), before the endpoint sorts and cuts it."""
+        return (await self.answer(ctx, "rerank"))[1]
+
     async def answer(self, ctx: RequestContext, method: str = "chat") -> tuple[str | None, dict[str, Any]]:
-        """A non-streamed request: ``method`` (``chat`` or ``embeddings``)
+        """A non-streamed request: ``method`` (``chat``, ``embeddings`` or ``rerank``)
         on the selected provider, with retries and fallbacks.  Returns the
         answer's format and the answer: ``None`` for the canonical shape, or
         the client's own format when the target spoke it as it is (a

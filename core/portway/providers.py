@@ -14,13 +14,14 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from contextlib import aclosing
 from typing import Any, ClassVar
 
 from portway import serialization, sse
 from portway.config import ProviderConfig
 from portway.errors import PortwayError, ProviderError, is_error_status, kind_for_status, kind_for_type, redact
+from portway.quirks import lookup_capabilities
 from portway.upstream import Upstream, UpstreamResponse, UpstreamStream
 
 #: Longest upstream error message passed on to a client.
@@ -51,6 +52,14 @@ class Provider:
     #: Extend it for a provider's own, e.g. ``Provider.secret_headers | {"x-acme-token"}``.
     secret_headers: ClassVar[frozenset[str]] = frozenset(
         {"authorization", "proxy-authorization", "x-api-key", "api-key", "x-goog-api-key"})
+    #: What each model can do, for the models the provider documents:
+    #: shell-style model patterns (matched in order, case-insensitive) -> a
+    #: set of :data:`portway.quirks.CAPABILITIES` (``tools``, ``vision``,
+    #: ``json``).  A request that needs what its model lacks is a 400 naming
+    #: the field before anything is sent (adapters call
+    #: :func:`portway.quirks.check_capabilities`); a model no pattern matches
+    #: is not checked.
+    capabilities: ClassVar[Mapping[str, Iterable[str]]] = {}
 
     def __init__(self, name: str, config: ProviderConfig) -> None:
         self.name = name
@@ -136,6 +145,14 @@ class Provider:
         """Return an OpenAI embeddings ``list`` dict."""
         raise self.unsupported("embeddings")
 
+    async def rerank(self, body: dict[str, Any], ctx: Any) -> dict[str, Any]:
+        """Rank ``body["documents"]`` by relevance to ``body["query"]`` (the
+        canonical rerank request, :mod:`portway.schemas.rerank`): return the
+        canonical answer (:mod:`portway.formats.rerank`; check an upstream's
+        with :func:`~portway.formats.rerank.check_rerank`).  The gateway
+        sorts the results, cuts them to ``top_n`` and fills in documents."""
+        raise self.unsupported("rerank")
+
     async def native(self, fmt: str, body: dict[str, Any], ctx: Any) -> dict[str, Any]:
         """A request in ``fmt`` (one of :attr:`native_formats`), sent as it is;
         return the upstream's answer in the same format, shape-checked."""
@@ -162,6 +179,17 @@ class Provider:
 
     def models(self) -> list[str]:
         return list(self.config.models or self.default_models)
+
+    def model_capabilities(self, model: str) -> frozenset[str] | None:
+        """What ``model`` can do by :attr:`capabilities` (None: not known)."""
+        if not self.capabilities:
+            return None
+        cache = self.__dict__.setdefault("_capabilities_cache", {})
+        if model not in cache:
+            if len(cache) > 1024:  # model names come from clients: keep the cache bounded
+                cache.clear()
+            cache[model] = lookup_capabilities(self.capabilities, model)
+        return cache[model]
 
     # -- helpers shared by adapters ------------------------------------------
 

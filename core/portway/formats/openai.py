@@ -20,6 +20,7 @@ from portway.formats import MalformedAnswer
 from portway.formats.responses import ResponsesStreamToOpenAI, check_response
 from portway.native import NativeEvent
 from portway.providers import Provider, StreamEnd
+from portway.quirks import Quirks, check_capabilities
 from portway.upstream import UpstreamResponse
 
 
@@ -29,21 +30,52 @@ class OpenAICompatibleProvider(Provider):
     #: Where the Responses API lives, for an upstream that lists
     #: ``"responses"`` in ``native_formats`` (OpenAI does).
     responses_path: ClassVar[str] = "/responses"
-    #: Request keys this upstream rejects; removed before sending.
-    drop_params: ClassVar[frozenset[str]] = frozenset()
+    #: How this upstream differs from OpenAI's Chat Completions (see :mod:`portway.quirks`).
+    quirks: ClassVar[Quirks] = Quirks()
     #: Whether Anthropic-only keys (``top_k``, ``thinking``, ``cache_control``)
     #: that a ``/v1/messages`` client sent may go upstream (vLLM accepts ``top_k``).
     accepts_anthropic_extras: ClassVar[bool] = False
 
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        cls._quirky_requests = cls.quirks.changes_requests
+        base = OpenAICompatibleProvider
+        cls._maps_answers = (cls.quirks.reasoning_field != "reasoning_content"
+                             or cls.to_completion is not base.to_completion or cls.to_chunk is not base.to_chunk)
+
+    _quirky_requests: ClassVar[bool] = False
+    _maps_answers: ClassVar[bool] = False
+
+    # -- the three places an upstream's differences go (besides quirks) ---------------
+
     def prepare(self, body: dict[str, Any]) -> dict[str, Any]:
-        """Last chance to adapt the canonical body to this upstream."""
-        if self.drop_params:
-            return {k: v for k, v in body.items() if k not in self.drop_params}
+        """Last chance to adapt the canonical body to this upstream, after
+        :attr:`quirks` were applied (return a copy to change it)."""
         return body
+
+    def to_completion(self, data: Any) -> Any:
+        """The upstream's (non-streamed) answer as an OpenAI
+        ``chat.completion`` dict.  It is checked afterwards
+        (:func:`check_completion`), so it may meet any JSON: leave what it
+        does not expect as it is.  The default applies :attr:`quirks`."""
+        return self.quirks.completion(data)
+
+    def to_chunk(self, data: Any) -> Any:
+        """One streamed event's JSON as a ``chat.completion.chunk`` dict, or
+        None to skip the event.  Checked afterwards (:func:`check_chunk`),
+        like :meth:`to_completion`.  The default applies :attr:`quirks`."""
+        return self.quirks.chunk(data)
 
     def _wire_body(self, body: dict[str, Any], ctx: Any) -> dict[str, Any]:
         if not self.accepts_anthropic_extras and getattr(ctx, "client_format", None) == "anthropic":
             body = strip_anthropic_extras(body, self.name)
+        if self.capabilities:
+            model = body.get("model")
+            capabilities = self.model_capabilities(model) if isinstance(model, str) else None
+            if capabilities is not None:
+                check_capabilities(body, capabilities, self.name, model)  # type: ignore[arg-type]
+        if self._quirky_requests:
+            body = self.quirks.request(body, self.name)
         return self.prepare(body)
 
     def chat_url(self, body: dict[str, Any]) -> str:
@@ -61,7 +93,11 @@ class OpenAICompatibleProvider(Provider):
         response = await self.http.request("POST", self.chat_url(wire), json=wire)
         if response.status >= 300:
             raise self.error_from_response(response)
-        data = self.answer_json(response)
+        return self._completion(self.answer_json(response))
+
+    def _completion(self, data: Any) -> dict[str, Any]:
+        if self._maps_answers:
+            data = self.to_completion(data)
         try:
             return check_completion(data)
         except MalformedAnswer as exc:
@@ -79,12 +115,10 @@ class OpenAICompatibleProvider(Provider):
             if is_json(response.headers):
                 # A JSON answer to a stream request: an error, or a server that ignores `stream`.
                 data = self.answer_json(UpstreamResponse(response.status, response.headers, await response.aread()))
-                try:
-                    yield completion_to_chunks(check_completion(data))
-                except MalformedAnswer as exc:
-                    raise self.malformed(str(exc)) from None
+                yield completion_to_chunks(self._completion(data))
                 return
             ended = False  # [DONE], or a finish_reason
+            maps = self._maps_answers
 
             def convert(event: sse.Event) -> dict[str, Any] | None:
                 nonlocal ended
@@ -97,6 +131,10 @@ class OpenAICompatibleProvider(Provider):
                 chunk = serialization.loads(raw)
                 if type(chunk) is dict and "error" in chunk and "choices" not in chunk:
                     raise self.stream_error(chunk["error"])
+                if maps:
+                    chunk = self.to_chunk(chunk)
+                    if chunk is None:
+                        return None
                 if check_chunk(chunk):
                     ended = True
                 return chunk

@@ -31,6 +31,7 @@ and raises :class:`AssertionError` saying what differed.  The checks:
                           the model, the conversation and no system prompt upstream
 ``chat_stream``           the same, streamed: the deltas join to the text
 ``system``                a system prompt reaches the provider as its system text
+``developer``             a ``developer`` message reaches the provider as its system text
 ``multi_turn``            user / assistant / user history, in order
 ``tool_round_trip``       a tool call (name, arguments, ``finish_reason: tool_calls``), then the
                           tool's result sent back: the call and the result seen upstream
@@ -38,7 +39,10 @@ and raises :class:`AssertionError` saying what differed.  The checks:
 ``vision_url``            an image by URL, ``vision_base64`` one inline (a ``data:`` URI)
 ``json_object``           ``response_format`` json_object, ``json_schema`` (the schema seen as sent)
 ``param_<name>``          ``max_tokens``, ``stop``, ``temperature``, ``top_p``, ``seed``: seen
-                          as sent (mapped), not seen (dropped), or a 400 naming it (refused)
+                          as sent (mapped), not seen (dropped), or a 400 naming it (refused);
+                          and, only where the package declares them, the :data:`EXTRA_PARAMS`
+                          (``n``, ``user``, ``logprobs``, ``max_completion_tokens``, …), also
+                          ``"as:<name>"``: sent under the provider's own name
 ``usage_in_stream``       ``stream_options.include_usage``: usage on the last chunk only
 ``finish_length``         an answer cut at the token limit is ``finish_reason: length``
 ``error_<status>``        400, 401, 403, 404, 429, 500, 503 from the provider: the same status,
@@ -47,6 +51,11 @@ and raises :class:`AssertionError` saying what differed.  The checks:
                           provider's retry hint as ``Retry-After`` (429), the configured
                           credentials never echoed (exact or masked), streamed and not
 ``embeddings``            vectors per input, in input order, as floats and as base64
+``reasoning``             a model's reasoning text reaches the client as ``reasoning_content``
+                          (whole and streamed) and as a thinking block on ``/v1/messages``,
+                          and a client that sends it back in the history is served
+``rerank``                ``POST /v1/rerank`` (and ``/v2/rerank``): what the provider was asked,
+                          results in the order of its scores, ``top_n``, documents returned
 ``anthropic_messages``    ``/v1/messages`` with the anthropic SDK; ``anthropic_stream`` streamed
                           (and a streamed tool call when ``stream_tools`` is claimed)
 ``disconnect``            a client that leaves mid-stream cancels the upstream request
@@ -76,14 +85,30 @@ from portway.testing.gateway import GatewayServer
 from portway.testing.script import Call, Step, Turn, call, say
 from portway.testing.upstream import FakeUpstream, Reply
 
-#: What a package may claim (a check is skipped for what it does not).
+#: What a package claims unless it says otherwise (a check is skipped for what it does not claim).
 FEATURES = frozenset({
-    "system", "multi_turn", "tools", "stream_tools", "vision_url", "vision_base64", "json_object", "json_schema",
-    "embeddings", "anthropic_ingress", "usage_in_stream",
+    "system", "developer", "multi_turn", "tools", "stream_tools", "vision_url", "vision_base64", "json_object",
+    "json_schema", "embeddings", "anthropic_ingress", "usage_in_stream",
 })
+#: What a package may claim besides: only where it says so.
+OPTIONAL_FEATURES = frozenset({"reasoning", "rerank"})
 #: The request parameters the kit checks, and what a package may say of each.
 PARAMS = ("max_tokens", "stop", "temperature", "top_p", "seed")
-PARAM_RULES = ("mapped", "dropped", "refused")
+#: Parameters checked only where a package declares a rule for them: the value sent, and what else
+#: the request needs for it to make sense (``parallel_tool_calls`` and ``tool_choice`` come with tools).
+EXTRA_PARAMS: dict[str, tuple[Any, dict[str, Any]]] = {
+    "max_completion_tokens": (77, {}),
+    "n": (2, {}),
+    "user": ("user-1234", {}),
+    "logprobs": (True, {}),
+    "frequency_penalty": (0.5, {}),
+    "presence_penalty": (0.25, {}),
+    "logit_bias": ({"1234": -50}, {}),
+    "parallel_tool_calls": (False, {"tools": "weather"}),
+    "tool_choice": ("required", {"tools": "weather"}),
+    "reasoning_effort": ("low", {}),
+}
+PARAM_RULES = ("mapped", "dropped", "refused")  # and "as:<name>" for an extra parameter the provider renames
 #: The name of the provider entry in each check's gateway config.
 INSTANCE = "conf"
 #: The upstream statuses the error checks send.
@@ -116,8 +141,12 @@ class Seen:
     #: "object", "schema" or None.
     json_mode: str | None = None
     json_schema: dict[str, Any] | None = None
-    #: max_tokens, stop (a list), temperature, top_p, seed as sent (absent when not sent).
+    #: max_tokens, stop (a list), temperature, top_p, seed as sent (absent when not sent), and any
+    #: of :data:`EXTRA_PARAMS` the fake decodes (under their canonical names).
     params: dict[str, Any] = field(default_factory=dict)
+    #: The request body as the fake received it, for fakes of a JSON wire format (the
+    #: ``"as:<name>"`` rule reads it).
+    raw: dict[str, Any] | None = None
 
     def text_turns(self) -> list[tuple[str, str]]:
         """The user and assistant messages that carry text."""
@@ -177,18 +206,27 @@ class Conformance:
     params: Mapping[str, str] = field(default_factory=_all_mapped)
     #: The model for the embeddings check (``model`` when None).
     embeddings_model: str | None = None
+    #: The model for the rerank check (``model`` when None).
+    rerank_model: str | None = None
+    #: Plugins to register in each check's gateway besides the installed ones, as
+    #: ``(name, plugin)`` pairs (a provider defined in a test module, not installed).
+    plugins: Sequence[tuple[str, Any]] = ()
 
     def __post_init__(self) -> None:
         self.features = frozenset(self.features)
-        unknown = sorted(self.features - FEATURES)
+        known = FEATURES | OPTIONAL_FEATURES
+        unknown = sorted(self.features - known)
         if unknown:
-            raise ValueError(f"unknown feature(s) {', '.join(unknown)}; the features are: {', '.join(sorted(FEATURES))}")
+            raise ValueError(f"unknown feature(s) {', '.join(unknown)}; the features are: {', '.join(sorted(known))}")
         params = _all_mapped()
         for name, rule in dict(self.params).items():
-            if name not in PARAMS:
-                raise ValueError(f"unknown parameter {name!r}; the parameters are: {', '.join(PARAMS)}")
-            if rule not in PARAM_RULES:
-                raise ValueError(f"params[{name!r}] is {rule!r}; it must be one of: {', '.join(PARAM_RULES)}")
+            if name not in PARAMS and name not in EXTRA_PARAMS:
+                raise ValueError(f"unknown parameter {name!r}; the parameters are: "
+                                 f"{', '.join([*PARAMS, *EXTRA_PARAMS])}")
+            renamed = name in EXTRA_PARAMS and rule.startswith("as:") and len(rule) > 3
+            if rule not in PARAM_RULES and not renamed:
+                raise ValueError(f"params[{name!r}] is {rule!r}; it must be one of: {', '.join(PARAM_RULES)}"
+                                 + (", or 'as:<name>'" if name in EXTRA_PARAMS else ""))
             params[name] = rule
         self.params = params
 
@@ -228,7 +266,8 @@ class _Run:
             self.fake.stream_delay = stream_delay
             self.fake.install(self.upstream)
             self.entry = conformance.config(self.upstream.url)
-            self.server = GatewayServer({"providers": {INSTANCE: self.entry}}).start()
+            self.server = GatewayServer({"providers": {INSTANCE: self.entry}},
+                                        plugins=list(conformance.plugins) or None).start()
         except BaseException:
             self.upstream.stop()
             raise
@@ -386,6 +425,17 @@ def check_system(c: Conformance) -> None:
           [("user", QUESTION)])
 
 
+def check_developer(c: Conformance) -> None:
+    with _run(c, [_answer()]) as run:
+        reply = run.openai.chat.completions.create(
+            model=run.model, messages=[{"role": "developer", "content": SYSTEM}, _user(QUESTION)])
+        [seen] = run.seen(1)
+    _same("the answer's text", reply.choices[0].message.content, ANSWER)
+    _same("the system prompt the upstream saw (from a developer message)", seen.system, SYSTEM)
+    _same("the conversation the upstream saw (the developer message is not a turn)", seen.text_turns(),
+          [("user", QUESTION)])
+
+
 def check_multi_turn(c: Conformance) -> None:
     history = [("user", "My name is Ada."), ("assistant", "Nice to meet you, Ada."), ("user", "What is my name?")]
     with _run(c, [_answer("Your name is Ada.")]) as run:
@@ -482,11 +532,14 @@ def _param_check(name: str) -> Callable[[Conformance], None]:
     def check(c: Conformance) -> None:
         import openai
 
-        rule, value = c.params[name], PARAM_VALUES[name]
+        rule = c.params[name]
+        value, needs = EXTRA_PARAMS.get(name, (PARAM_VALUES.get(name), {}))
+        extra: dict[str, Any] = {name: value}
+        if needs.get("tools"):
+            extra["tools"] = [WEATHER_TOOL]
         with _run(c, [_answer()]) as run:
             try:
-                reply = run.openai.chat.completions.create(model=run.model, messages=[_user(QUESTION)],
-                                                           **{name: value})
+                reply = run.openai.chat.completions.create(model=run.model, messages=[_user(QUESTION)], **extra)
             except openai.BadRequestError as exc:
                 if rule != "refused":
                     raise
@@ -501,8 +554,13 @@ def _param_check(name: str) -> Callable[[Conformance], None]:
         _same("the answer's text", reply.choices[0].message.content, ANSWER)
         if rule == "mapped":
             _same(f"the {name} the upstream saw", seen.params.get(name), value)
+        elif rule.startswith("as:"):
+            other = rule[3:]
+            _true(seen.raw is not None, "the 'as:' rule needs a fake that records the body it received (Seen.raw)")
+            _same(f"the {other} the upstream saw (for {name})", (seen.raw or {}).get(other), value)
+            _true(name not in (seen.raw or {}), f"{name} reached the upstream under its own name too")
         else:
-            _true(name not in seen.params,
+            _true(name not in seen.params and name not in (seen.raw or {}),
                   f"{name} was declared dropped, but the upstream saw {seen.params.get(name)!r}")
 
     check.__doc__ = f"{name}: mapped, dropped or refused as declared"
@@ -716,6 +774,75 @@ def check_anthropic_stream(c: Conformance) -> None:
         _same("the tools the upstream saw declared", seen[1].tool_names, ["get_weather"])
 
 
+REASONING = "The question names France; its capital is Paris."
+
+
+def check_reasoning(c: Conformance) -> None:
+    turn = say(ANSWER, input_tokens=INPUT_TOKENS, output_tokens=OUTPUT_TOKENS, reasoning=REASONING)
+    steps = [turn, turn, _answer("Yes."), *([turn, turn] if "anthropic_ingress" in c.features else [])]
+    with _run(c, steps) as run:
+        reply = run.openai.chat.completions.create(model=run.model, messages=[_user(QUESTION)])
+        message = reply.choices[0].message
+        _same("the answer's text", message.content, ANSWER)
+        _same("the reasoning the client got (reasoning_content)", (message.model_extra or {}).get("reasoning_content"),
+              REASONING)
+        chunks = list(run.openai.chat.completions.create(model=run.model, messages=[_user(QUESTION)], stream=True))
+        streamed = "".join((chunk.choices[0].delta.model_extra or {}).get("reasoning_content") or ""
+                           for chunk in chunks if chunk.choices)
+        _same("the streamed reasoning (reasoning_content deltas)", streamed, REASONING)
+        _same("the streamed text", _text_of_stream(chunks)[0], ANSWER)
+        # A client sends the answer back as it got it, reasoning and all (as OpenAI-style clients do).
+        history = [_user(QUESTION), {"role": "assistant", "content": ANSWER, "reasoning_content": REASONING},
+                   _user("Are you sure?")]
+        again = run.openai.chat.completions.create(model=run.model, messages=history)
+        _same("the answer after a turn with reasoning in the history", again.choices[0].message.content, "Yes.")
+        if "anthropic_ingress" in c.features:
+            whole = run.anthropic.messages.create(model=run.model, max_tokens=300, messages=[_user(QUESTION)])
+            _same("the thinking blocks on /v1/messages",
+                  [block.thinking for block in whole.content if block.type == "thinking"], [REASONING])
+            with run.anthropic.messages.stream(model=run.model, max_tokens=300, messages=[_user(QUESTION)]) as stream:
+                final = stream.get_final_message()
+            _same("the streamed thinking blocks on /v1/messages",
+                  [block.thinking for block in final.content if block.type == "thinking"], [REASONING])
+        seen = run.seen(len(steps))
+    _same("the conversation the upstream saw after a turn with reasoning", seen[2].text_turns(),
+          [("user", QUESTION), ("assistant", ANSWER), ("user", "Are you sure?")])
+
+
+RERANK_QUERY = "What is the capital of France?"
+RERANK_DOCUMENTS = ["Berlin is the capital of Germany.", "Paris is the capital of France.",
+                    "The Eiffel Tower is in Paris.", "Bananas are yellow."]
+
+
+def check_rerank(c: Conformance) -> None:
+    import httpx
+
+    model = f"{INSTANCE}/{c.rerank_model or c.model}"
+    with _run(c, []) as run:
+        headers = {"authorization": "Bearer portway-test"}
+        answers = []
+        for path, documents in (("/v1/rerank", RERANK_DOCUMENTS), ("/v2/rerank", [{"text": d} for d in RERANK_DOCUMENTS])):
+            response = httpx.post(run.server.url + path, headers=headers, timeout=30, json={
+                "model": model, "query": RERANK_QUERY, "documents": documents, "top_n": 2, "return_documents": True})
+            _same(f"the status of POST {path}", response.status_code, 200)
+            answers.append(response.json())
+        calls = list(getattr(run.fake, "rerank_calls", None) or [])
+    _same("rerank requests the fake accepted (it keeps them in rerank_calls)", len(calls), 2)
+    for answer, seen in zip(answers, calls, strict=True):
+        _same("the query the upstream saw", seen.query, RERANK_QUERY)
+        _same("the documents the upstream saw", seen.documents, RERANK_DOCUMENTS)
+        _true(seen.top_n in (None, 2), f"the upstream was asked for top_n={seen.top_n!r}, not 2")
+        order = sorted(range(len(RERANK_DOCUMENTS)), key=lambda i: (-seen.scores[i], i))[:2]
+        results = answer.get("results")
+        _true(isinstance(results, list), f"no results: {answer!r}")
+        _same("the indexes of the results (by the upstream's scores, top 2)", [r.get("index") for r in results], order)
+        _true(all(math.isclose(r["relevance_score"], seen.scores[r["index"]], rel_tol=1e-6, abs_tol=1e-6)
+                  for r in results), f"the scores differ from the upstream's: {results!r} vs {seen.scores!r}")
+        _same("the documents returned", [(r.get("document") or {}).get("text") for r in results],
+              [RERANK_DOCUMENTS[i] for i in order])
+        _same("the model in the answer", answer.get("model"), model)
+
+
 def check_disconnect(c: Conformance) -> None:
     long_answer = Turn(tuple(f"word{i} " for i in range(60)), INPUT_TOKENS, OUTPUT_TOKENS)
     with _run(c, [long_answer], stream_delay=DISCONNECT_PACE) as run:
@@ -739,8 +866,10 @@ class Check:
     needs: str | None = None
 
     def skip_reason(self, conformance: Conformance) -> str | None:
-        if self.needs in FEATURES and self.needs not in conformance.features:
+        if self.needs in FEATURES | OPTIONAL_FEATURES and self.needs not in conformance.features:
             return f"{conformance.provider} does not claim {self.needs}"
+        if self.needs in EXTRA_PARAMS and self.needs not in conformance.params:
+            return f"{conformance.provider} declares nothing about {self.needs}"
         return None
 
 
@@ -748,6 +877,7 @@ CHECKS: dict[str, Check] = {check.name: check for check in [
     Check("chat", check_chat),
     Check("chat_stream", check_chat_stream),
     Check("system", check_system, "system"),
+    Check("developer", check_developer, "developer"),
     Check("multi_turn", check_multi_turn, "multi_turn"),
     Check("tool_round_trip", check_tool_round_trip, "tools"),
     Check("stream_tools", check_stream_tools, "stream_tools"),
@@ -755,11 +885,13 @@ CHECKS: dict[str, Check] = {check.name: check for check in [
     Check("vision_base64", check_vision_base64, "vision_base64"),
     Check("json_object", check_json_object, "json_object"),
     Check("json_schema", check_json_schema, "json_schema"),
-    *(Check(f"param_{name}", _param_check(name), name) for name in PARAMS),
+    *(Check(f"param_{name}", _param_check(name), name) for name in (*PARAMS, *EXTRA_PARAMS)),
     Check("usage_in_stream", check_usage_in_stream, "usage_in_stream"),
     Check("finish_length", check_finish_length),
     *(Check(f"error_{status}", _error_check(status)) for status in ERROR_STATUSES),
     Check("embeddings", check_embeddings, "embeddings"),
+    Check("rerank", check_rerank, "rerank"),
+    Check("reasoning", check_reasoning, "reasoning"),
     Check("anthropic_messages", check_anthropic_messages, "anthropic_ingress"),
     Check("anthropic_stream", check_anthropic_stream, "anthropic_ingress"),
     Check("disconnect", check_disconnect),
@@ -795,8 +927,9 @@ def check_provider(conformance: Conformance, *, checks: Sequence[str] | None = N
 
 def conformance_tests(conformance: Conformance) -> Callable[[str, None], None]:
     """A pytest test function running each check as its own test, named for
-    it (``test_conformance[tool_round_trip]``); a check of what the package
-    does not claim shows as skipped.  Assign it in a test module::
+    it (``test_conformance[tool_round_trip]``); a check of a default feature
+    the package does not claim shows as skipped (checks of the optional
+    features and the extra parameters appear only where claimed).  Assign it in a test module::
 
         test_conformance = conformance_tests(CONFORMANCE)
     """
@@ -805,6 +938,8 @@ def conformance_tests(conformance: Conformance) -> Callable[[str, None], None]:
     cases = []
     for name, check in CHECKS.items():
         reason = check.skip_reason(conformance)
+        if reason and (check.needs in OPTIONAL_FEATURES or check.needs in EXTRA_PARAMS):
+            continue  # not a gap: what only some providers have, or a parameter the package says nothing of
         cases.append(pytest.param(name, id=name, marks=[pytest.mark.skip(reason=reason)] if reason else []))
 
     @pytest.mark.parametrize("check", cases)
@@ -816,5 +951,6 @@ def conformance_tests(conformance: Conformance) -> Callable[[str, None], None]:
     return test_conformance
 
 
-__all__ = ["CHECKS", "ERROR_STATUSES", "FEATURES", "INSTANCE", "PARAMS", "PARAM_RULES", "Check", "Conformance", "Seen",
+__all__ = ["CHECKS", "ERROR_STATUSES", "EXTRA_PARAMS", "FEATURES", "INSTANCE", "OPTIONAL_FEATURES", "PARAMS",
+           "PARAM_RULES", "Check", "Conformance", "Seen",
            "WireFake", "check_provider", "conformance_tests", "credentials", "run_check", "wait_for_stopped"]

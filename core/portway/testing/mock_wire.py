@@ -21,7 +21,7 @@ from typing import Any
 from portway import serialization
 from portway.testing.conformance import Seen
 from portway.testing.openai_chat import chat_seen, tool_results
-from portway.testing.script import Call, Script, Step, ToolCall, Turn
+from portway.testing.script import Call, RerankCall, Script, Step, ToolCall, Turn, relevance
 from portway.testing.upstream import FakeUpstream, RecordedRequest, Reply, json_reply
 
 
@@ -31,6 +31,8 @@ class MockWire:
     def __init__(self, script: Sequence[Step]) -> None:
         self.script = Script(script)
         self.calls: list[Call] = []
+        #: The rerank requests the mock got, with the scores this fake gave.
+        self.rerank_calls: list[RerankCall] = []
         self.disconnected = threading.Event()
         #: Seconds before each streamed word (handed to the provider when attached).
         self.stream_delay = 0.0
@@ -70,6 +72,14 @@ class MockWire:
     def stream_closed(self, finished: bool) -> None:
         if not finished:
             self.disconnected.set()
+
+    def rank(self, body: dict[str, Any], documents: list[str]) -> list[float] | dict[str, Any]:
+        """The mock's rerank seam: the score of each document (or a scripted failure)."""
+        if self._failure is not None:
+            return self._failure
+        scores = [relevance(body["query"], document) for document in documents]
+        self.rerank_calls.append(RerankCall(body["model"], body["query"], documents, body.get("top_n"), scores))
+        return scores
 
 
 def mock_turn(turn: Turn) -> dict[str, Any]:

@@ -33,9 +33,25 @@ call of the assistant message before it, an assistant's tool call that no
 script is used up.  Anything else it takes as sent.
 
 It is the base for OpenAI-compatible servers' fakes: subclass it and change
-the paths (constructor arguments), :attr:`~OpenAIChatAPI.refused_params`,
-:meth:`~OpenAIChatAPI.authorize` (another auth header) or
-:meth:`~OpenAIChatAPI.check` (any other rule), or the rendering methods.
+the paths (constructor arguments), the rules below (class attributes, each
+refusing with a 400 what a server refuses; OpenAI's own defaults refuse
+nothing), :meth:`~OpenAIChatAPI.authorize` (another auth header) or
+:meth:`~OpenAIChatAPI.check` (any other rule), or the rendering methods:
+
+* :attr:`~OpenAIChatAPI.refused_params`: parameters it refuses outright;
+* :attr:`~OpenAIChatAPI.max_n`: the most choices it returns (more is a 400);
+* :attr:`~OpenAIChatAPI.roles`: the message roles it knows;
+* :attr:`~OpenAIChatAPI.string_content_roles`: roles whose content must be a string;
+* :attr:`~OpenAIChatAPI.refuses_reasoning_in_history`: an assistant message
+  carrying ``reasoning_content`` back is a 400 (DeepSeek's rule);
+* :attr:`~OpenAIChatAPI.response_formats`, :attr:`~OpenAIChatAPI.tool_choices`:
+  the ``response_format`` types and ``tool_choice`` forms it takes;
+* :attr:`~OpenAIChatAPI.reasoning_field`: where its answers carry a turn's
+  ``reasoning`` (None: they do not).
+
+A subclass states them from the server's own documentation, apart from the
+adapter's :class:`~portway.quirks.Quirks`, so an adapter that forgets one
+sends what the fake refuses, and its tests fail.
 """
 
 from __future__ import annotations
@@ -48,7 +64,7 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 from portway import serialization
-from portway.testing.conformance import Seen
+from portway.testing.conformance import EXTRA_PARAMS, Seen
 from portway.testing.script import Call, Script, Step, ToolCall, ToolResult, Turn, halves, id_maker
 from portway.testing.upstream import FakeUpstream, RecordedRequest, Reply, json_reply, sse_reply
 
@@ -70,6 +86,22 @@ class OpenAIChatAPI:
 
     #: Request parameters this server refuses with a 400 naming the parameter.
     refused_params: frozenset[str] = frozenset()
+    #: The most choices (``n``) it returns: a larger ``n`` is a 400.
+    max_n: int | None = None
+    #: The message roles it knows.
+    roles: frozenset[str] = frozenset({"system", "developer", "user", "assistant", "tool"})
+    #: Roles whose ``content`` must be a string (not a list of parts).
+    string_content_roles: frozenset[str] = frozenset()
+    #: Whether an assistant message that carries ``reasoning_content`` back is a 400.
+    refuses_reasoning_in_history: bool = False
+    #: The ``response_format`` types it takes.
+    response_formats: frozenset[str] = frozenset({"text", "json_object", "json_schema"})
+    #: The ``tool_choice`` forms it takes: "auto", "none", "required", "named" (a function object).
+    tool_choices: frozenset[str] = frozenset({"auto", "none", "required", "named"})
+    #: Whether it takes ``stream_options``.
+    takes_stream_options: bool = True
+    #: The field of its answers (and deltas) that carries a turn's reasoning; None: not returned.
+    reasoning_field: str | None = None
 
     def __init__(self, script: Sequence[Step], *, api_key: str | None = None,
                  chat_path: str = "/v1/chat/completions", embeddings_path: str = "/v1/embeddings",
@@ -135,6 +167,30 @@ class OpenAIChatAPI:
         for name in sorted(self.refused_params):
             if name in body:
                 return f"Unsupported parameter: '{name}' is not supported with this model.", name
+        n = body.get("n")
+        if self.max_n is not None and isinstance(n, int) and n > self.max_n:
+            return f"'n' must be at most {self.max_n}", "n"
+        if "stream_options" in body and not self.takes_stream_options:
+            return "Unsupported parameter: 'stream_options'.", "stream_options"
+        response_format = body.get("response_format")
+        if isinstance(response_format, dict) and response_format.get("type") not in self.response_formats:
+            return f"response_format type {response_format.get('type')!r} is not supported", "response_format"
+        tool_choice = body.get("tool_choice")
+        if tool_choice is not None:
+            form = "named" if isinstance(tool_choice, dict) else tool_choice
+            if form not in self.tool_choices:
+                return f"tool_choice {form!r} is not supported", "tool_choice"
+        for index, message in enumerate(messages):
+            if not isinstance(message, dict):
+                continue
+            role = message.get("role")
+            if role not in self.roles:
+                return f"messages[{index}].role: unknown role {role!r}", f"messages.[{index}].role"
+            if role in self.string_content_roles and not isinstance(message.get("content"), str | None):
+                return f"messages[{index}].content must be a string for role {role!r}", f"messages.[{index}].content"
+            if self.refuses_reasoning_in_history and role == "assistant" and "reasoning_content" in message:
+                return (f"messages[{index}]: reasoning_content is not allowed in input messages",
+                        f"messages.[{index}].reasoning_content")
         return check_tool_messages(messages)
 
     # -- answering --------------------------------------------------------------
@@ -204,6 +260,8 @@ class OpenAIChatAPI:
                  for part in turn.parts if isinstance(part, ToolCall)]
         message: dict[str, Any] = {"role": "assistant", "content": "".join(texts) if texts else None,
                                    "refusal": None, "annotations": []}
+        if turn.reasoning is not None and self.reasoning_field is not None:
+            message[self.reasoning_field] = turn.reasoning
         if calls:
             message["tool_calls"] = calls
         finish = "tool_calls" if calls else "length" if turn.truncated else "stop"
@@ -228,6 +286,9 @@ class OpenAIChatAPI:
                     **extra}
 
         yield chunk({"role": "assistant", "content": "", "refusal": None})
+        if turn.reasoning is not None and self.reasoning_field is not None:
+            for piece in halves(turn.reasoning):
+                yield chunk({self.reasoning_field: piece})
         message = completion["choices"][0]["message"]
         calls = iter(message.get("tool_calls") or [])
         index = 0
@@ -333,6 +394,10 @@ def chat_seen(body: dict[str, Any]) -> Seen:
                         ("seed", body.get("seed"))):
         if value is not None:
             seen.params[name] = value
+    for name in EXTRA_PARAMS:
+        if name in body:
+            seen.params[name] = body[name]
+    seen.raw = body
     return seen
 
 

@@ -38,21 +38,25 @@ class ToolCall:
 class Turn:
     """One model answer: its text and tool-call parts in order, and its usage.
     ``truncated``: the answer was cut at the token limit (each fake renders
-    it as its API's reason: ``max_tokens``, ``length``, ``MAX_TOKENS``...)."""
+    it as its API's reason: ``max_tokens``, ``length``, ``MAX_TOKENS``...).
+    ``reasoning``: the model's reasoning text before the answer, for fakes of
+    APIs that return it (each renders it its own way, or not at all)."""
 
     parts: tuple[str | ToolCall, ...]
     input_tokens: int = 10
     output_tokens: int = 5
     truncated: bool = False
+    reasoning: str | None = None
 
     @property
     def calls_tools(self) -> bool:
         return any(isinstance(part, ToolCall) for part in self.parts)
 
 
-def say(text: str, *, input_tokens: int = 10, output_tokens: int = 5, truncated: bool = False) -> Turn:
-    """A final text answer (``truncated``: cut at the token limit)."""
-    return Turn((text,), input_tokens, output_tokens, truncated)
+def say(text: str, *, input_tokens: int = 10, output_tokens: int = 5, truncated: bool = False,
+        reasoning: str | None = None) -> Turn:
+    """A final text answer (``truncated``: cut at the token limit), after ``reasoning``."""
+    return Turn((text,), input_tokens, output_tokens, truncated, reasoning)
 
 
 def call(name: str, arguments: dict[str, Any], *, text: str | None = None, id: str | None = None,
@@ -110,6 +114,30 @@ class Script:
         return len(self._steps) - self._next
 
 
+@dataclass
+class RerankCall:
+    """One rerank request a fake accepted: what it was asked, and the score
+    it gave each document (by position)."""
+
+    model: str
+    query: str
+    documents: list[str]
+    top_n: int | None
+    scores: list[float]
+    request: RecordedRequest | None = None
+
+
+def relevance(query: str, document: str) -> float:
+    """A fake reranker's score for ``document``, between 0 and 1: how many
+    of the query's words it contains, shorter documents first among equals.
+    Fakes of rerank APIs use it, so a test knows the order to expect."""
+    def words(text: str) -> set[str]:
+        return {word.strip(".,;:?!\"'").casefold() for word in text.split()} - {""}
+
+    asked = words(query)
+    return round((len(asked & words(document)) + 1 / (2 + len(document))) / (len(asked) + 1), 6)
+
+
 def halves(text: str) -> list[str]:
     """``text`` in two pieces (one if it is shorter than 2), so a client
     reading a stream must put deltas together."""
@@ -123,4 +151,5 @@ def id_maker(prefix: str) -> Callable[[], str]:
     return lambda: f"{prefix}{next(counter):024d}"
 
 
-__all__ = ["Call", "Script", "Step", "ToolCall", "ToolResult", "Turn", "call", "halves", "id_maker", "say"]
+__all__ = ["Call", "RerankCall", "Script", "Step", "ToolCall", "ToolResult", "Turn", "call", "halves", "id_maker",
+           "relevance", "say"]

@@ -8,7 +8,9 @@ client-side tests use.  Behaviour by model name (``mock/<model>``):
   first tool, with arguments built from the tool's JSON schema, until a
   tool result comes back;
 - ``error-<status>`` (e.g. ``mock/error-429``): fails with that status;
-- ``response_format`` json_object / json_schema: answers a JSON object.
+- ``response_format`` json_object / json_schema: answers a JSON object;
+- rerank (``POST /v1/rerank``): scores each document by the share of the
+  query's words it contains.
 
 With a ``script`` in its config it plays those turns instead (text, tool
 calls, errors), in order, the last one repeating; see :class:`ScriptTurn`.
@@ -33,6 +35,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from portway import hookimpl, serialization
 from portway.config import ProviderConfig
 from portway.errors import PortwayError, kind_for_status
+from portway.formats.rerank import document_texts
 from portway.providers import Provider
 
 PORTWAY_PLUGIN_KIND = "provider"
@@ -218,9 +221,7 @@ class MockProvider(Provider):
             return None
         turn = ScriptTurn.model_validate(self.script.next_turn(body))
         if turn.error is not None:
-            status = turn.error.status
-            raise self.make_error(turn.error.message, kind=kind_for_status(status), status=status,
-                                  retry_after=turn.error.retry_after)
+            raise self._scripted_error(turn.error)
         digest = hashlib.sha256(serialization.dumps(body.get("messages") or [])).hexdigest()[:20]
         calls = [{"id": scripted.id or f"call_{digest}{index:04d}", "type": "function",
                   "function": {"name": scripted.name, "arguments": serialization.dumps_str(scripted.arguments)}}
@@ -231,6 +232,10 @@ class MockProvider(Provider):
             usage = {**turn.usage.model_dump(),
                      "total_tokens": turn.usage.prompt_tokens + turn.usage.completion_tokens}
         return turn.say, calls, finish, usage
+
+    def _scripted_error(self, error: ScriptedError) -> PortwayError:
+        return self.make_error(error.message, kind=kind_for_status(error.status), status=error.status,
+                               retry_after=error.retry_after)
 
     def _answer(self, body: dict[str, Any]) -> tuple[str | None, list[dict[str, Any]], str, dict[str, Any] | None]:
         """(text, tool calls, finish reason, usage or None to count words)."""
@@ -357,6 +362,27 @@ class MockProvider(Provider):
         tokens = sum(_tokens(item) if isinstance(item, str) else len(item) for item in inputs)
         return {"object": "list", "data": data, "model": body["model"],
                 "usage": {"prompt_tokens": tokens, "total_tokens": tokens}}
+
+
+    async def rerank(self, body: dict[str, Any], ctx: Any) -> dict[str, Any]:
+        self._fail_if_asked(body["model"])
+        documents = document_texts(body)
+        rank = getattr(self.script, "rank", None)
+        scores = rank(body, documents) if rank is not None else [_relevance(body["query"], d) for d in documents]
+        if isinstance(scores, dict):  # a scripted failure
+            raise self._scripted_error(ScriptedError.model_validate(scores["error"]))
+        tokens = _tokens(body["query"]) * len(documents) + sum(_tokens(d) for d in documents)
+        return {"id": "rerank-mock", "results": [{"index": i, "relevance_score": s} for i, s in enumerate(scores)],
+                "usage": {"total_tokens": tokens}}
+
+
+def _relevance(query: str, document: str) -> float:
+    """The share of the query's words (case and punctuation aside) found in
+    the document, nudged by its length so that scores rarely tie."""
+    words = {word.strip(".,?!").lower() for word in query.split()}
+    found = {word.strip(".,?!").lower() for word in document.split()}
+    share = len(words & found) / len(words) if words else 0.0
+    return round(0.9 * share + 0.1 / (1 + len(document)), 6)
 
 
 @hookimpl

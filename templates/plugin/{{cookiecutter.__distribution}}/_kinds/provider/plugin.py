@@ -15,20 +15,23 @@ Adds the Portway provider type ``{{ cookiecutter.name }}``::
 As generated it already serves an upstream that speaks the OpenAI Chat
 Completions wire format (vLLM, TGI, llama.cpp's server, Ollama's ``/v1``
 and most model servers do) end to end: chat, streamed chat, embeddings,
-errors classified for retries and fallbacks.  For an upstream that speaks
-something else, fill in the three mapping methods of
+errors classified for retries and fallbacks.  Where your server differs
+from OpenAI's API (a parameter it refuses or names otherwise, no
+``developer`` role, reasoning under another field), say so in ``quirks``
+(:class:`portway.quirks.Quirks`); for an upstream that speaks something
+else, fill in the three mapping methods of
 :class:`{{ cookiecutter.__class }}Provider` (``prepare``, ``to_completion``,
 ``to_chunk``) and the paths.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from typing import Any
 
 from portway import hookimpl
 from portway.config import ProviderConfig
 from portway.formats.openai import OpenAICompatibleProvider
+from portway.quirks import Quirks
 
 PORTWAY_PLUGIN_KIND = "provider"
 
@@ -60,6 +63,14 @@ class {{ cookiecutter.__class }}Provider(OpenAICompatibleProvider):
     #: Paths under ``base_url``; change them if your server uses others.
     chat_path = "/chat/completions"
     embeddings_path = "/embeddings"
+    #: How your server differs from OpenAI's Chat Completions, as data, e.g.
+    #: ``Quirks(refuse={"logprobs": "it returns none"}, rename={"max_completion_tokens": "max_tokens"},
+    #: developer_role=False)``.  ``Quirks()`` is OpenAI's own behaviour.
+    quirks = Quirks()
+    #: What each model can do, for the models you know: shell-style patterns ->
+    #: {"tools", "vision", "json"}.  A request that needs what its model lacks
+    #: is refused (a 400 naming the field) before anything is sent.
+    capabilities: dict[str, set[str]] = {}
 
     # Credentials go out as ``Authorization: Bearer <api_key>``; override
     # ``auth_headers()`` if your server wants another header.  Error answers
@@ -71,32 +82,24 @@ class {{ cookiecutter.__class }}Provider(OpenAICompatibleProvider):
         """Turn the canonical request into your server's request body.
 
         ``body`` is an OpenAI Chat Completions body (already validated,
-        ``model`` set to the upstream model name).  Rename or drop
-        parameters your server does not know, add defaults.  Return a new
-        dict; do not change ``body``.
+        ``model`` set to the upstream model name, ``quirks`` applied).  Add
+        what ``quirks`` cannot say.  Return a new dict; do not change ``body``.
         """
         return body
 
-    def to_completion(self, data: dict[str, Any]) -> dict[str, Any]:
+    def to_completion(self, data: Any) -> Any:
         """Turn your server's (non-streamed) answer into an OpenAI
         ``chat.completion`` dict: ``id``, ``object``, ``created``, ``model``,
-        ``choices[].message``, ``choices[].finish_reason`` and ``usage``."""
-        return data
+        ``choices[].message``, ``choices[].finish_reason`` and ``usage``.
+        The result is checked afterwards, so ``data`` may be anything: leave
+        what you do not expect as it is."""
+        return super().to_completion(data)
 
-    def to_chunk(self, data: dict[str, Any]) -> dict[str, Any] | None:
+    def to_chunk(self, data: Any) -> Any:
         """Turn one streamed event (one SSE ``data:`` payload) into an OpenAI
         ``chat.completion.chunk`` dict, or return ``None`` to skip it.  Send
         ``usage`` on a last chunk with ``choices: []`` if your server reports it."""
-        return data
-
-    async def chat(self, body: dict[str, Any], ctx: Any) -> dict[str, Any]:
-        return self.to_completion(await super().chat(body, ctx))
-
-    async def chat_stream(self, body: dict[str, Any], ctx: Any) -> AsyncIterator[dict[str, Any]]:
-        async for event in super().chat_stream(body, ctx):
-            chunk = self.to_chunk(event)
-            if chunk is not None:
-                yield chunk
+        return super().to_chunk(data)
 
 
 @hookimpl
