@@ -196,7 +196,7 @@ def test_a_declaration_is_checked_when_made() -> None:
 
 
 def test_what_is_not_claimed_is_skipped_by_name() -> None:
-    test = conformance_tests(dataclasses.replace(OPENAI, features=frozenset({"tools"})))
+    test = conformance_tests(dataclasses.replace(OPENAI, features=frozenset({"chat", "tools"})))
     [parametrize] = [mark for mark in test.pytestmark if mark.name == "parametrize"]  # type: ignore[attr-defined]
     skipped = {case.id: case.marks[0].kwargs["reason"] for case in parametrize.args[1] if case.marks}
     assert skipped["vision_url"] == "openai does not claim vision_url"
@@ -217,3 +217,13 @@ def test_check_provider_runs_the_named_checks_and_reports_the_first_failure(monk
     monkeypatch.setattr(portway_openai.OpenAIProvider, "prepare", dropping("tools", "tool_choice"))
     with pytest.raises(AssertionError, match="openai conformance, tool_round_trip: "):
         check_provider(OPENAI, checks=["chat", "tool_round_trip", "stream_tools"])
+
+
+def test_a_provider_without_chat_skips_the_chat_checks_and_fails_through_what_it_serves() -> None:
+    """An embeddings- or rerank-only provider: its error checks go through
+    rerank (here), and the chat checks are not run at all."""
+    ranker = dataclasses.replace(MOCK, features=frozenset({"rerank"}))
+    check_provider(ranker, checks=["error_429", "error_503", "rerank"])
+    skipped = {name for name, check in conformance.CHECKS.items() if check.skip_reason(ranker)}
+    assert {"chat", "chat_stream", "finish_length", "disconnect", "tool_round_trip"} <= skipped
+    assert "error_429" not in skipped and "rerank" not in skipped

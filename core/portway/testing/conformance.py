@@ -28,6 +28,8 @@ and raises :class:`AssertionError` saying what differed.  The checks:
 
 ========================  ==================================================================
 ``chat``                  a text answer, not streamed: text, ``finish_reason: stop``, usage;
+                          (a provider that does not claim ``chat`` — embeddings or rerank only —
+                          skips the chat checks, and its error checks go through what it serves)
                           the model, the conversation and no system prompt upstream
 ``chat_stream``           the same, streamed: the deltas join to the text
 ``system``                a system prompt reaches the provider as its system text
@@ -87,7 +89,7 @@ from portway.testing.upstream import FakeUpstream, Reply
 
 #: What a package claims unless it says otherwise (a check is skipped for what it does not claim).
 FEATURES = frozenset({
-    "system", "developer", "multi_turn", "tools", "stream_tools", "vision_url", "vision_base64", "json_object",
+    "chat", "system", "developer", "multi_turn", "tools", "stream_tools", "vision_url", "vision_base64", "json_object",
     "json_schema", "embeddings", "anthropic_ingress", "usage_in_stream",
 })
 #: What a package may claim besides: only where it says so.
@@ -647,13 +649,31 @@ def _logged() -> Iterator[_LogLines]:
 
 def _error_check(status: int) -> Callable[[Conformance], None]:
     def check(c: Conformance) -> None:
+        import httpx
         import openai
 
         kind = kind_for_status(status)
+        chat = "chat" in c.features
         with _run(c, [_answer("Warmed up.")]) as run:
+            if chat:
+                def attempt(stream: bool) -> None:
+                    run.openai.chat.completions.create(model=run.model, messages=[_user(QUESTION)], stream=stream)
+            elif "embeddings" in c.features:  # a provider without chat: its errors through what it serves
+                def attempt(stream: bool) -> None:
+                    run.openai.embeddings.create(model=f"{INSTANCE}/{c.embeddings_model or c.model}", input="x",
+                                                 encoding_format="float")
+            else:
+                def attempt(stream: bool) -> None:
+                    response = httpx.post(run.server.url + "/v1/rerank", timeout=30, json={
+                        "model": f"{INSTANCE}/{c.rerank_model or c.model}", "query": "q", "documents": ["d"]})
+                    if response.status_code >= 400:
+                        raise openai.APIStatusError("rerank failed", response=response, body=None)
             # One call that succeeds first: a provider that fetches something before its model calls
             # (an OAuth token) has it now; from here on every request gets the error.
-            run.openai.chat.completions.create(model=run.model, messages=[_user("Hello")])
+            if chat:
+                run.openai.chat.completions.create(model=run.model, messages=[_user("Hello")])
+            else:
+                attempt(False)
             secrets = credentials(run.entry)
             short = [s for s in secrets if len(s) < 12]
             _true(not short, "give the config credentials of 12 characters or more, so the kit can check that they "
@@ -663,9 +683,9 @@ def _error_check(status: int) -> Callable[[Conformance], None]:
             run.upstream.answer_all(run.fake.error(status, message, RETRY_AFTER if status == 429 else None))
             answers = []
             with _logged() as log:
-                for stream in (False, True):
+                for stream in (False, True) if chat else (False,):
                     try:
-                        run.openai.chat.completions.create(model=run.model, messages=[_user(QUESTION)], stream=stream)
+                        attempt(stream)
                     except openai.APIStatusError as exc:
                         answers.append((stream, exc.response))
                     else:
@@ -874,8 +894,8 @@ class Check:
 
 
 CHECKS: dict[str, Check] = {check.name: check for check in [
-    Check("chat", check_chat),
-    Check("chat_stream", check_chat_stream),
+    Check("chat", check_chat, "chat"),
+    Check("chat_stream", check_chat_stream, "chat"),
     Check("system", check_system, "system"),
     Check("developer", check_developer, "developer"),
     Check("multi_turn", check_multi_turn, "multi_turn"),
@@ -887,14 +907,14 @@ CHECKS: dict[str, Check] = {check.name: check for check in [
     Check("json_schema", check_json_schema, "json_schema"),
     *(Check(f"param_{name}", _param_check(name), name) for name in (*PARAMS, *EXTRA_PARAMS)),
     Check("usage_in_stream", check_usage_in_stream, "usage_in_stream"),
-    Check("finish_length", check_finish_length),
+    Check("finish_length", check_finish_length, "chat"),
     *(Check(f"error_{status}", _error_check(status)) for status in ERROR_STATUSES),
     Check("embeddings", check_embeddings, "embeddings"),
     Check("rerank", check_rerank, "rerank"),
     Check("reasoning", check_reasoning, "reasoning"),
     Check("anthropic_messages", check_anthropic_messages, "anthropic_ingress"),
     Check("anthropic_stream", check_anthropic_stream, "anthropic_ingress"),
-    Check("disconnect", check_disconnect),
+    Check("disconnect", check_disconnect, "chat"),
 ]}
 
 

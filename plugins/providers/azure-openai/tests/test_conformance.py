@@ -22,7 +22,7 @@ AZURE = conformance.Conformance(
     config=lambda url: {"type": "azure-openai", "base_url": url, "api_key": KEY},
     fake=fake,
     model="test-model",
-    features=frozenset({"system", "multi_turn", "tools", "stream_tools", "vision_url", "vision_base64", "json_object",
+    features=frozenset({"chat", "system", "developer", "multi_turn", "tools", "stream_tools", "vision_url", "vision_base64", "json_object",
                         "json_schema", "embeddings", "anthropic_ingress", "usage_in_stream"}),
     params={"max_tokens": "mapped", "stop": "mapped", "temperature": "mapped", "top_p": "mapped", "seed": "mapped"},
     embeddings_model="text-embedding-3-small",

@@ -17,7 +17,7 @@ BEDROCK = conformance.Conformance(
     fake=lambda steps: BedrockAPI(steps, credentials={KEY_ID: SECRET}),
     # A Claude model: OpenAI clients take Converse, Anthropic clients the InvokeModel pass-through.
     model="us.anthropic.claude-sonnet-4-5-20250929-v1:0",
-    features=frozenset({"system", "multi_turn", "tools", "stream_tools", "vision_base64", "json_schema",
+    features=frozenset({"chat", "system", "developer", "multi_turn", "tools", "stream_tools", "vision_base64", "json_schema",
                         "embeddings", "anthropic_ingress", "usage_in_stream"}),
     params={"max_tokens": "mapped", "stop": "mapped", "temperature": "mapped", "top_p": "mapped",
             "seed": "dropped"},

@@ -14,7 +14,7 @@ COHERE = conformance.Conformance(
     config=lambda url: {"type": "cohere", "base_url": url, "api_key": KEY},
     fake=lambda steps: CohereAPI(steps, api_key=KEY),
     model="command-a-03-2025",
-    features=frozenset({"system", "multi_turn", "tools", "stream_tools", "vision_url", "vision_base64", "json_object",
+    features=frozenset({"chat", "system", "developer", "multi_turn", "tools", "stream_tools", "vision_url", "vision_base64", "json_object",
                         "json_schema", "embeddings", "anthropic_ingress", "usage_in_stream"}),
     # top_p is mapped to p, clamped into Cohere's [0.01, 0.99].
     params={"max_tokens": "mapped", "stop": "mapped", "temperature": "mapped", "top_p": "mapped", "seed": "mapped"},
