@@ -33,7 +33,8 @@ lists the formats it speaks in ``Provider.native_formats``.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import aclosing
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -168,3 +169,15 @@ def native_request_for(ctx: Any, target: Any) -> NativeRequest | None:
     if native is not None and target.provider.speaks_natively(native.format.name, target.model):
         return native
     return None
+
+
+async def canonical_batches(batches: AsyncIterator[list[NativeEvent]]) -> AsyncIterator[list[dict[str, Any]]]:
+    """A native stream's canonical chunks, in the lists that arrived together
+    (events without chunks add nothing): how a provider that speaks a format
+    natively serves a canonical (OpenAI-format) stream from it."""
+    async with aclosing(batches):
+        async for batch in batches:
+            chunks = [chunk for event in batch for chunk in event.chunks]
+            if chunks:
+                yield chunks
+

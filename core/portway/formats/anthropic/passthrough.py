@@ -23,16 +23,31 @@ What a hook can change, and how it reaches the native request or answer:
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING, Any
 
-from portway import serialization
+from portway import serialization, sse
+from portway.formats import MalformedAnswer
+from portway.formats.anthropic.checks import check_message
 from portway.formats.anthropic.common import FINISH_TO_STOP, parse_arguments
 from portway.formats.anthropic.upstream import (
+    AnthropicStreamToOpenAI,
     anthropic_response_to_openai,
     messages_to_anthropic,
     openai_to_anthropic_request,
 )
 from portway.native import NativeEvent, NativeFormat, NativeRequest
+from portway.upstream import UpstreamResponse
+
+if TYPE_CHECKING:
+    from portway.providers import Provider
+    from portway.upstream import UpstreamStream
+
+#: The stream events the gateway itself reads (usage, the end, errors); the
+#: rest carry content, relayed unread when no hook needs the canonical view.
+LIFECYCLE_EVENTS = frozenset({"message_start", "message_delta", "message_stop", "error"})
+#: Content events that do not start the answer yet (a fallback is still invisible after them).
+ANNOUNCING_EVENTS = frozenset({"ping", "content_block_start", "content_block_stop"})
 
 # Canonical top-level key -> the Anthropic keys it is translated into.
 _TOP_LEVEL = {
@@ -227,3 +242,42 @@ def message_events(message: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
 
 
 ANTHROPIC = AnthropicNative()
+
+
+async def read_stream(provider: Provider, response: UpstreamStream, *,
+                      chunks: bool = True) -> AsyncIterator[list[NativeEvent]]:
+    """An Anthropic Messages stream from an upstream, as the pass-through
+    relays it: each event as it came, with the canonical chunks it converts
+    to (which is how each is checked).  With ``chunks=False`` only the events
+    that start, end or fail the answer are read (usage, the end, errors); the
+    content events go to the client as the upstream sent them, unread.  A
+    JSON answer to the stream request (an error, or a whole message) is
+    replayed as the events Anthropic would have sent; a stream that ends
+    before ``message_stop`` is a ``connection`` failure.  Shared by every
+    provider that serves Claude in Anthropic's own format (Anthropic, Vertex)."""
+    await provider.refuse_failed_stream(response)
+    converter = AnthropicStreamToOpenAI()
+    if response.headers.get("content-type", "").startswith("application/json"):
+        data = provider.answer_json(UpstreamResponse(response.status, response.headers, await response.aread()))
+        try:
+            events = [NativeEvent(name, item, serialization.dumps(item), converter.feed(name, item))
+                      for name, item in message_events(check_message(data))]
+        except MalformedAnswer as exc:
+            raise provider.malformed(str(exc)) from None
+        yield events
+        return
+
+    def convert(event: sse.Event) -> NativeEvent | None:
+        if not event.raw:
+            return None
+        name = event.event
+        if not chunks and name is not None and name not in LIFECYCLE_EVENTS:
+            return NativeEvent(name, None, event.raw, preamble=name in ANNOUNCING_EVENTS)
+        data = serialization.loads(event.raw)
+        return NativeEvent(name, data, event.raw, converter.feed(name, data))
+
+    async for batch in provider.stream_items(response, convert):
+        yield batch
+    if not converter.done:
+        raise provider.make_error("upstream stream ended before message_stop", kind="connection")
+

@@ -7,34 +7,27 @@ gateway's ``/v1/messages`` endpoint); this module only speaks HTTP.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from contextlib import aclosing
 from typing import Any
 
 from pydantic import Field
 
-from portway import hookimpl, serialization, sse
+from portway import hookimpl
 from portway.config import ProviderConfig
 from portway.errors import ProviderError
 from portway.formats import MalformedAnswer
 from portway.formats.anthropic import (
     SAMPLING_PARAMS,
-    AnthropicStreamToOpenAI,
     anthropic_response_to_openai,
     check_message,
     openai_to_anthropic_request,
 )
-from portway.formats.anthropic.passthrough import message_events
-from portway.native import NativeEvent
+from portway.formats.anthropic.passthrough import read_stream
+from portway.native import NativeEvent, canonical_batches
 from portway.providers import Provider
 from portway.upstream import UpstreamResponse
 
 PORTWAY_PLUGIN_KIND = "provider"
 
-#: The stream events the gateway itself reads (usage, the end, errors); the
-#: rest carry content, relayed unread when no hook needs the canonical view.
-_LIFECYCLE_EVENTS = frozenset({"message_start", "message_delta", "message_stop", "error"})
-#: Content events that do not start the answer yet (a fallback is still invisible after them).
-_ANNOUNCING_EVENTS = frozenset({"ping", "content_block_start", "content_block_stop"})
 
 
 class AnthropicConfig(ProviderConfig):
@@ -136,44 +129,16 @@ class AnthropicProvider(Provider):
         as Anthropic sent them, unread."""
         async with self.http.stream("POST", self.path, json=self._prepared(body, stream=True),
                                     headers=self._headers(ctx)) as response:
-            await self.refuse_failed_stream(response)
-            converter = AnthropicStreamToOpenAI()
-            if response.headers.get("content-type", "").startswith("application/json"):
-                # A JSON answer to a stream request: an error body, or a whole message.
-                data = self.answer_json(UpstreamResponse(response.status, response.headers, await response.aread()))
-                try:
-                    events = [NativeEvent(name, payload, serialization.dumps(payload), converter.feed(name, payload))
-                              for name, payload in message_events(check_message(data))]
-                except MalformedAnswer as exc:
-                    raise self.malformed(str(exc)) from None
-                yield events
-                return
-
-            def convert(event: sse.Event) -> NativeEvent | None:
-                if not event.raw:
-                    return None
-                name = event.event
-                if not chunks and name is not None and name not in _LIFECYCLE_EVENTS:
-                    return NativeEvent(name, None, event.raw, preamble=name in _ANNOUNCING_EVENTS)
-                data = serialization.loads(event.raw)
-                return NativeEvent(name, data, event.raw, converter.feed(name, data))
-
-            async for batch in self.stream_items(response, convert):
+            async for batch in read_stream(self, response, chunks=chunks):
                 yield batch
-            if not converter.done:
-                raise self.make_error("upstream stream ended before message_stop", kind="connection")
 
     # -- the canonical (OpenAI) view, for every other client ---------------------------
 
     async def chat(self, body: dict[str, Any], ctx: Any) -> dict[str, Any]:
         return anthropic_response_to_openai(await self.native("anthropic", self._payload(body, ctx), ctx))
 
-    async def chat_stream_batches(self, body: dict[str, Any], ctx: Any) -> AsyncIterator[list[dict[str, Any]]]:
-        async with aclosing(self.native_stream("anthropic", self._payload(body, ctx), ctx)) as batches:
-            async for batch in batches:
-                chunks = [chunk for event in batch for chunk in event.chunks]
-                if chunks:
-                    yield chunks
+    def chat_stream_batches(self, body: dict[str, Any], ctx: Any) -> AsyncIterator[list[dict[str, Any]]]:
+        return canonical_batches(self.native_stream("anthropic", self._payload(body, ctx), ctx))
 
 
 @hookimpl

@@ -29,18 +29,17 @@ from urllib.parse import urlencode
 
 from pydantic import Field, field_validator
 
-from portway import hookimpl, serialization, sse
+from portway import hookimpl, serialization
 from portway.config import ProviderConfig
 from portway.errors import PortwayError, ProviderError, kind_for_status
 from portway.formats import MalformedAnswer
 from portway.formats.anthropic import (
-    AnthropicStreamToOpenAI,
     anthropic_response_to_openai,
     check_message,
     openai_to_anthropic_request,
 )
-from portway.formats.anthropic.passthrough import message_events
-from portway.native import NativeEvent
+from portway.formats.anthropic.passthrough import read_stream
+from portway.native import NativeEvent, canonical_batches
 from portway.upstream import Upstream, UpstreamResponse
 from portway_gemini import GeminiProvider, quote_segment
 from portway_gemini.request import bad_request
@@ -259,28 +258,8 @@ class VertexProvider(GeminiProvider):
             raise self.unsupported(f"{fmt} streams as they are for this model")
         path, payload = self._claude(body, stream=True)
         async with self.http.stream("POST", path, json=payload, headers=await self._claude_headers(ctx)) as response:
-            await self.refuse_failed_stream(response)
-            converter = AnthropicStreamToOpenAI()
-            if response.headers.get("content-type", "").startswith("application/json"):
-                data = self.answer_json(UpstreamResponse(response.status, response.headers, await response.aread()))
-                try:
-                    events = [NativeEvent(name, item, serialization.dumps(item), converter.feed(name, item))
-                              for name, item in message_events(check_message(data))]
-                except MalformedAnswer as exc:
-                    raise self.malformed(str(exc)) from None
-                yield events
-                return
-
-            def convert(event: sse.Event) -> NativeEvent | None:
-                if not event.raw:
-                    return None
-                data = serialization.loads(event.raw)
-                return NativeEvent(event.event, data, event.raw, converter.feed(event.event, data))
-
-            async for batch in self.stream_items(response, convert):
+            async for batch in read_stream(self, response, chunks=chunks):
                 yield batch
-            if not converter.done:
-                raise self.make_error("upstream stream ended before message_stop", kind="connection")
 
     def _claude_body(self, body: dict[str, Any], ctx: Any) -> dict[str, Any]:
         """The canonical request as a Messages API body; mid-conversation system
@@ -301,11 +280,10 @@ class VertexProvider(GeminiProvider):
                 async for chunks in batches:
                     yield chunks
             return
-        async with aclosing(self.native_stream("anthropic", self._claude_body(body, ctx), ctx)) as batches:
-            async for batch in batches:
-                chunks = [chunk for event in batch for chunk in event.chunks]
-                if chunks:
-                    yield chunks
+        async with aclosing(canonical_batches(self.native_stream("anthropic", self._claude_body(body, ctx), ctx))) \
+                as batches:
+            async for chunks in batches:
+                yield chunks
 
 
 @hookimpl
