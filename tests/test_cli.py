@@ -273,6 +273,19 @@ def test_models(tmp_path: Path) -> None:
     assert result.stdout.splitlines() == ["fast\tportway", "m/echo\tm", "m/tools\tm"]
 
 
+def test_models_shows_what_the_catalog_knows(tmp_path: Path) -> None:
+    path = write(tmp_path, """
+        providers: {m: {type: mock, models: [echo, house]}}
+        models: {fast: {target: {provider: m, model: house}}}
+        catalog:
+          m/house: {context_window: 32000, max_output_tokens: 4096, price: {input: 1.0, output: 2.5, cache_read: 0.1}}
+    """)
+    result = run("models", "--config", str(path))
+    assert result.returncode == 0, result.stderr
+    house = "context 32,000 · output 4,096 · $1 input, $2.5 output, $0.1 cache read per 1M tokens"
+    assert result.stdout.splitlines() == [f"fast\tportway\t{house}", "m/echo\tm", f"m/house\tm\t{house}"]
+
+
 def test_models_lists_wildcard_aliases_with_their_targets(tmp_path: Path) -> None:
     path = write(tmp_path, """
         providers: {m: {type: mock, models: [echo]}}
@@ -478,7 +491,7 @@ def test_config_check_reports_every_problem_at_once(tmp_path: Path) -> None:
     """, "all.yaml")
     result = run("config", "check", str(path), env=clean_env(PW_TEST_EMPTY=""))
     assert result.returncode == 2
-    hooks = ("register_providers, register_routes, register_commands, register_config, startup, shutdown, "
+    hooks = ("register_providers, register_routes, register_commands, register_config, catalog_entry, startup, shutdown, "
              "pre_request, select_provider, post_chunk, post_response, on_error, request_finished")
     assert result.stderr.splitlines()[1:] == [f"{path}: {line}" if i else line for i, line in enumerate([
         "portway: config error:",
@@ -506,7 +519,8 @@ def test_models_does_not_need_secrets_but_config_check_does(tmp_path: Path) -> N
     """)
     result = run("models", "--config", str(path))
     assert result.returncode == 0, result.stderr
-    assert "oai/gpt-4o-mini\toai" in result.stdout.splitlines() and "m/echo\tm" in result.stdout.splitlines()
+    lines = result.stdout.splitlines()
+    assert any(line.startswith("oai/gpt-4o-mini\toai\tcontext 128,000") for line in lines) and "m/echo\tm" in lines
 
     check = run("config", "check", str(path))
     assert check.returncode == 2

@@ -137,11 +137,28 @@ def cmd_models(args: argparse.Namespace) -> int:
     # Listing models calls no provider: unset secrets are fine here.
     gateway = gateway_from_config_path(_choose(args.config), secrets=False)
     for model_id, owner in gateway.model_ids():
-        print(f"{model_id}\t{owner}")
+        info = gateway.model_info(model_id)
+        known = describe_model(info) if info is not None else ""
+        print(f"{model_id}\t{owner}" + (f"\t{known}" if known else ""))
     for _, _, pattern in gateway.wildcards:
         targets = ", ".join(t.name for t in gateway.aliases[pattern][0]) or "no usable target"
         print(f"{pattern}\tportway (wildcard: {targets})")
     return EXIT_OK
+
+
+def describe_model(info: Any) -> str:
+    """What the catalog knows of a model, for ``portway models``: its window,
+    its maximum output and its prices per million tokens."""
+    parts = []
+    if info.context_window is not None:
+        parts.append(f"context {info.context_window:,}")
+    if info.max_output_tokens is not None:
+        parts.append(f"output {info.max_output_tokens:,}")
+    prices = info.price.as_dict() if info.price is not None else {}
+    if prices:
+        parts.append(", ".join(f"${value:g} {key.replace('_', ' ')}" for key, value in prices.items())
+                     + " per 1M tokens")
+    return " · ".join(parts)
 
 
 def build_parser(extra: list[tuple[str, Callable[..., int], str, Callable[..., None] | None]]) -> argparse.ArgumentParser:

@@ -158,6 +158,37 @@ class ModelConfig(Strict):
         return self
 
 
+class PriceConfig(Strict):
+    """USD per million tokens."""
+
+    input: float | None = Field(None, ge=0)
+    output: float | None = Field(None, ge=0)
+    cache_read: float | None = Field(None, ge=0)
+    cache_write: float | None = Field(None, ge=0)
+    reasoning: float | None = Field(None, ge=0)
+
+
+CatalogCapability = Literal["tools", "vision", "json", "json_schema", "reasoning", "embeddings", "rerank"]
+
+
+class CatalogEntryConfig(Strict):
+    """A ``catalog:`` entry: what the config says of one ``provider/model``
+    (over what the catalog's sources say)."""
+
+    context_window: int | None = Field(None, ge=1)
+    max_output_tokens: int | None = Field(None, ge=1)
+    price: PriceConfig | None = None
+    capabilities: list[CatalogCapability] | None = None
+
+
+def _catalog_key(key: str) -> str:
+    provider, sep, model = key.partition("/")
+    if not (sep and provider and model):
+        raise ValueError(f"{key!r}: a catalog entry is keyed '<provider>/<model>', the provider as named in "
+                         "'providers:'")
+    return key
+
+
 class RoutingConfig(Strict):
     retries: int = Field(0, ge=0, le=10)
     retry_backoff: float = Field(0.2, ge=0)
@@ -208,6 +239,7 @@ class Config(BaseModel):
     ] = Field(default_factory=dict)
     models: dict[Annotated[str, AfterValidator(_alias_name)], ModelConfig] = Field(default_factory=dict)
     routing: RoutingConfig = Field(default_factory=RoutingConfig)
+    catalog: dict[Annotated[str, AfterValidator(_catalog_key)], CatalogEntryConfig] = Field(default_factory=dict)
     plugins: PluginsConfig = Field(default_factory=PluginsConfig)
 
     # Where it came from, for messages; not a key of the file.

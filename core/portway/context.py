@@ -55,6 +55,9 @@ class RequestContext:
     key_id: str | None = None
     client_format: str = "openai"  # the shape errors and responses go back in
     headers: dict[str, str] = field(default_factory=dict)
+    #: The size in bytes of the client's request body as received; None when
+    #: what the gateway sends can be larger (a Responses turn with its history).
+    body_bytes: int | None = None
     metadata: dict[str, Any] = field(default_factory=dict)
     target: Target | None = None
     attempts: int = 0
@@ -62,6 +65,9 @@ class RequestContext:
     first_token_at: float | None = None
     finished_at: float | None = None
     usage: dict[str, Any] | None = None
+    #: The response's cost in USD, from the catalog and ``usage``; None when
+    #: unknown (an uncatalogued model: never zero for that).
+    cost: float | None = None
     status: int = 200
     error: Exception | None = None
     cached: bool = False

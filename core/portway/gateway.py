@@ -26,8 +26,9 @@ from collections.abc import AsyncIterator
 from contextlib import aclosing
 from typing import Any
 
+from portway import catalog as model_catalog
 from portway import plugins as plugin_loader
-from portway import serialization
+from portway import serialization, tokens
 from portway.config import Config, ConfigError, validate_section
 from portway.configcheck import Catalog
 from portway.context import RequestContext, Target
@@ -85,6 +86,9 @@ class Gateway:
             except PortwayError as exc:
                 raise ConfigError(f"{config.source}: providers.{name}: {exc.message}") from None
 
+        #: What each provider/model costs, reads and writes (see :mod:`portway.catalog`).
+        self.catalog = model_catalog.Catalog(self.hooks, self._catalog_overrides(config))
+
         self.aliases: dict[str, tuple[list[Target], int]] = {}
         for alias, model in config.models.items():
             targets = [
@@ -135,6 +139,17 @@ class Gateway:
                 )
         for section, model in models.items():
             self.plugin_config[section] = validate_section(model, extra.get(section, {}), self.config.source, section)
+
+    def _catalog_overrides(self, config: Config) -> dict[str, model_catalog.ModelInfo]:
+        overrides = {}
+        for key, entry in config.catalog.items():
+            instance = key.partition("/")[0]
+            if instance not in self.providers and instance not in self.unavailable:
+                defined = ", ".join(sorted([*self.providers, *self.unavailable])) or "none"
+                raise ConfigError(f"{config.source}: catalog.{key}: no provider named {instance!r} "
+                                  f"(defined: {defined})")
+            overrides[key] = model_catalog.info_from_config(entry)
+        return overrides
 
     def _auto_providers(self, existing: dict[str, Any], environ: dict[str, str]) -> dict[str, dict[str, Any]]:
         """Embedded defaults: the mock provider, plus every installed
@@ -209,6 +224,26 @@ class Gateway:
             ids += [(f"{name}/{model}", name) for model in provider.models()]
         return ids
 
+    def model_owner(self, model_id: str) -> str | None:
+        """Who ``GET /v1/models`` says owns ``model_id`` (an alias: portway;
+        ``<provider>/<model>``: the provider), or None when the config does
+        not expose it."""
+        if model_id in self.aliases and "*" not in model_id:
+            return "portway"
+        prefix, sep, rest = model_id.partition("/")
+        if sep and rest and prefix in self.providers:
+            return prefix
+        return None
+
+    def model_info(self, model_id: str) -> model_catalog.ModelInfo | None:
+        """What the catalog knows of an alias (its first target's entry) or
+        of ``<provider>/<model>``."""
+        try:
+            targets, _ = self.resolve(model_id)
+        except PortwayError:
+            return None
+        return self.catalog.lookup(targets[0].provider, targets[0].model) if targets else None
+
     @staticmethod
     def upstream_body(ctx: RequestContext, target: Target) -> dict[str, Any]:
         body = dict(ctx.body)
@@ -222,6 +257,41 @@ class Gateway:
             options["include_usage"] = True
             body["stream_options"] = options
         return body
+
+    def fitting(self, ctx: RequestContext, candidates: list[Target]) -> list[Target]:
+        """The candidates whose context window can hold the request (a
+        target whose window the catalog does not know is kept), in order:
+        an alias falls back to a target with a bigger window rather than
+        fail.  When none can, a 400 ``context_length_exceeded`` before any
+        upstream call.  The request is measured only when a window is
+        known and its body could be too long for it, by
+        :func:`portway.tokens.lower_bound` (so a request is refused only
+        when it cannot fit): the text of a request is never more bytes than
+        its JSON body, so a body of at most 8 bytes a token of the smallest
+        window is not walked at all."""
+        windows = []
+        for target in candidates:
+            info = self.catalog.lookup(target.provider, target.model)
+            windows.append(info.context_window if info is not None else None)
+        if not any(windows):
+            return candidates
+        body = ctx.canonical if ctx.canonical is not None else ctx.native.body
+        output = tokens.requested_output(body)
+        smallest = min(window for window in windows if window)
+        if (ctx.body_bytes is not None and not self._pre_request
+                and ctx.body_bytes // tokens.BYTES_PER_TOKEN_MAX + output <= smallest):
+            return candidates  # the text is no longer than the body: it fits, no need to measure it
+        given = tokens.lower_bound(body)
+        needed = given + output
+        fitting = [t for t, window in zip(candidates, windows, strict=True) if window is None or needed <= window]
+        if fitting:
+            return fitting
+        window, target = max(zip(windows, candidates, strict=True), key=lambda w: w[0] or 0)
+        raise PortwayError(
+            f"this request does not fit the context window of model {ctx.model!r}: {target.name} reads at most "
+            f"{window} tokens, and the request needs at least {needed} ({given} input tokens, a lower-bound "
+            f"estimate, plus {output} requested for the output)",
+            kind="bad_request", code="context_length_exceeded", param="messages")
 
     async def _select(self, ctx: RequestContext, candidates: list[Target]) -> Target:
         target = await self.hooks.first("select_provider", ctx=ctx, candidates=candidates)
@@ -306,6 +376,8 @@ class Gateway:
         fmt: str | None = None
         if response is None:
             candidates, ctx.metadata["retry_limit"] = self.resolve(ctx.model)
+            if method == "chat":
+                candidates = self.fitting(ctx, candidates)
             while True:
                 target = await self._select(ctx, candidates)
                 native = native_request_for(ctx, target) if method == "chat" else None
@@ -325,12 +397,14 @@ class Gateway:
                     candidates = await self._recover(ctx, self._adapter_failure(target, exc), candidates)
         if fmt is None or ctx.native is None:
             ctx.usage = response.get("usage")
+            self.price(ctx)
             if self._post_response:
                 await self.hooks.each("post_response", ctx=ctx, response=response)
             return None, response
         native_format = ctx.native.format  # type: ignore[union-attr]
         view = native_format.canonical_response(response)
         ctx.usage = view.get("usage")
+        self.price(ctx)
         if self._post_response:
             before = serialization.dumps(view)
             await self.hooks.each("post_response", ctx=ctx, response=view)
@@ -349,6 +423,7 @@ class Gateway:
         if answer is not None:
             return None, self._relay(ctx, _no_more(), completion_to_chunks(answer), self._chunk_relays[_wants_usage(ctx)])
         candidates, ctx.metadata["retry_limit"] = self.resolve(ctx.model)
+        candidates = self.fitting(ctx, candidates)
         while True:
             target = await self._select(ctx, candidates)
             native = native_request_for(ctx, target)
@@ -505,9 +580,17 @@ class Gateway:
 
     # -- after the response ----------------------------------------------------------
 
+    def price(self, ctx: RequestContext) -> None:
+        """Set ``ctx.cost`` from the catalog and the usage (None when the
+        model has no price, or nothing was served by an upstream)."""
+        if ctx.usage is not None and ctx.target is not None:
+            ctx.cost = self.catalog.cost(ctx.target.provider, ctx.target.model, ctx.usage)
+
     def finish(self, ctx: RequestContext) -> None:
         """The response is sent: hand the record to observability plugins."""
         ctx.finished_at = time.perf_counter()
+        if ctx.cost is None:
+            self.price(ctx)  # a stream's usage arrives with its end
         self.hooks.each_sync("request_finished", ctx=ctx)
 
 

@@ -106,6 +106,22 @@ class Hooks:
                     raise
                 log.exception("plugin %s failed in %s", plugin, name)
 
+    def collect_sync(self, name: str, **kwargs: Any) -> list[Any]:
+        """Call every implementation of a synchronous hook; return the
+        answers that are not None.  A failing plugin is logged, counted and
+        skipped."""
+        answers = []
+        for plugin, fn, argnames in self._impls[name]:
+            try:
+                answer = fn(*[kwargs[arg] for arg in argnames])
+            except Exception:
+                self._count(plugin)
+                log.exception("plugin %s failed in %s", plugin, name)
+                continue
+            if answer is not None:
+                answers.append(answer)
+        return answers
+
     async def each_contained(self, name: str, **kwargs: Any) -> None:
         """Like :meth:`each`, but a failing plugin is logged and skipped."""
         for plugin, fn, argnames in self._impls[name]:

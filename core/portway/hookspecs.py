@@ -68,6 +68,22 @@ def register_config(register: Any) -> None:
 
 
 @hookspec
+def catalog_entry(provider: Any, model: str) -> Any:
+    """What this plugin knows of ``model`` served by ``provider`` (a
+    :class:`portway.providers.Provider` instance): a
+    :class:`portway.catalog.ModelInfo` (context window, maximum output,
+    prices, capabilities; any field may be None), or None.
+
+    Synchronous.  Called at most once per provider instance and model (the
+    catalog keeps the answer), never for each request.  Every
+    implementation is asked; the answers are merged field by field, the
+    first in hook order that knows a field winning, under the config's own
+    ``catalog:`` entries.  The built-in ``portway.builtins.catalog``
+    answers last, from the ``genai-prices`` package (see docs/catalog.md).
+    """
+
+
+@hookspec
 def startup(gateway: Any) -> None:
     """The gateway is starting (may be async).
 

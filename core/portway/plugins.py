@@ -34,6 +34,7 @@ DEFAULT_PLUGINS: tuple[str, ...] = (
     "portway.builtins.router",
     "portway.builtins.retries",
     "portway.builtins.access_log",
+    "portway.builtins.catalog",
 )
 
 

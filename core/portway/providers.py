@@ -60,6 +60,14 @@ class Provider:
     #: :func:`portway.quirks.check_capabilities`); a model no pattern matches
     #: is not checked.
     capabilities: ClassVar[Mapping[str, Iterable[str]]] = {}
+    #: The limits of the models the provider documents: shell-style model
+    #: patterns (matched in order, case-insensitive) -> (context window,
+    #: maximum output tokens), either None when unknown.  Read by the model
+    #: catalog (:mod:`portway.catalog`) under the config's ``catalog:`` entries.
+    limits: ClassVar[Mapping[str, tuple[int | None, int | None]]] = {}
+    #: The provider's id in the ``genai-prices`` data the built-in catalog
+    #: reads (``google`` for Gemini, ``aws`` for Bedrock); None: :attr:`type`.
+    catalog_id: ClassVar[str | None] = None
 
     def __init__(self, name: str, config: ProviderConfig) -> None:
         self.name = name
@@ -152,6 +160,13 @@ class Provider:
         with :func:`~portway.formats.rerank.check_rerank`).  The gateway
         sorts the results, cuts them to ``top_n`` and fills in documents."""
         raise self.unsupported("rerank")
+
+    async def count_tokens(self, body: dict[str, Any], ctx: Any) -> int | None:
+        """The input tokens of a Messages API request (``body``: the
+        client's ``/v1/messages/count_tokens`` body, ``model`` already this
+        provider's), counted by the provider's own API; None when it has
+        none (the gateway then answers with its estimate, marked as one)."""
+        return None
 
     async def native(self, fmt: str, body: dict[str, Any], ctx: Any) -> dict[str, Any]:
         """A request in ``fmt`` (one of :attr:`native_formats`), sent as it is;

@@ -26,12 +26,12 @@ anything is sent.  Nothing is silently wrong.
 
 from __future__ import annotations
 
-import fnmatch
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
+from portway.catalog import lookup_pattern
 from portway.errors import PortwayError
 
 EMPTY: Mapping[str, str] = MappingProxyType({})
@@ -218,11 +218,8 @@ def lookup_capabilities(table: Mapping[str, Iterable[str]], model: str) -> froze
     """What ``model`` can do by a provider's capability table: the entry of
     the first pattern (shell-style, case-insensitive) that matches, or None
     for a model the table does not know (then nothing is checked)."""
-    lowered = model.lower()
-    for pattern, capabilities in table.items():
-        if fnmatch.fnmatchcase(lowered, pattern.lower()):
-            return frozenset(capabilities)
-    return None
+    found = lookup_pattern(table, model)
+    return None if found is None else frozenset(found)
 
 
 def check_capabilities(body: dict[str, Any], capabilities: frozenset[str], provider: str, model: str) -> None:

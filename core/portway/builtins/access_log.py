@@ -13,7 +13,10 @@ gateway, tests), each request is an ordinary ``logging`` record instead.
 ``server.access_log: false`` or ``portway serve --no-access-log`` turns it
 off, and so does a log level above ``info``.  Text line::
 
-    2026-01-31 12:00:00.123 INFO portway.access: req_9f3c… chat.completions model=fast -> oai/gpt-4o-mini 200 182.4ms ttft=95.1ms attempts=1
+    2026-01-31 12:00:00.123 INFO portway.access: req_9f3c… chat.completions model=fast -> oai/gpt-4o-mini 200 182.4ms ttft=95.1ms attempts=1 cost=0.000412
+
+``cost`` is the response's cost in USD from the model catalog, ``unknown``
+for a model the catalog has no price for (docs/catalog.md).
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ import weakref
 from typing import Any
 
 from portway import logs
+from portway.catalog import format_cost
 from portway.hookspecs import hookimpl
 
 PORTWAY_PLUGIN_KIND = "observability"
@@ -36,7 +40,7 @@ FLUSH_AT = 512
 
 #: The fields of a line, in order (the JSON format's keys, after ts/level/logger/message).
 FIELDS = ("request_id", "endpoint", "model", "provider", "status", "latency_ms", "ttft_ms", "attempts", "stream",
-          "key_id", "error")
+          "key_id", "error", "cost_usd")
 
 
 def _printable(text: str) -> str:
@@ -45,9 +49,10 @@ def _printable(text: str) -> str:
 
 
 def _message(values: tuple[Any, ...]) -> str:
-    request_id, endpoint, model, served, status, latency, ttft, attempts, _, _, error = values
+    request_id, endpoint, model, served, status, latency, ttft, attempts, _, _, error, cost = values
     return (f"{request_id} {endpoint} model={model} -> {served} {status} {latency}ms"
-            f"{f' ttft={ttft}ms' if ttft is not None else ''} attempts={attempts}{f' error={error}' if error else ''}")
+            f"{f' ttft={ttft}ms' if ttft is not None else ''} attempts={attempts}"
+            f" cost={'unknown' if cost is None else format_cost(cost)}{f' error={error}' if error else ''}")
 
 
 def _values(ctx: Any) -> tuple[Any, ...]:
@@ -59,7 +64,7 @@ def _values(ctx: Any) -> tuple[Any, ...]:
     error = getattr(ctx.error, "kind", "internal") if ctx.error is not None else None
     return (ctx.request_id, ctx.endpoint, _printable(model), _printable(served), ctx.status,
             round(latency * 1000, 1) if latency is not None else None,
-            round(ttft * 1000, 1) if ttft is not None else None, ctx.attempts, ctx.stream, ctx.key_id, error)
+            round(ttft * 1000, 1) if ttft is not None else None, ctx.attempts, ctx.stream, ctx.key_id, error, ctx.cost)
 
 
 class _Batch:

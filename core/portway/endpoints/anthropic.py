@@ -15,9 +15,20 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import Response
 
-from portway import sse
+from portway import sse, tokens
 from portway.context import RequestContext
-from portway.endpoints.common import JSONResponse, handle, relay_stream, route_headers
+from portway.endpoints.common import (
+    JSONResponse,
+    authenticate,
+    context_for,
+    error_response,
+    handle,
+    read_json,
+    relay_stream,
+    request_id_of,
+    route_headers,
+)
+from portway.errors import PortwayError
 from portway.formats.anthropic import (
     OpenAIStreamToAnthropic,
     anthropic_request_to_openai,
@@ -27,8 +38,8 @@ from portway.formats.anthropic.passthrough import ANTHROPIC
 from portway.gateway import Gateway
 from portway.native import NativeEvent, NativeRequest
 from portway.schemas import validate
-from portway.schemas.anthropic import MessagesEnvelope, MessagesRequest
-from portway.streaming import EventStreamResponse, unless_disconnected
+from portway.schemas.anthropic import CountTokensEnvelope, MessagesEnvelope, MessagesRequest
+from portway.streaming import ClientDisconnected, EventStreamResponse, unless_disconnected
 
 
 async def messages(request: Request) -> Response:
@@ -75,3 +86,29 @@ async def _encode(batches: AsyncIterator[list[dict[str, Any]]]) -> AsyncIterator
             if events:
                 yield b"".join([sse.encode(data, event=name) for name, data in events])
         yield b"".join([sse.encode(data, event=name) for name, data in converter.finish()])
+
+
+async def count_tokens(request: Request) -> Response:
+    """``POST /v1/messages/count_tokens`` (the anthropic SDK's
+    ``messages.count_tokens``, Claude Code): the model's provider counts
+    when it has a counting API (Anthropic, Claude on Vertex and Bedrock);
+    otherwise the gateway's estimate (:mod:`portway.tokens`), with
+    ``x-portway-token-count: estimate`` saying so (``provider`` when counted)."""
+    gateway: Gateway = request.app.state.gateway
+    request_id = request_id_of(request)
+    try:
+        key = authenticate(gateway, request)
+        body, _ = await read_json(request, gateway.config.server.max_body_bytes)
+        validate(CountTokensEnvelope, body)
+        ctx = context_for(request, request_id, "count_tokens", None, key, "anthropic",
+                          NativeRequest(ANTHROPIC, body, [], to_canonical=_canonical))
+        target = gateway.resolve(body["model"])[0][0]
+        counted = await unless_disconnected(
+            request.receive, target.provider.count_tokens({**body, "model": target.model}, ctx))
+    except ClientDisconnected:
+        return Response(status_code=499)
+    except PortwayError as error:
+        return error_response(error, "anthropic", request_id)
+    headers = {"x-request-id": request_id, "request-id": request_id,
+               "x-portway-token-count": "provider" if counted is not None else "estimate"}
+    return JSONResponse({"input_tokens": counted if counted is not None else tokens.estimate(body)}, headers=headers)

@@ -25,6 +25,7 @@ from starlette.requests import HTTPConnection, Request
 from starlette.responses import Response
 
 from portway import serialization
+from portway.catalog import format_cost
 from portway.context import RequestContext
 from portway.errors import PortwayError, ValidationFailed, is_error_status
 from portway.schemas import validate
@@ -217,7 +218,8 @@ def nesting_exceeds(value: Any, limit: int) -> bool:
     return False
 
 
-async def read_json(request: Request, limit: int) -> Any:
+async def read_json(request: Request, limit: int) -> tuple[Any, int]:
+    """The request body parsed, and its size in bytes."""
     raw = await read_body(request, limit)
     if not raw:
         raise ValidationFailed("the request body is empty; send a JSON object")
@@ -229,16 +231,17 @@ async def read_json(request: Request, limit: int) -> Any:
         raise ValidationFailed(f"the request body is not valid JSON: {exc}") from None
     if isinstance(value, (dict, list)) and nesting_exceeds(value, MAX_JSON_DEPTH):
         raise ValidationFailed(TOO_DEEP)
-    return value
+    return value, len(raw)
 
 
 # -- the context and the answer ------------------------------------------------------
 
 
 def context_for(request: Request, request_id: str, endpoint: str, body: dict[str, Any] | None, key: str | None,
-                client_format: str = "openai", native: Any = None) -> RequestContext:
+                client_format: str = "openai", native: Any = None, size: int | None = None) -> RequestContext:
     return RequestContext(request_id=request_id, endpoint=endpoint, canonical=body, key_id=key,
                           client_format=client_format, gateway=request.app.state.gateway, native=native,
+                          body_bytes=size,
                           headers={k: v for k, v in request.headers.items() if k not in SECRET_HEADERS})
 
 
@@ -252,6 +255,8 @@ def route_headers(ctx: RequestContext) -> dict[str, str]:
     elif ctx.cached:
         headers["x-portway-provider"] = "cache"
         headers["x-portway-model"] = header_value(ctx.model)
+    if ctx.cost is not None:
+        headers["x-portway-cost"] = format_cost(ctx.cost)
     return headers
 
 
@@ -302,10 +307,10 @@ async def handle(
     result: Response | None = None
     try:
         key = authenticate(gateway, request)
-        body = await read_json(request, gateway.config.server.max_body_bytes)
+        body, size = await read_json(request, gateway.config.server.max_body_bytes)
         validate(schema, body)
         canonical, native = translate(body) if translate else (body, None)
-        ctx = context_for(request, request_id, endpoint, canonical, key, client_format, native)
+        ctx = context_for(request, request_id, endpoint, canonical, key, client_format, native, size)
         result = await run(request, gateway, ctx)
         if isinstance(result, EventStreamResponse):
             return result  # its body iterator calls finish() when the stream ends

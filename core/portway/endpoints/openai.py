@@ -59,15 +59,42 @@ async def _embeddings(request: Request, gateway: Gateway, ctx: RequestContext) -
 
 
 async def models(request: Request) -> Response:
+    """``GET /v1/models``: every alias and ``<provider>/<model>`` the config
+    exposes, each with what the catalog knows of it (``context_window``,
+    ``max_output_tokens``, ``pricing`` per million tokens, ``capabilities``)."""
     gateway: Gateway = request.app.state.gateway
     try:
         authenticate(gateway, request)
     except PortwayError as error:
         return error_response(error, "openai", request_id_of(request))
-    created = gateway.started_at
-    data = [{"id": model_id, "object": "model", "created": created, "owned_by": owner}
-            for model_id, owner in gateway.model_ids()]
+    data = [_model_entry(gateway, model_id, owner) for model_id, owner in gateway.model_ids()]
     return JSONResponse({"object": "list", "data": data})
+
+
+async def model(request: Request) -> Response:
+    """``GET /v1/models/{id}``: one alias or ``<provider>/<model>`` (ids
+    contain ``/``), as the openai SDK's ``models.retrieve`` reads it; 404
+    for an id the config does not expose."""
+    gateway: Gateway = request.app.state.gateway
+    request_id = request_id_of(request)
+    try:
+        authenticate(gateway, request)
+        model_id: str = request.path_params["model_id"]
+        owner = gateway.model_owner(model_id)
+        if owner is None:
+            raise PortwayError(f"model {model_id!r} is not configured", kind="not_found", code="model_not_found",
+                               param="model")
+    except PortwayError as error:
+        return error_response(error, "openai", request_id)
+    return JSONResponse(_model_entry(gateway, model_id, owner), headers={"x-request-id": request_id})
+
+
+def _model_entry(gateway: Gateway, model_id: str, owner: str) -> dict[str, Any]:
+    entry: dict[str, Any] = {"id": model_id, "object": "model", "created": gateway.started_at, "owned_by": owner}
+    info = gateway.model_info(model_id)
+    if info is not None:
+        entry.update(info.public())
+    return entry
 
 
 async def health(request: Request) -> Response:

@@ -68,6 +68,7 @@ async def _create(request: Request, gateway: Gateway, ctx: RequestContext) -> Re
         if record is None or history is None:
             raise _not_found(previous_id, "previous_response_id")
         previous = Previous(history, record.native, record.provider)
+        ctx.body_bytes = None  # the history makes the request larger than what the client sent
     skipped: list[ValidationFailed] = []
     ctx.body = responses_request_to_openai(body, history, skipped)
     ctx.native = NativeRequest(RESPONSES, body, [], context=previous,

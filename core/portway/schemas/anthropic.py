@@ -172,3 +172,12 @@ class MessagesEnvelope(Open):
 
     model: str = Field(min_length=1)
     stream: bool | None = None
+
+
+class CountTokensEnvelope(Open):
+    """What the gateway reads of ``POST /v1/messages/count_tokens``: the
+    model (to find who counts) and the messages (to estimate when nobody
+    can).  The rest goes to a provider that counts as it was sent."""
+
+    model: str = Field(min_length=1)
+    messages: list[dict[str, Any]]

@@ -96,6 +96,13 @@ UNEXPECTED_SYSTEM_ROLE = ('messages: Unexpected role "system". The Messages API 
                           'parameter, not "system" as an input message role.')
 
 
+#: The top-level fields of a count_tokens request (the anthropic SDK's ``MessageCountTokensParams``).
+COUNT_TOKENS_FIELDS = frozenset({"model", "messages", "system", "tools", "tool_choice", "thinking", "mcp_servers",
+                                 "output_config", "context_management", "cache_control", "speed"})
+#: What the fake's token counts start from.
+COUNT_BASE = 1000
+
+
 @dataclass(frozen=True)
 class Refusal:
     """A request the fake refused, and the error it answered with."""
@@ -115,6 +122,8 @@ class AnthropicAPI:
         self.api_key = api_key
         self.calls: list[Call] = []
         self.refusals: list[Refusal] = []
+        #: The body of every accepted count_tokens request.
+        self.counted: list[dict[str, Any]] = []
         #: Set when the client of a streamed answer goes away before its end.
         self.disconnected = threading.Event()
         #: Seconds between streamed events.
@@ -125,7 +134,33 @@ class AnthropicAPI:
 
     def install(self, upstream: FakeUpstream) -> AnthropicAPI:
         upstream.add("/v1/messages", self)
+        upstream.add("/v1/messages/count_tokens", self.count_tokens)
         return self
+
+    def count_tokens(self, request: RecordedRequest) -> Reply:
+        """``POST /v1/messages/count_tokens``: ``{"input_tokens": N}`` with
+        N = :data:`COUNT_BASE` + the number of messages (a count no
+        estimate would give, so a test sees who counted).  Refuses, as the
+        API does, what ``MessageCountTokensParams`` has not (``max_tokens``,
+        ``stream``, sampling parameters: "Extra inputs are not permitted")
+        and a body without ``model`` or ``messages``."""
+        problem = self._check_headers(request)
+        if problem is not None:
+            return self._refuse(request, *problem)
+        try:
+            body = request.json()
+        except ValueError:
+            body = None
+        if not isinstance(body, dict):
+            return self._refuse(request, 400, "invalid_request_error", "Input should be an object")
+        for field in ("model", "messages"):
+            if field not in body:
+                return self._refuse(request, 400, "invalid_request_error", f"{field}: Field required")
+        for field in body:
+            if field not in COUNT_TOKENS_FIELDS:
+                return self._refuse(request, 400, "invalid_request_error", f"{field}: Extra inputs are not permitted")
+        self.counted.append(body)
+        return json_reply({"input_tokens": COUNT_BASE + len(body["messages"])}, headers={"request-id": self._request_id()})
 
     @property
     def betas_seen(self) -> list[list[str]]:

@@ -30,6 +30,12 @@ PORTWAY_PLUGIN_KIND = "provider"
 
 
 
+#: Keys of a Messages request that ``count_tokens`` does not take (the
+#: anthropic SDK's ``MessageCountTokensParams`` has none of them).
+NOT_COUNTED = frozenset({"max_tokens", "stream", "temperature", "top_p", "top_k", "stop_sequences", "metadata",
+                         "service_tier"})
+
+
 class AnthropicConfig(ProviderConfig):
     anthropic_version: str = "2023-06-01"
     #: Anthropic requires max_tokens; used when the client sends none.
@@ -48,6 +54,11 @@ class AnthropicProvider(Provider):
     default_base_url = "https://api.anthropic.com"
     env_key = "ANTHROPIC_API_KEY"
     env_base_url = "ANTHROPIC_BASE_URL"
+    # Context window and maximum output, from docs.anthropic.com's models overview.
+    limits = {"claude-opus-4-1*": (200_000, 32_000), "claude-opus-4-0*": (200_000, 32_000),
+              "claude-opus-4-2*": (200_000, 32_000), "claude-sonnet-4*": (200_000, 64_000),
+              "claude-haiku-4-5*": (200_000, 64_000), "claude-3-7-sonnet*": (200_000, 64_000),
+              "claude-3-5-haiku*": (200_000, 8_192)}
     default_models = ("claude-sonnet-4-5", "claude-haiku-4-5", "claude-opus-4-1")
 
     @property
@@ -131,6 +142,20 @@ class AnthropicProvider(Provider):
                                     headers=self._headers(ctx)) as response:
             async for batch in read_stream(self, response, chunks=chunks):
                 yield batch
+
+    async def count_tokens(self, body: dict[str, Any], ctx: Any) -> int | None:
+        """Anthropic's own count (``POST /v1/messages/count_tokens``), given
+        the request without the keys only a Messages call takes."""
+        payload = {k: v for k, v in body.items() if k not in NOT_COUNTED}
+        response = await self.http.request("POST", self.path + "/count_tokens", json=payload,
+                                           headers=self._headers(ctx))
+        if response.status >= 300:
+            raise self.error_from_response(response)
+        answer = self.answer_json(response)
+        counted = answer.get("input_tokens") if isinstance(answer, dict) else None
+        if type(counted) is not int or counted < 0:
+            raise self.malformed("its token count has no input_tokens count")
+        return counted
 
     # -- the canonical (OpenAI) view, for every other client ---------------------------
 

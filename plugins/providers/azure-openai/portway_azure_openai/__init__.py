@@ -74,6 +74,7 @@ class AzureOpenAIConfig(ProviderConfig):
 
 class AzureOpenAIProvider(OpenAICompatibleProvider):
     type = "azure-openai"
+    catalog_id = "azure"  # genai-prices' id for its models' prices
     config_model = AzureOpenAIConfig
     env_key = "AZURE_OPENAI_API_KEY"
     env_base_url = "AZURE_OPENAI_ENDPOINT"

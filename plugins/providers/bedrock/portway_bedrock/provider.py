@@ -128,6 +128,7 @@ def classify(error_type: str | None, status: int | None, message: str) -> tuple[
 
 class BedrockProvider(Provider):
     type = "bedrock"
+    catalog_id = "aws"  # genai-prices' id for its models' prices
     config_model = BedrockConfig
     env_key = "AWS_BEARER_TOKEN_BEDROCK"  # a Bedrock API key; AWS keys alone enable nothing
     native_formats = frozenset({"anthropic"})

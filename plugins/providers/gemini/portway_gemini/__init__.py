@@ -48,12 +48,16 @@ def quote_segment(value: str, param: str) -> str:
 
 class GeminiProvider(Provider):
     type = "gemini"
+    catalog_id = "google"  # genai-prices' id for its models' prices
     config_model = GeminiConfig
     default_base_url = "https://generativelanguage.googleapis.com"
     env_key = "GEMINI_API_KEY"
     #: Tried after ``env_key`` (python-genai reads both, GOOGLE_API_KEY winning
     #: when both are set; here an explicit GEMINI_API_KEY wins).
     env_key_fallback = "GOOGLE_API_KEY"
+    # Input and output token limits, from ai.google.dev/gemini-api/docs/models.
+    limits = {"gemini-2.5-*": (1_048_576, 65_536), "gemini-2.0-flash*": (1_048_576, 8_192),
+              "gemini-embedding-001": (2_048, None)}
     default_models = ("gemini-2.5-flash", "gemini-2.5-pro", "gemini-2.5-flash-lite", "gemini-embedding-001")
 
     def __init__(self, name: str, config: ProviderConfig) -> None:

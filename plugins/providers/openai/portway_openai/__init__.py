@@ -34,6 +34,9 @@ class OpenAIProvider(OpenAICompatibleProvider):
     default_base_url = "https://api.openai.com/v1"
     env_key = "OPENAI_API_KEY"
     env_base_url = "OPENAI_BASE_URL"
+    # Context window and maximum output, from the model pages of platform.openai.com/docs/models.
+    limits = {"gpt-4o*": (128_000, 16_384), "gpt-4.1*": (1_047_576, 32_768), "gpt-5*": (400_000, 128_000),
+              "o3*": (200_000, 100_000), "o4-mini*": (200_000, 100_000)}
     default_models = ("gpt-4o", "gpt-4o-mini", "gpt-4.1", "gpt-4.1-mini", "gpt-5", "gpt-5-mini", "o4-mini",
                       "text-embedding-3-small", "text-embedding-3-large")
 

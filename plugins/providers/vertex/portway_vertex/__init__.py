@@ -99,6 +99,7 @@ def publisher(model: str) -> tuple[str, str]:
 
 class VertexProvider(GeminiProvider):
     type = "vertex"
+    catalog_id = "google"  # genai-prices' id for its models' prices
     config_model = VertexConfig
     default_base_url = None
     env_key = None
