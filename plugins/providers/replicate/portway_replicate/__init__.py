@@ -221,6 +221,9 @@ class ReplicateProvider(Provider):
         finally:
             if not finished:  # timed out, failed to poll, or the client left
                 self._cancel_soon(data)
+        if not finished:
+            raise self.make_error(f"the prediction was still {data['status']} after {self.settings.timeout:g} "
+                                  "seconds (the provider's timeout): it was canceled", kind="timeout")
         if data["status"] in answer.STOPPED:
             raise self.stopped(data)
         return data
