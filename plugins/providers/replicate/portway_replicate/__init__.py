@@ -286,15 +286,18 @@ class ReplicateProvider(Provider):
         """The token counts of a streamed prediction, read from ``urls.get``
         once its stream is done (the events carry none).  A prediction not
         settled within a couple of polls gives no usage, not a wait."""
-        link = self._follow(data, "get")
-        if link is None:
-            return None
-        latest = self._checked(await self.http.request("GET", link))
-        latest = await self._poll(latest, time.monotonic() + 2 * self.settings.poll_interval)
         try:
+            link = self._follow(data, "get")
+            if link is None:
+                return None
+            latest = self._checked(await self.http.request("GET", link))
+            latest = await self._poll(latest, time.monotonic() + 2 * self.settings.poll_interval)
             return answer.usage(latest)
-        except MalformedAnswer as exc:
-            raise self.malformed(str(exc)) from None
+        except (ProviderError, MalformedAnswer) as exc:
+            # The answer is complete: a failed look-up of its counts costs the usage, not the answer.
+            log.warning("provider %r: no token counts for a streamed prediction: %s", self.name,
+                        exc.message if isinstance(exc, ProviderError) else exc)
+            return None
 
 
 def stream_error(event: sse.Event) -> str:

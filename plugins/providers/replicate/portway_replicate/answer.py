@@ -29,14 +29,15 @@ def prediction(data: Any) -> dict[str, Any]:
     status = data.get("status")
     if status not in RUNNING | STOPPED | {SUCCEEDED}:
         raise MalformedAnswer(f"the prediction has no known status: {str(status)[:40]!r}")
-    urls = data.get("urls")
-    if urls is not None and (not isinstance(urls, dict) or not all(isinstance(v, str) for v in urls.values())):
-        raise MalformedAnswer("the prediction's urls are not an object of strings")
+    if data.get("urls") is not None and not isinstance(data["urls"], dict):
+        raise MalformedAnswer("the prediction's urls are not an object")
     return data
 
 
 def url(data: dict[str, Any], name: str) -> str | None:
-    return (data.get("urls") or {}).get(name)
+    """One of the prediction's ``urls`` (None when absent or not a string)."""
+    link = (data.get("urls") or {}).get(name)
+    return link if isinstance(link, str) and link else None
 
 
 def output_text(data: dict[str, Any]) -> str:

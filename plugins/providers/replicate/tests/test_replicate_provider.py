@@ -391,3 +391,15 @@ def test_the_plugin_is_registered_by_its_entry_point():
 async def _drain(chunks: Any) -> None:
     async for _ in chunks:
         await asyncio.sleep(0)
+
+
+def test_a_failed_look_up_of_a_streams_token_counts_costs_only_the_usage(upstream):
+    create = {"id": "p1", "status": "starting", "urls": {"get": f"{upstream.url}/v1/predictions/p1",
+                                                          "stream": f"{upstream.url}/stream/p1"}}
+    upstream.add(f"/v1/models/{LLAMA}/predictions", json_reply(create, 201))
+    upstream.add("/stream/p1", Reply(chunks=[b"event: output\ndata: Hi\n\n", b"event: done\ndata: {}\n\n"],
+                                     content_type="text/event-stream"), method="GET")
+    upstream.add("/v1/predictions/p1", ReplicateAPI().error(500, "try later"), method="GET")
+    chunks = stream(upstream, {"messages": HI})
+    assert text_of(chunks) == "Hi" and not any(c.get("usage") for c in chunks)
+    assert chunks[-1]["choices"][0]["finish_reason"] == "stop"
