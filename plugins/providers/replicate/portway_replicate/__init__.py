@@ -251,7 +251,7 @@ class ReplicateProvider(Provider):
             # Over already, or a model that cannot stream: its whole answer, as chunks.
             yield completion_to_chunks(self._completion(await self._finished(data), body["model"], limit))
             return
-        converter = answer.StreamToChunks(id=str(data.get("id") or "replicate"), model=body["model"],
+        converter = answer.StreamToChunks(id=answer.prediction_id(data), model=body["model"],
                                           created=int(time.time()))
         finished = False
         try:

@@ -34,6 +34,12 @@ def prediction(data: Any) -> dict[str, Any]:
     return data
 
 
+def prediction_id(data: dict[str, Any]) -> str:
+    """The prediction's id for the answer's ``chatcmpl-`` id (a placeholder when it is not a short string)."""
+    value = data.get("id")
+    return value if isinstance(value, str) and 0 < len(value) <= 100 else "replicate"
+
+
 def url(data: dict[str, Any], name: str) -> str | None:
     """One of the prediction's ``urls`` (None when absent or not a string)."""
     link = (data.get("urls") or {}).get(name)
@@ -80,7 +86,7 @@ def finish_reason(counts: dict[str, int] | None, limit: int | None) -> str:
 def chat_completion(data: dict[str, Any], *, model: str, created: int, limit: int | None) -> dict[str, Any]:
     counts = usage(data)
     answer: dict[str, Any] = {
-        "id": f"chatcmpl-{data.get('id') or 'replicate'}",
+        "id": f"chatcmpl-{prediction_id(data)}",
         "object": "chat.completion",
         "created": created,
         "model": model,

@@ -28,7 +28,8 @@ input schemas on the model pages, independently of the adapter:
   ``GET urls.get`` a prediction needs before it ends, even after a wait
   (the wait ran out): until then it is ``processing``.
 - ``"stream": true`` gives ``urls.stream``; ``GET`` there with ``Accept:
-  text/event-stream`` (any other Accept is a 406) sends ``event: output``
+  text/event-stream`` (any other Accept is a 406) sends an ``event: logs``
+  line of the model's log, then ``event: output``
   events whose data is the raw text of each token (a token with a newline in
   it spans two ``data:`` lines), then ``event: done`` with ``data: {}``; a
   failed prediction sends ``event: error`` (JSON ``detail``) then ``done``
@@ -290,6 +291,7 @@ class ReplicateAPI:
             reason = "canceled" if outcome.status == "canceled" else "error"
             chunks.append(f"event: done\nid: {id}:1\ndata: {{\"reason\": \"{reason}\"}}\n\n".encode())
         else:
+            chunks.append(f"event: logs\nid: {id}:log\ndata: Loading the model\n\n".encode())  # skipped by clients
             for n, token in enumerate(tokens(self._text(outcome))):
                 data = "".join(f"data: {line}\n" for line in token.split("\n"))
                 chunks.append(f"event: output\nid: {id}:{n}\n{data}\n".encode())
