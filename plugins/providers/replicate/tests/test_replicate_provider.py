@@ -403,3 +403,12 @@ def test_a_failed_look_up_of_a_streams_token_counts_costs_only_the_usage(upstrea
     chunks = stream(upstream, {"messages": HI})
     assert text_of(chunks) == "Hi" and not any(c.get("usage") for c in chunks)
     assert chunks[-1]["choices"][0]["finish_reason"] == "stop"
+
+
+def test_an_anthropic_clients_top_k_reaches_a_prompt_model(upstream):
+    from types import SimpleNamespace
+
+    fake(upstream, say("Hi."))
+    ctx = SimpleNamespace(client_format="anthropic")
+    run(upstream, lambda p: p.chat({"model": LLAMA, "messages": HI, "max_tokens": 300, "top_k": 40}, ctx))
+    assert inputs(upstream) == {"prompt": "Say hello", "max_tokens": 300, "top_k": 40}
