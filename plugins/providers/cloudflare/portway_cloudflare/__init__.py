@@ -61,16 +61,32 @@ class CloudflareProvider(OpenAICompatibleProvider):
 
     def __init__(self, name: str, config: ProviderConfig) -> None:
         super().__init__(name, config)
+        #: Why this instance cannot send anything (no usable account), or None.
+        self.account_problem: str | None = None
         if "{account_id}" in self.base_url:
-            account = self.settings.account_id or os.environ.get("CLOUDFLARE_ACCOUNT_ID") or ""
-            if not account.strip() or not account.replace("-", "").isalnum():
-                raise PortwayError(f"provider {name!r} needs an account_id (or CLOUDFLARE_ACCOUNT_ID), or a base_url",
-                                   kind="bad_request")
-            self.base_url = self.base_url.replace("{account_id}", account.strip())
+            account = (self.settings.account_id or os.environ.get("CLOUDFLARE_ACCOUNT_ID") or "").strip()
+            if not account or not account.replace("-", "").isalnum():
+                # Not raised here: an instance enabled from CLOUDFLARE_API_TOKEN alone must not stop the
+                # gateway from starting; each request says what is missing instead.
+                self.account_problem = (f"provider {name!r} needs an account_id (letters, digits and '-'; or "
+                                        "CLOUDFLARE_ACCOUNT_ID), or a base_url")
+            else:
+                self.base_url = self.base_url.replace("{account_id}", account)
 
     @property
     def settings(self) -> CloudflareConfig:
         return self.config  # type: ignore[return-value]
+
+    def _checked(self, path: str) -> str:
+        if self.account_problem is not None:
+            raise PortwayError(self.account_problem, kind="unavailable", param="account_id")
+        return path
+
+    def chat_url(self, body: dict[str, Any]) -> str:
+        return self._checked(self.chat_path)
+
+    def embeddings_url(self, body: dict[str, Any]) -> str:
+        return self._checked(self.embeddings_path)
 
     def prepare(self, body: dict[str, Any]) -> dict[str, Any]:
         """Workers AI's JSON mode does not stream (json-mode.mdx: "JSON Mode
@@ -102,7 +118,7 @@ class CloudflareProvider(OpenAICompatibleProvider):
         """``/run/{model}``: the model's own path segments (``@cf/baai/...``)."""
         if not model or any(part in ("", ".", "..") for part in model.split("/")):
             raise PortwayError(f"{model!r} is not a Workers AI model name", kind="bad_request", param="model")
-        return "/run/" + quote(model, safe="@/")
+        return self._checked("/run/" + quote(model, safe="@/"))
 
     async def rerank(self, body: dict[str, Any], ctx: Any) -> dict[str, Any]:
         """A reranker model by ``/ai/run/{model}``: ``{"query", "contexts":

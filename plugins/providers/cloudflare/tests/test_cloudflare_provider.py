@@ -8,12 +8,14 @@ import importlib.metadata
 from collections.abc import Awaitable, Callable, Iterator
 from typing import Any, TypeVar
 
+import openai
 import pytest
 from portway_cloudflare import CloudflareConfig, CloudflareProvider
 from portway_cloudflare.testing import WorkersAI, envelope_error
 
 from portway.errors import PortwayError
 from portway.testing import FakeUpstream, json_reply, run_provider, sse_reply
+from portway.testing.gateway import GatewayServer
 from portway.testing.script import say
 
 T = TypeVar("T")
@@ -66,10 +68,27 @@ def test_the_account_goes_in_the_default_url(monkeypatch: pytest.MonkeyPatch) ->
 
 
 @pytest.mark.parametrize("account", [None, "", "../other", "a/b"])
-def test_an_account_is_required_and_checked(monkeypatch: pytest.MonkeyPatch, account: str | None) -> None:
+def test_an_account_is_required_and_checked(upstream: FakeUpstream, monkeypatch: pytest.MonkeyPatch,
+                                            account: str | None) -> None:
     monkeypatch.delenv("CLOUDFLARE_ACCOUNT_ID", raising=False)
-    with pytest.raises(PortwayError, match="account_id"):
-        CloudflareProvider("cf", CloudflareConfig(type="cloudflare", account_id=account))
+    # Made anyway (a token in the environment alone must not stop the gateway), but it sends nothing.
+    cf = CloudflareProvider("cf", CloudflareConfig(type="cloudflare", api_key=TOKEN, account_id=account))
+    for action in (lambda p: p.chat({"model": MODEL, "messages": HI}, None),
+                   lambda p: p.embeddings({"model": "m", "input": "x"}, None),
+                   lambda p: p.rerank({"model": RERANKER, "query": "q", "documents": ["a"]}, None)):
+        with pytest.raises(PortwayError, match="account_id") as caught:
+            run_provider(cf, action)
+        assert caught.value.kind == "unavailable"
+
+
+def test_a_token_alone_in_the_environment_does_not_stop_the_gateway(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CLOUDFLARE_API_TOKEN", TOKEN)
+    monkeypatch.delenv("CLOUDFLARE_ACCOUNT_ID", raising=False)
+    with GatewayServer(None, auto_providers=True) as server:
+        assert "cloudflare" in server.gateway.providers
+        with pytest.raises(openai.APIStatusError) as caught:
+            server.openai_client().chat.completions.create(model="cloudflare/" + MODEL, messages=HI)
+        assert "account_id" in caught.value.message
 
 
 def test_registration() -> None:
