@@ -392,3 +392,15 @@ def test_through_the_gateway(upstream: FakeUpstream) -> None:
         text = "".join(c.choices[0].delta.content or "" for c in client.chat.completions.create(
             model="local/llama3.2", messages=HI, stream=True) if c.choices)
         assert text == "Hello again."
+
+
+def test_anthropic_clients_top_k_and_thinking(upstream: FakeUpstream) -> None:
+    fake(upstream, say("Paris.", reasoning="Capital of France."))
+    with GatewayServer({"providers": {"local": {"type": "ollama", "base_url": upstream.url}}}) as server:
+        reply = server.anthropic_client().messages.create(
+            model="local/qwen3", max_tokens=200, extra_body={"top_k": 20}, messages=[{"role": "user", "content": "Capital?"}],
+            thinking={"type": "enabled", "budget_tokens": 1024})
+    body = sent(upstream)
+    assert body["options"] == {"num_predict": 200, "top_k": 20}
+    assert body["think"] is True and "thinking" not in body and "top_k" not in body
+    assert [block.type for block in reply.content] == ["thinking", "text"]
