@@ -281,3 +281,14 @@ async def read_stream(provider: Provider, response: UpstreamStream, *,
     if not converter.done:
         raise provider.make_error("upstream stream ended before message_stop", kind="connection")
 
+
+#: Keys of a Messages request that a token count does not take (the anthropic
+#: SDK's ``MessageCountTokensParams`` has none of them): dropped before a
+#: ``/v1/messages/count_tokens`` request goes to an Anthropic-format upstream.
+NOT_COUNTED = frozenset({"max_tokens", "stream", "temperature", "top_p", "top_k", "stop_sequences", "metadata",
+                         "service_tier"})
+
+
+def count_tokens_body(body: dict[str, Any]) -> dict[str, Any]:
+    """A Messages body as a token count takes it."""
+    return {key: value for key, value in body.items() if key not in NOT_COUNTED}

@@ -21,19 +21,13 @@ from portway.formats.anthropic import (
     check_message,
     openai_to_anthropic_request,
 )
-from portway.formats.anthropic.passthrough import read_stream
+from portway.formats.anthropic.passthrough import count_tokens_body, read_stream
 from portway.native import NativeEvent, canonical_batches
 from portway.providers import Provider
 from portway.upstream import UpstreamResponse
 
 PORTWAY_PLUGIN_KIND = "provider"
 
-
-
-#: Keys of a Messages request that ``count_tokens`` does not take (the
-#: anthropic SDK's ``MessageCountTokensParams`` has none of them).
-NOT_COUNTED = frozenset({"max_tokens", "stream", "temperature", "top_p", "top_k", "stop_sequences", "metadata",
-                         "service_tier"})
 
 
 class AnthropicConfig(ProviderConfig):
@@ -146,7 +140,7 @@ class AnthropicProvider(Provider):
     async def count_tokens(self, body: dict[str, Any], ctx: Any) -> int | None:
         """Anthropic's own count (``POST /v1/messages/count_tokens``), given
         the request without the keys only a Messages call takes."""
-        payload = {k: v for k, v in body.items() if k not in NOT_COUNTED}
+        payload = count_tokens_body(body)
         response = await self.http.request("POST", self.path + "/count_tokens", json=payload,
                                            headers=self._headers(ctx))
         if response.status >= 300:

@@ -336,6 +336,23 @@ class BedrockProvider(Provider):
         except MalformedAnswer as exc:
             raise self.malformed(str(exc)) from None
 
+    async def count_tokens(self, body: dict[str, Any], ctx: Any) -> int | None:
+        """Bedrock's CountTokens (``/model/{id}/count-tokens``) for Claude: the
+        InvokeModel body the request would be, as the base64 blob of
+        ``input.invokeModel.body`` (botocore's bedrock-runtime model).  Other
+        model families: None (the gateway estimates)."""
+        model, payload = self._anthropic_body(body, ctx)
+        if family(model) != "anthropic":
+            return None
+        payload.setdefault("max_tokens", 1)  # InvokeModel requires it; it does not change the input's count
+        blob = base64.b64encode(serialization.dumps(payload)).decode("ascii")
+        response = await self._post(model_path(model, "count-tokens"), {"input": {"invokeModel": {"body": blob}}})
+        answer = self.answer_json(response)
+        counted = answer.get("inputTokens") if isinstance(answer, dict) else None
+        if type(counted) is not int or counted < 0:
+            raise self.malformed("its token count has no inputTokens count")
+        return counted
+
     async def native_stream(self, fmt: str, body: dict[str, Any], ctx: Any, *,
                             chunks: bool = True) -> AsyncIterator[list[NativeEvent]]:
         """Anthropic's events, each from a ``chunk`` message's base64

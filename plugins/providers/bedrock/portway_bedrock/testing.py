@@ -56,6 +56,7 @@ from typing import Any
 from urllib.parse import unquote
 
 from portway import serialization
+from portway.testing.anthropic_api import COUNT_BASE
 from portway.testing.anthropic_api import check_body as check_anthropic_body
 from portway.testing.anthropic_api import stream_events as anthropic_events
 from portway.testing.anthropic_api import tool_results as anthropic_tool_results
@@ -420,6 +421,8 @@ class BedrockAPI:
         self.region = region
         self.calls: list[Call] = []
         self.refusals: list[Refusal] = []
+        #: The InvokeModel body of every accepted CountTokens request.
+        self.counted: list[dict[str, Any]] = []
         self.stream_delay = 0.0
         self.disconnected = threading.Event()
         self._tool_id = id_maker("tooluse_")
@@ -463,6 +466,8 @@ class BedrockAPI:
                 return self._embed(body, route.model)
             if route.operation in ("invoke", "invoke-with-response-stream") and family(route.model) == "anthropic":
                 return self._claude(request, body, route)
+            if route.operation == "count-tokens" and family(route.model) == "anthropic":
+                return self._count_tokens(body, route)
         except Invalid as exc:
             return self._refuse(request, 400, "ValidationException", str(exc))
         return self._refuse(request, 400, "ValidationException", f"The fake has no {route.operation} for "
@@ -508,7 +513,32 @@ class BedrockAPI:
             "output": {"message": {"role": "assistant", "content": content}}, "stopReason": stop, "usage": usage,
             "metrics": {"latencyMs": 12}}), headers={"x-amzn-requestid": self._request_id()})
 
+    def _count_tokens(self, body: dict[str, Any], route: _Route) -> Reply:
+        """CountTokens (``/model/{id}/count-tokens``), InvokeModel form: ``{"input": {"invokeModel": {"body":
+        <the InvokeModel body, base64>}}}`` (a blob in AWS's REST-JSON protocol); the body is checked as
+        InvokeModel would check it.  Answers ``inputTokens`` = :data:`COUNT_BASE` + the number of messages."""
+        given = body.get("input")
+        invoke = given.get("invokeModel") if isinstance(given, dict) else None
+        if set(body) != {"input"} or not isinstance(invoke, dict) or set(given) != {"invokeModel"} \
+                or set(invoke) != {"body"} or not isinstance(invoke["body"], str):
+            raise Invalid("input: must be {invokeModel: {body: <blob>}} or {converse: {...}}")
+        try:
+            inner = json.loads(base64.b64decode(invoke["body"], validate=True))
+        except ValueError:
+            raise Invalid("input.invokeModel.body: not a base64-encoded JSON document") from None
+        if not isinstance(inner, dict):
+            raise Invalid("input.invokeModel.body: must be a JSON object")
+        self._check_claude_body(inner, route)
+        self.counted.append(inner)
+        return Reply(body=serialization.dumps({"inputTokens": COUNT_BASE + len(inner["messages"])}),
+                     headers={"x-amzn-requestid": self._request_id()})
+
     def _claude(self, request: RecordedRequest, body: dict[str, Any], route: _Route) -> Reply:
+        self._check_claude_body(body, route)
+        _, turn = self._turn(request, body, anthropic_tool_results(body["messages"]))
+        return self._claude_reply(request, route, turn)
+
+    def _check_claude_body(self, body: dict[str, Any], route: _Route) -> None:
         if body.get("anthropic_version") != "bedrock-2023-05-31":
             raise Invalid("anthropic_version: must be bedrock-2023-05-31")
         for name in ("model", "stream"):
@@ -523,7 +553,8 @@ class BedrockAPI:
                                         "model": route.model}, betas)
         if message is not None:
             raise Invalid(message)
-        _, turn = self._turn(request, body, anthropic_tool_results(body["messages"]))
+
+    def _claude_reply(self, request: RecordedRequest, route: _Route, turn: Turn) -> Reply:
         answer = self._claude_message(turn, route.model)
         if route.operation == "invoke":
             return Reply(body=serialization.dumps(answer), headers={"x-amzn-requestid": self._request_id()})
@@ -606,7 +637,7 @@ def converse_events(parts: Sequence[str | ToolCall], stop: str, usage: dict[str,
 
 
 def _route(request: RecordedRequest) -> _Route | None:
-    found = re.fullmatch(r"/model/([^/]+)/(converse|converse-stream|invoke|invoke-with-response-stream)",
+    found = re.fullmatch(r"/model/([^/]+)/(converse|converse-stream|invoke|invoke-with-response-stream|count-tokens)",
                          request.raw_path or request.path)
     return _Route(unquote(found.group(1)), found.group(2)) if found else None
 

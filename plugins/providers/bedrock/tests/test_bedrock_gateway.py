@@ -123,3 +123,26 @@ def test_throttling_before_the_first_token_is_a_429(fake_upstream: FakeUpstream,
         with claude.messages.stream(model=f"br/{CLAUDE}", max_tokens=5,
                                     messages=[{"role": "user", "content": "hi"}]) as stream:
             stream.get_final_text()
+
+
+def test_count_tokens_for_claude_goes_to_bedrocks_count_tokens(fake_upstream: FakeUpstream,
+                                                               gateway_server: Any) -> None:
+    from portway.testing.anthropic_api import COUNT_BASE
+
+    api = fake(fake_upstream)
+    client = gateway_server(config(fake_upstream)).anthropic_client()
+    messages: list[Any] = [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "hello"},
+                           {"role": "user", "content": "count us"}]
+    counted = client.messages.with_raw_response.count_tokens(
+        model=f"br/{CLAUDE}", system="Be brief.", messages=messages,
+        extra_headers={"anthropic-beta": "context-management-2025-06-27"})
+    assert counted.parse().input_tokens == COUNT_BASE + 3
+    assert counted.headers["x-portway-token-count"] == "provider"
+    assert api.refusals == []
+    assert fake_upstream.last.raw_path == "/model/us.anthropic.claude-sonnet-4-5-20250929-v1%3A0/count-tokens"
+    assert api.counted == [{"anthropic_version": "bedrock-2023-05-31", "system": "Be brief.", "messages": messages,
+                            "max_tokens": 1, "anthropic_beta": ["context-management-2025-06-27"]}]
+    # another family has no count of Bedrock's: the gateway's estimate, said to be one
+    estimated = client.messages.with_raw_response.count_tokens(model=f"br/{NOVA}", messages=messages)
+    assert estimated.headers["x-portway-token-count"] == "estimate"
+    assert len(fake_upstream.requests) == 1

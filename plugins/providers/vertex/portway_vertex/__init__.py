@@ -38,7 +38,7 @@ from portway.formats.anthropic import (
     check_message,
     openai_to_anthropic_request,
 )
-from portway.formats.anthropic.passthrough import read_stream
+from portway.formats.anthropic.passthrough import count_tokens_body, read_stream
 from portway.native import NativeEvent, canonical_batches
 from portway.upstream import Upstream, UpstreamResponse
 from portway_gemini import GeminiProvider, quote_segment
@@ -250,6 +250,24 @@ class VertexProvider(GeminiProvider):
             return check_message(self.answer_json(response))
         except MalformedAnswer as exc:
             raise self.malformed(str(exc)) from None
+
+    async def count_tokens(self, body: dict[str, Any], ctx: Any) -> int | None:
+        """Claude's token count on Vertex: ``…/publishers/anthropic/models/
+        count-tokens:rawPredict`` with the model in the body (as the anthropic
+        SDK's Vertex client sends it).  Gemini models: None (the gateway estimates)."""
+        kind, model = publisher(str(body.get("model") or ""))
+        if kind != "anthropic":
+            return None
+        payload = {**count_tokens_body(body), "model": model, "anthropic_version": self.vertex.anthropic_version}
+        response = await self.http.request("POST", f"{self._model_base('anthropic', 'count-tokens')}:rawPredict",
+                                           json=payload, headers=await self._claude_headers(ctx))
+        if response.status >= 300:
+            raise self.error_from_response(response)
+        answer = self.answer_json(response)
+        counted = answer.get("input_tokens") if isinstance(answer, dict) else None
+        if type(counted) is not int or counted < 0:
+            raise self.malformed("its token count has no input_tokens count")
+        return counted
 
     async def native_stream(self, fmt: str, body: dict[str, Any], ctx: Any, *,
                             chunks: bool = True) -> AsyncIterator[list[NativeEvent]]:

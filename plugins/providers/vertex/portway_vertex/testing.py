@@ -197,7 +197,25 @@ class VertexClaudeAPI(AnthropicAPI):
         for model in self.models:
             for method in ("rawPredict", "streamRawPredict"):
                 upstream.add(f"{self.prefix}/{model}:{method}", self)
+        upstream.add(f"{self.prefix}/count-tokens:rawPredict", self._count_tokens)
         return self
+
+    def _count_tokens(self, request: RecordedRequest) -> Reply:
+        """``count-tokens:rawPredict``: the model in the body, with Vertex's ``anthropic_version``; then
+        the Anthropic API's own count (:meth:`AnthropicAPI.count_tokens`)."""
+        try:
+            body = request.json()
+        except ValueError:
+            body = None
+        if isinstance(body, dict):
+            if body.get("anthropic_version") != self.anthropic_version:
+                return self._refuse(request, 400, "invalid_request_error",
+                                    f"anthropic_version: must be {self.anthropic_version!r}")
+            if body.get("model") not in self.models:
+                return self._refuse(request, 404, "not_found_error", f"model: {body.get('model')!r} not found")
+            body = {k: v for k, v in body.items() if k != "anthropic_version"}
+            request = replace(request, body=serialization.dumps(body))
+        return self.count_tokens(request)
 
     def _check_headers(self, request: RecordedRequest) -> tuple[int, str, str] | None:
         problem = self.tokens.authorize(request)

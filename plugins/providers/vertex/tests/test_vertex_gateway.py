@@ -154,3 +154,26 @@ def test_an_openai_client_runs_a_tool_loop_on_claude(gateway: Any, fake_upstream
     assert [r.text for r in api.calls[1].tool_results] == ["hello"]
     assert api.bodies[0]["stream"] is True and "stream" not in api.bodies[1]
     assert tokens.exchanges == 1
+
+
+def test_count_tokens_for_claude_goes_to_vertexs_count_tokens(gateway: Any, fake_upstream: FakeUpstream,
+                                                              tokens: TokenEndpoint) -> None:
+    from portway.testing.anthropic_api import COUNT_BASE
+
+    api = VertexClaudeAPI([], tokens, models=[CLAUDE]).install(fake_upstream)
+    body = {k: v for k, v in BODY.items() if k not in ("max_tokens", "future_field")}
+    counted = httpx.post(gateway.url + "/v1/messages/count_tokens?beta=true", content=json.dumps(body),
+                         headers=HEADERS, timeout=10)
+    assert counted.status_code == 200, counted.text
+    assert counted.json() == {"input_tokens": COUNT_BASE + len(BODY["messages"])}
+    assert counted.headers["x-portway-token-count"] == "provider"
+    assert api.refusals == []
+    sent = fake_upstream.last
+    assert sent.path == f"{vertex_prefix(publisher='anthropic')}/count-tokens:rawPredict"
+    assert sent.json() == {**body, "anthropic_version": "vertex-2023-10-16"}
+    assert sent.headers["authorization"] == f"Bearer {list(tokens.issued)[-1]}"
+    # Gemini on Vertex: the gateway's estimate, said to be one
+    client = anthropic.Anthropic(base_url=gateway.url, api_key=MASTER, max_retries=0)
+    estimated = client.messages.with_raw_response.count_tokens(
+        model="gemini-2.5-flash", messages=[{"role": "user", "content": "hi"}])
+    assert estimated.headers["x-portway-token-count"] == "estimate"
