@@ -87,14 +87,15 @@ def rerank_request(body: dict[str, Any], provider: str) -> dict[str, Any]:
     return payload
 
 
-def rerank_answer(data: Any, count: int) -> dict[str, Any]:
+def rerank_answer(data: Any, count: int, results_key: str) -> dict[str, Any]:
     """Voyage's rerank answer (``{object, data: [{index, relevance_score}], model,
-    usage: {total_tokens}}``) in the canonical shape."""
+    usage: {total_tokens}}``, ``results_key="data"``) in the canonical shape.
+    Jina's is the same under ``results``."""
     if type(data) is not dict:
         raise MalformedAnswer("the rerank answer is not a JSON object")
-    results = data.get("data")
+    results = data.get(results_key)
     if type(results) is not list:
-        raise MalformedAnswer("data is missing or not a list")
+        raise MalformedAnswer(f"{results_key} is missing or not a list")
     answer = {"results": [{"index": item.get("index"), "relevance_score": item.get("relevance_score")}
                           if type(item) is dict else item for item in results],
               "usage": {"total_tokens": _total_tokens(data.get("usage"))}}
