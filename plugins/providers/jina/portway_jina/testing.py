@@ -34,13 +34,20 @@ stable so tests know what to expect.
 
 from __future__ import annotations
 
-import base64
-import struct
 from typing import Any
 
-from portway_voyage.testing import DEFAULT_DIMENSION, DetailErrorAPI, quantized, tokens_of, vector
+from portway_voyage.testing import (
+    DEFAULT_DIMENSION,
+    DetailErrorAPI,
+    encoded,
+    field_problem,
+    quantized,
+    rerank_tokens,
+    tokens_of,
+    vector,
+)
 
-from portway.testing.upstream import FakeUpstream, RecordedRequest, Reply, json_reply
+from portway.testing.upstream import RecordedRequest, Reply, json_reply
 
 EMBED_FIELDS = frozenset({"model", "input", "embedding_type", "task", "dimensions", "late_chunking", "truncate",
                           "normalized", "return_multivector"})
@@ -66,20 +73,12 @@ class JinaAPI(DetailErrorAPI):
 
     NO_KEY = "Authentication required."
     BAD_KEY = "Invalid API key."
-
-    def install(self, upstream: FakeUpstream) -> JinaAPI:
-        upstream.add("/v1/embeddings", self._embeddings)
-        upstream.add("/v1/rerank", self._rerank)
-        self.disconnected = upstream.disconnected
-        return self
+    INVALID_STATUS = 422  # FastAPI's validation status
 
     def _embeddings(self, request: RecordedRequest) -> Reply:
-        body = self.body(request, EMBED_FIELDS)
+        body = self.accept(request, EMBED_FIELDS, check_embed)
         if isinstance(body, Reply):
             return body
-        problem = check_embed(body)
-        if problem:
-            return self.refuse(request, 422, problem)
         self.embedding_requests.append(body)
         texts = [_text(item) or "" for item in body["input"]]
         kind = body.get("embedding_type") or "float"
@@ -88,7 +87,7 @@ class JinaAPI(DetailErrorAPI):
             values: list[Any] = vector(text, body.get("dimensions") or DEFAULT_DIMENSION)
             embedding: Any = values
             if kind == "base64":
-                embedding = base64.b64encode(struct.pack(f"<{len(values)}f", *values)).decode()
+                embedding = encoded(values)
             elif kind != "float":
                 embedding = quantized(values, kind)
             data.append({"object": "embedding", "index": index, "embedding": embedding})
@@ -97,32 +96,23 @@ class JinaAPI(DetailErrorAPI):
                            "usage": {"total_tokens": tokens, "prompt_tokens": tokens}})
 
     def _rerank(self, request: RecordedRequest) -> Reply:
-        body = self.body(request, RERANK_FIELDS)
+        body = self.accept(request, RERANK_FIELDS, check_rerank)
         if isinstance(body, Reply):
             return body
-        problem = check_rerank(body)
-        if problem:
-            return self.refuse(request, 422, problem)
         documents = [_text(item) or "" for item in body["documents"]]
         ranked = self.rank(request, body["model"], body["query"], documents, body.get("top_n"))
         results = [{"index": i, "relevance_score": score, **({"document": {"text": documents[i]}}
                                                               if body.get("return_documents") else {})}
                    for i, score in ranked]
-        tokens = tokens_of(body["query"]) * len(documents) + sum(tokens_of(d) for d in documents)
-        return json_reply({"model": body["model"], "usage": {"total_tokens": tokens}, "results": results})
-
-
-def _booleans(body: dict[str, Any]) -> str | None:
-    for key in BOOLEANS:
-        if key in body and not isinstance(body[key], bool):
-            return f"{key}: Input should be a valid boolean."
-    return None
+        return json_reply({"model": body["model"], "usage": {"total_tokens": rerank_tokens(body["query"], documents)},
+                           "results": results})
 
 
 def check_embed(body: dict[str, Any]) -> str | None:
     """Jina's refusal of an embeddings ``body``, or None."""
-    if not isinstance(body.get("model"), str) or not body["model"]:
-        return "model: Field required."
+    problem = field_problem(body, booleans=BOOLEANS)
+    if problem:
+        return problem
     inputs = body.get("input")
     if not isinstance(inputs, list) or not inputs or any(_text(item) is None for item in inputs):
         return "input: Input should be a valid array of strings or text objects."
@@ -134,22 +124,21 @@ def check_embed(body: dict[str, Any]) -> str | None:
     if dimensions is not None and (not isinstance(dimensions, int) or isinstance(dimensions, bool)
                                    or dimensions < 1):
         return "dimensions: Input should be a positive integer."
-    return _booleans(body)
+    return None
 
 
 def check_rerank(body: dict[str, Any]) -> str | None:
     """Jina's refusal of a rerank ``body``, or None."""
-    if not isinstance(body.get("model"), str) or not body["model"]:
-        return "model: Field required."
-    if not isinstance(body.get("query"), str) or not body["query"]:
-        return "query: Field required."
+    problem = field_problem(body, texts=("model", "query"), booleans=BOOLEANS)
+    if problem:
+        return problem
     documents = body.get("documents")
     if not isinstance(documents, list) or not documents or any(_text(item) is None for item in documents):
         return "documents: Input should be a non-empty array of strings or text objects."
     top_n = body.get("top_n")
     if top_n is not None and (not isinstance(top_n, int) or isinstance(top_n, bool) or top_n < 1):
         return "top_n: Input should be greater than or equal to 1."
-    return _booleans(body)
+    return None
 
 
 __all__ = ["JinaAPI", "check_embed", "check_rerank"]

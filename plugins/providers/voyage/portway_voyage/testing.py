@@ -40,8 +40,8 @@ import base64
 import math
 import struct
 import threading
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import Any, Self
 
 from portway.testing.openai_chat import vector_of
 from portway.testing.script import Call, RerankCall, Script, Step, relevance
@@ -77,15 +77,26 @@ def tokens_of(text: str) -> int:
     return max(len(text.split()), 1)
 
 
+def rerank_tokens(query: str, documents: list[str]) -> int:
+    """Tokens a reranker counts: the query once per document, and the documents."""
+    return tokens_of(query) * len(documents) + sum(tokens_of(d) for d in documents)
+
+
+def encoded(values: list[Any], packing: str = "f") -> str:
+    """``values`` as base64 of their little-endian ``struct`` ``packing`` (float32 by default)."""
+    return base64.b64encode(struct.pack(f"<{len(values)}{packing}", *values)).decode()
+
+
 class DetailErrorAPI:
     """What the fakes of Voyage's and Jina's APIs share: bearer auth, JSON
     bodies with a fixed set of fields, FastAPI's ``{"detail": "<message>"}``
     errors, and a reranker scored by :func:`relevance`.  ``api_key``: the
     only key accepted (any non-empty bearer key when None)."""
 
-    #: The words of a refusal, overridden per API.
+    #: The words and status of a refusal, overridden per API.
     NO_KEY = "No API key provided."
     BAD_KEY = "Provided API key is invalid."
+    INVALID_STATUS = 400
 
     def __init__(self, script: Sequence[Step] = (), *, api_key: str | None = None) -> None:
         self.script = Script(script)  # no chat: nothing is ever played from it
@@ -124,9 +135,33 @@ class DetailErrorAPI:
             return self.refuse(request, 400, f"Unexpected argument: {unknown[0]}.")
         return body
 
+    def accept(self, request: RecordedRequest, fields: frozenset[str],
+               check: Callable[[dict[str, Any]], str | None]) -> dict[str, Any] | Reply:
+        """The request's body if :meth:`body` takes it and ``check`` finds
+        nothing wrong with it, else the refusal (``INVALID_STATUS`` for what
+        ``check`` finds)."""
+        body = self.body(request, fields)
+        if isinstance(body, Reply):
+            return body
+        problem = check(body)
+        return self.refuse(request, self.INVALID_STATUS, problem) if problem else body
+
     def refuse(self, request: RecordedRequest, status: int, message: str) -> Reply:
         self.refusals.append((request, status, message))
         return self.error(status, message)
+
+    def install(self, upstream: FakeUpstream) -> Self:
+        """Serve ``POST /v1/embeddings`` and ``POST /v1/rerank`` on ``upstream``."""
+        upstream.add("/v1/embeddings", self._embeddings)
+        upstream.add("/v1/rerank", self._rerank)
+        self.disconnected = upstream.disconnected
+        return self
+
+    def _embeddings(self, request: RecordedRequest) -> Reply:
+        raise NotImplementedError
+
+    def _rerank(self, request: RecordedRequest) -> Reply:
+        raise NotImplementedError
 
     def rank(self, request: RecordedRequest, model: str, query: str, documents: list[str],
              top: int | None) -> list[tuple[int, float]]:
@@ -140,19 +175,10 @@ class DetailErrorAPI:
 class VoyageAPI(DetailErrorAPI):
     """The fake Voyage API; see the module docstring."""
 
-    def install(self, upstream: FakeUpstream) -> VoyageAPI:
-        upstream.add("/v1/embeddings", self._embeddings)
-        upstream.add("/v1/rerank", self._rerank)
-        self.disconnected = upstream.disconnected
-        return self
-
     def _embeddings(self, request: RecordedRequest) -> Reply:
-        body = self.body(request, EMBED_FIELDS)
+        body = self.accept(request, EMBED_FIELDS, check_embed)
         if isinstance(body, Reply):
             return body
-        problem = check_embed(body)
-        if problem:
-            return self.refuse(request, 400, problem)
         self.embedding_requests.append(body)
         texts = [body["input"]] if isinstance(body["input"], str) else body["input"]
         dtype = body.get("output_dtype") or "float"
@@ -163,27 +189,22 @@ class VoyageAPI(DetailErrorAPI):
                 values = quantized(values, dtype)
             embedding: Any = values
             if body.get("encoding_format") == "base64":
-                packing = "f" if dtype == "float" else "b" if dtype in ("int8", "binary") else "B"
-                embedding = base64.b64encode(struct.pack(f"<{len(values)}{packing}", *values)).decode()
+                embedding = encoded(values, "f" if dtype == "float" else "b" if dtype in ("int8", "binary") else "B")
             data.append({"object": "embedding", "embedding": embedding, "index": index})
         return json_reply({"object": "list", "data": data, "model": body["model"],
                            "usage": {"total_tokens": sum(tokens_of(t) for t in texts)}})
 
     def _rerank(self, request: RecordedRequest) -> Reply:
-        body = self.body(request, RERANK_FIELDS)
+        body = self.accept(request, RERANK_FIELDS, check_rerank)
         if isinstance(body, Reply):
             return body
-        problem = check_rerank(body)
-        if problem:
-            return self.refuse(request, 400, problem)
         documents = body["documents"]
         ranked = self.rank(request, body["model"], body["query"], documents, body.get("top_k"))
         data = [{"index": i, "relevance_score": score, **({"document": documents[i]}
                                                             if body.get("return_documents") else {})}
                 for i, score in ranked]
-        tokens = tokens_of(body["query"]) * len(documents) + sum(tokens_of(d) for d in documents)
         return json_reply({"object": "list", "data": data, "model": body["model"],
-                           "usage": {"total_tokens": tokens}})
+                           "usage": {"total_tokens": rerank_tokens(body["query"], documents)}})
 
 
 def conformance_tests_without_chat(conformance: Any) -> Any:
@@ -212,16 +233,24 @@ def conformance_tests_without_chat(conformance: Any) -> Any:
     return test_conformance
 
 
-def _bool(body: dict[str, Any], key: str) -> str | None:
-    if key in body and not isinstance(body[key], bool):
-        return f"{key}: Input should be a valid boolean."
+def field_problem(body: dict[str, Any], *, texts: Sequence[str] = ("model",),
+                  booleans: Sequence[str] = ()) -> str | None:
+    """The refusal of a ``body`` whose ``texts`` are not all non-empty
+    strings, or whose ``booleans`` (where given) are not all booleans."""
+    for key in texts:
+        if not isinstance(body.get(key), str) or not body[key]:
+            return f"{key}: Field required (a non-empty string)."
+    for key in booleans:
+        if key in body and not isinstance(body[key], bool):
+            return f"{key}: Input should be a valid boolean."
     return None
 
 
 def check_embed(body: dict[str, Any]) -> str | None:
     """Voyage's refusal of an embeddings ``body``, or None."""
-    if not isinstance(body.get("model"), str) or not body["model"]:
-        return "model: Field required."
+    problem = field_problem(body, booleans=("truncation",))
+    if problem:
+        return problem
     inputs = body.get("input")
     texts = [inputs] if isinstance(inputs, str) else inputs
     if not isinstance(texts, list) or not texts or not all(isinstance(t, str) and t for t in texts):
@@ -236,15 +265,14 @@ def check_embed(body: dict[str, Any]) -> str | None:
         return f"output_dimension: {body['output_dimension']!r} is not supported; use one of 256, 512, 1024, 2048."
     if body.get("encoding_format") not in (None, "base64"):
         return f"encoding_format: Input should be 'base64' or null, got {body['encoding_format']!r}."
-    return _bool(body, "truncation")
+    return None
 
 
 def check_rerank(body: dict[str, Any]) -> str | None:
     """Voyage's refusal of a rerank ``body``, or None."""
-    if not isinstance(body.get("model"), str) or not body["model"]:
-        return "model: Field required."
-    if not isinstance(body.get("query"), str) or not body["query"]:
-        return "query: Field required (a non-empty string)."
+    problem = field_problem(body, texts=("model", "query"), booleans=("return_documents", "truncation"))
+    if problem:
+        return problem
     documents = body.get("documents")
     if not isinstance(documents, list) or not documents or not all(isinstance(d, str) for d in documents):
         return "documents: Input should be a non-empty list of strings."
@@ -253,7 +281,9 @@ def check_rerank(body: dict[str, Any]) -> str | None:
     top_k = body.get("top_k")
     if top_k is not None and (not isinstance(top_k, int) or isinstance(top_k, bool) or top_k < 1):
         return "top_k: Input should be greater than or equal to 1."
-    return _bool(body, "return_documents") or _bool(body, "truncation")
+    return None
 
 
-__all__ = ["DetailErrorAPI", "VoyageAPI", "conformance_tests_without_chat", "check_embed", "check_rerank", "quantized", "vector"]
+__all__ = ["DetailErrorAPI", "VoyageAPI", "check_embed", "check_rerank", "conformance_tests_without_chat", "encoded",
+           "field_problem",
+           "quantized", "rerank_tokens", "tokens_of", "vector"]
