@@ -1,5 +1,6 @@
-"""Cohere provider: the v2 Chat API (``/v2/chat``, streamed or not) and the
-v2 Embed API (``/v2/embed``) behind the canonical OpenAI format.
+"""Cohere provider: the v2 Chat API (``/v2/chat``, streamed or not), the v2
+Embed API (``/v2/embed``) behind the canonical OpenAI format, and the v2
+Rerank API (``/v2/rerank``) behind ``/v1/rerank``.
 
 The translation is in :mod:`portway_cohere.request` (canonical to Cohere)
 and :mod:`portway_cohere.answer` (Cohere to canonical, whole answers and
@@ -20,13 +21,14 @@ from portway.formats import MalformedAnswer
 from portway.formats.openai import completion_to_chunks, is_json, strip_anthropic_extras
 from portway.providers import Provider
 from portway.upstream import UpstreamResponse
-from portway_cohere.answer import CohereStreamToOpenAI, chat_completion, embeddings
-from portway_cohere.request import chat_request, embed_request
+from portway_cohere.answer import CohereStreamToOpenAI, chat_completion, embeddings, rerank
+from portway_cohere.request import chat_request, embed_request, rerank_request
 
 PORTWAY_PLUGIN_KIND = "provider"
 
 CHAT_PATH = "/v2/chat"
 EMBED_PATH = "/v2/embed"
+RERANK_PATH = "/v2/rerank"
 #: Cohere's "invalid token" status (cohere-python's ``InvalidTokenError``).
 INVALID_TOKEN = 498
 
@@ -46,7 +48,8 @@ class CohereProvider(Provider):
     env_base_url = "CO_API_URL"
     default_models = ("command-a-03-2025", "command-a-reasoning-08-2025", "command-a-vision-07-2025",
                       "command-r-plus-08-2024", "command-r-08-2024", "command-r7b-12-2024", "embed-v4.0",
-                      "embed-english-v3.0", "embed-multilingual-v3.0")
+                      "embed-english-v3.0", "embed-multilingual-v3.0", "rerank-v3.5", "rerank-english-v3.0",
+                      "rerank-multilingual-v3.0")
 
     def __init__(self, name: str, config: ProviderConfig) -> None:
         super().__init__(name, config)
@@ -134,6 +137,17 @@ class CohereProvider(Provider):
         try:
             return embeddings(data, kind=payload["embedding_types"][0], count_of=len(payload["texts"]),
                               model=body["model"], as_base64=body.get("encoding_format") == "base64")
+        except MalformedAnswer as exc:
+            raise self.malformed(str(exc)) from None
+
+    async def rerank(self, body: dict[str, Any], ctx: Any) -> dict[str, Any]:
+        payload = rerank_request(body)
+        response = await self.http.request("POST", RERANK_PATH, json=payload)
+        if response.status >= 300:
+            raise self.error_from_response(response)
+        data = self.answer_json(response)
+        try:
+            return rerank(data, count_of=len(payload["documents"]))
         except MalformedAnswer as exc:
             raise self.malformed(str(exc)) from None
 

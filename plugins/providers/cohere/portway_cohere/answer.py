@@ -1,10 +1,12 @@
 """Cohere v2 answers as canonical ones: a ``/v2/chat`` response as a
 ``chat.completion``, its typed stream events as ``chat.completion.chunk``
-dicts, and a ``/v2/embed`` response as an embeddings ``list``.
+dicts, a ``/v2/embed`` response as an embeddings ``list``, and a
+``/v2/rerank`` response as the canonical rerank answer.
 
 Shapes from cohere-python's v2 types: ``V2ChatResponse``
 (``AssistantMessageResponse``, ``Usage``), ``V2ChatStreamResponse`` (the
-``message-start`` ... ``message-end`` union), ``EmbedByTypeResponse``.  An
+``message-start`` ... ``message-end`` union), ``EmbedByTypeResponse``,
+``V2RerankResponse``.  An
 answer is untrusted: each field read is type-checked first, and a wrong one
 is a :class:`MalformedAnswer`.
 """
@@ -18,6 +20,7 @@ from typing import Any
 
 from portway.errors import ProviderError
 from portway.formats import MalformedAnswer
+from portway.formats.rerank import check_rerank
 
 #: Cohere's ``finish_reason`` for an answer that ended normally.
 FINISH_REASONS = {"COMPLETE": "stop", "STOP_SEQUENCE": "stop", "MAX_TOKENS": "length", "TOOL_CALL": "tool_calls"}
@@ -228,3 +231,24 @@ def float32_le(vector: list[float]) -> bytes:
     if sys.byteorder == "big":
         packed.byteswap()
     return packed.tobytes()
+
+
+# -- rerank --------------------------------------------------------------------------------------
+
+
+def rerank(data: Any, *, count_of: int) -> dict[str, Any]:
+    """A ``V2RerankResponse`` (``{id, results: [{index, relevance_score}],
+    meta}``) as the canonical rerank answer for ``count_of`` documents, its
+    usage the billed ``search_units`` (how Cohere counts rerank)."""
+    _is(data, dict, "the answer", optional=False)
+    results = _is(data.get("results"), list, "results", optional=False)
+    meta = _is(data.get("meta"), dict, "meta") or {}
+    billed = _is(meta.get("billed_units"), dict, "meta.billed_units") or {}
+    units = count(billed.get("search_units"), "meta.billed_units.search_units")
+    answer: dict[str, Any] = {"results": [{"index": item.get("index"), "relevance_score": item.get("relevance_score")}
+                                          if isinstance(item, dict) else item for item in results]}
+    if isinstance(data.get("id"), str):
+        answer["id"] = data["id"]
+    if units is not None:
+        answer["usage"] = {"search_units": units}
+    return check_rerank(answer, count_of)

@@ -1,9 +1,10 @@
-"""Canonical requests (OpenAI Chat Completions and Embeddings bodies) as
-Cohere v2 ``/v2/chat`` and ``/v2/embed`` bodies.
+"""Canonical requests (OpenAI Chat Completions and Embeddings bodies, and
+rerank requests) as Cohere v2 ``/v2/chat``, ``/v2/embed`` and ``/v2/rerank``
+bodies.
 
 The shapes are cohere-python's v2 types (``ChatMessageV2``, ``Content``,
 ``ToolV2``, ``ToolCallV2``, ``ResponseFormatV2``, ``Thinking``, and the
-parameters of ``V2Client.chat`` / ``embed``).  What the canonical request
+parameters of ``V2Client.chat`` / ``embed`` / ``rerank``).  What the canonical request
 can say and Cohere cannot is dropped or refused by the rules in the README;
 a refusal is a 400 naming the field.
 """
@@ -13,11 +14,14 @@ from __future__ import annotations
 from typing import Any
 
 from portway.errors import PortwayError
+from portway.formats.rerank import document_texts
 
 #: Cohere's own chat keys, sent as the client gave them (extra body keys).
 COHERE_CHAT_KEYS = ("k", "safety_mode", "documents", "citation_options", "thinking", "priority", "strict_tools")
 #: Cohere's own embed keys, sent as the client gave them.
 COHERE_EMBED_KEYS = ("truncate", "max_tokens", "priority")
+#: Cohere's own rerank keys, sent as the client gave them.
+COHERE_RERANK_KEYS = ("priority",)
 #: Cohere takes ``p`` in [0.01, 0.99]; OpenAI's ``top_p`` is in [0, 1].
 P_RANGE = (0.01, 0.99)
 #: The ``input_type`` values of cohere-python's ``EmbedInputType``.
@@ -235,3 +239,18 @@ def embedding_type(body: dict[str, Any]) -> str:
     if encoding == "base64" and asked[0] != "float":
         raise bad_request("encoding_format base64 encodes float embeddings only", "encoding_format")
     return asked[0]
+
+
+# -- rerank ----------------------------------------------------------------------------------
+
+
+def rerank_request(body: dict[str, Any]) -> dict[str, Any]:
+    """A canonical rerank ``body`` as a ``/v2/rerank`` body: the documents as
+    strings (v2 takes no objects), ``top_n`` and ``max_tokens_per_doc`` as
+    they are.  ``return_documents`` is not sent: v2 never returns documents,
+    and the gateway fills them in from the request."""
+    out: dict[str, Any] = {"model": body["model"], "query": body["query"], "documents": document_texts(body)}
+    for key in ("top_n", "max_tokens_per_doc", *COHERE_RERANK_KEYS):
+        if body.get(key) is not None:
+            out[key] = body[key]
+    return out

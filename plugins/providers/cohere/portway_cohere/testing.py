@@ -27,6 +27,13 @@ limits (``p`` in [0.01, 0.99], ``k`` in [0, 500], at most 5 stop sequences,
   style (``get_weather_<n>``).
 - ``POST /v2/embed`` answers one vector per text for each asked
   ``embedding_types`` entry (float or integer types), with ``meta``.
+- ``POST /v2/rerank`` (``V2Client.rerank``: ``model``, ``query``,
+  ``documents`` as strings, ``top_n``, ``max_tokens_per_doc``, ``priority``)
+  answers a ``V2RerankResponse``: ``results`` of ``{index,
+  relevance_score}`` sorted by score and cut to ``top_n``, ``meta`` with
+  one billed search unit per 100 documents.  Scores are
+  :func:`portway.testing.script.relevance`; each accepted request is kept
+  in ``rerank_calls``.
 - It refuses, as ``{"id", "message"}`` bodies: a missing or wrong bearer key
   (401); a body without ``model`` or ``messages``; a top-level field the v2
   API does not have (stricter than documented, so an OpenAI key that leaks
@@ -34,8 +41,12 @@ limits (``p`` in [0.01, 0.99], ``k`` in [0, 500], at most 5 stop sequences,
   ``tool_choice`` without ``tools`` or other than ``REQUIRED`` / ``NONE``;
   ``response_format`` with ``tools``; a role or content part the v2 types do
   not have; a tool message answering no earlier tool call; an embed request
-  without ``input_type`` or ``texts``; and a call after the script is used
-  up.
+  without ``input_type`` or ``texts``; a rerank request without ``model``,
+  ``query`` or ``documents``, with a document that is not a string (v2 takes
+  strings only), more than 10,000 documents, a field v2 does not have
+  (``return_documents``, ``rank_fields`` and ``max_chunks_per_doc`` were
+  v1's), or ``top_n`` / ``max_tokens_per_doc`` below 1; and a call after the
+  script is used up.
 """
 
 from __future__ import annotations
@@ -47,7 +58,7 @@ from typing import Any
 
 from portway import serialization
 from portway.testing.openai_chat import vector_of
-from portway.testing.script import Call, Script, Step, ToolCall, ToolResult, Turn, halves
+from portway.testing.script import Call, RerankCall, Script, Step, ToolCall, ToolResult, Turn, halves, relevance
 from portway.testing.upstream import FakeUpstream, RecordedRequest, Reply, json_reply, sse_reply
 
 #: The request fields of cohere-python's ``V2Client.chat`` / ``chat_stream``.
@@ -59,6 +70,10 @@ CHAT_FIELDS = frozenset({
 #: The request fields of ``V2Client.embed``.
 EMBED_FIELDS = frozenset({"model", "input_type", "texts", "images", "inputs", "max_tokens", "output_dimension",
                           "embedding_types", "truncate", "priority"})
+#: The request fields of ``V2Client.rerank``.
+RERANK_FIELDS = frozenset({"model", "query", "documents", "top_n", "max_tokens_per_doc", "priority"})
+#: The most documents one rerank request may hold.
+MAX_RERANK_DOCUMENTS = 10_000
 #: Tokens of the prompt template Cohere adds (``usage.tokens`` counts them, ``billed_units`` does not).
 TEMPLATE_TOKENS = 66
 
@@ -71,6 +86,8 @@ class CohereAPI:
         self.script = Script(script)
         self.api_key = api_key
         self.calls: list[Call] = []
+        #: The rerank requests accepted, with the scores given.
+        self.rerank_calls: list[RerankCall] = []
         #: (request, status, message) of every refused request.
         self.refusals: list[tuple[RecordedRequest, int, str]] = []
         self.disconnected = threading.Event()
@@ -81,6 +98,7 @@ class CohereAPI:
     def install(self, upstream: FakeUpstream) -> CohereAPI:
         upstream.add("/v2/chat", self)
         upstream.add("/v2/embed", self)
+        upstream.add("/v2/rerank", self)
         self.disconnected = upstream.disconnected
         return self
 
@@ -104,6 +122,9 @@ class CohereAPI:
         if request.path == "/v2/embed":
             problem = check_embed(body)
             return self._refuse(request, 400, problem) if problem else self._embed(body)
+        if request.path == "/v2/rerank":
+            problem = check_rerank(body)
+            return self._refuse(request, 400, problem) if problem else self._rerank(request, body)
         problem = check_chat(body)
         if problem is not None:
             return self._refuse(request, 400, problem)
@@ -159,6 +180,16 @@ class CohereAPI:
                            "embeddings_by_type", "meta": {"api_version": {"version": "2"},
                                                           "billed_units": {"input_tokens": 2 * len(texts)}}})
 
+    def _rerank(self, request: RecordedRequest, body: dict[str, Any]) -> Reply:
+        documents = body["documents"]
+        scores = [relevance(body["query"], document) for document in documents]
+        self.rerank_calls.append(RerankCall(body["model"], body["query"], documents, body.get("top_n"), scores,
+                                            request))
+        order = sorted(range(len(documents)), key=lambda i: (-scores[i], i))[:body.get("top_n") or len(documents)]
+        return json_reply({"id": self._id(), "results": [{"index": i, "relevance_score": scores[i]} for i in order],
+                           "meta": {"api_version": {"version": "2"},
+                                    "billed_units": {"search_units": -(-len(documents) // 100)}}})
+
     # -- the neutral view, for the conformance kit --------------------------------------
 
     def seen(self, call: Call) -> Any:
@@ -213,6 +244,25 @@ def check_embed(body: dict[str, Any]) -> str | None:
         return f"invalid request: unknown field: parameter {unknown[0]} is not a valid field"
     if not isinstance(body.get("texts"), list) or not body["texts"]:
         return "invalid request: one of texts, images or inputs must be specified"
+    return None
+
+
+def check_rerank(body: dict[str, Any]) -> str | None:
+    for required in ("model", "query", "documents"):
+        if required not in body:
+            return f"invalid request: {required} must be specified"
+    unknown = sorted(set(body) - RERANK_FIELDS)
+    if unknown:
+        return f"invalid request: unknown field: parameter {unknown[0]} is not a valid field"
+    documents = body["documents"]
+    if not isinstance(documents, list) or not documents or not all(isinstance(d, str) for d in documents):
+        return "invalid request: documents must be a non-empty list of strings"
+    if len(documents) > MAX_RERANK_DOCUMENTS:
+        return f"invalid request: too many documents, max is {MAX_RERANK_DOCUMENTS}"
+    for key in ("top_n", "max_tokens_per_doc"):
+        value = body.get(key)
+        if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 1):
+            return f"invalid request: {key} must be at least 1"
     return None
 
 
@@ -283,4 +333,4 @@ def seen_fields(call: Call) -> dict[str, Any]:
     }
 
 
-__all__ = ["CHAT_FIELDS", "CohereAPI", "check_chat", "seen_fields", "stream_events"]
+__all__ = ["CHAT_FIELDS", "RERANK_FIELDS", "CohereAPI", "check_chat", "check_rerank", "seen_fields", "stream_events"]

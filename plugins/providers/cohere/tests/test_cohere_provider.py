@@ -11,6 +11,7 @@ import struct
 from collections.abc import Awaitable, Callable, Iterator
 from typing import Any, TypeVar
 
+import httpx
 import portway_cohere
 import pytest
 from openai.types.chat import ChatCompletion, ChatCompletionChunk
@@ -21,7 +22,7 @@ from portway.errors import PortwayError, ProviderError
 from portway.testing import FakeUpstream, Gate, Reply, json_reply, run_provider, split_reads, sse_reply
 from portway.testing.gateway import GatewayServer
 from portway.testing.openai_chat import vector_of
-from portway.testing.script import call, say
+from portway.testing.script import call, relevance, say
 
 T = TypeVar("T")
 KEY = "co-test-key-0123456789abcdef"
@@ -519,3 +520,71 @@ def test_through_the_gateway_with_both_sdks(upstream: FakeUpstream) -> None:
     for request in upstream.requests:
         assert request.headers["authorization"] == f"Bearer {KEY}"
         assert "client-key-never-forwarded" not in str(request.headers)
+
+
+# -- rerank ----------------------------------------------------------------------------------------
+
+QUERY = "capital of France"
+DOCUMENTS = ["Berlin is the capital of Germany.", "Paris is the capital of France.", "Bananas are yellow."]
+
+
+def rerank(upstream: FakeUpstream, **body: Any) -> dict[str, Any]:
+    return run(upstream, lambda p: p.rerank({"model": "rerank-v3.5", "query": QUERY, "documents": DOCUMENTS, **body},
+                                            None))
+
+
+def test_rerank_request_and_answer(upstream: FakeUpstream) -> None:
+    api = fake(upstream)
+    result = rerank(upstream, top_n=2, max_tokens_per_doc=512, priority=1, return_documents=True,
+                    rank_fields=["text"], documents=[{"text": d, "title": "t"} for d in DOCUMENTS])
+    assert upstream.last.path == "/v2/rerank" and not api.refusals
+    assert upstream.last.headers["authorization"] == f"Bearer {KEY}"
+    # Objects sent as their text; return_documents (the gateway fills documents) and v1's rank_fields left out.
+    assert upstream.last.json() == {"model": "rerank-v3.5", "query": QUERY, "documents": DOCUMENTS, "top_n": 2,
+                                    "max_tokens_per_doc": 512, "priority": 1}
+    scores = [relevance(QUERY, d) for d in DOCUMENTS]
+    assert result["results"] == [{"index": 1, "relevance_score": scores[1]},
+                                 {"index": 0, "relevance_score": scores[0]}]
+    assert result["usage"] == {"search_units": 1} and result["id"].startswith("c0e1a5e2-")
+
+
+@pytest.mark.parametrize("answer", [
+    {"id": "r", "results": [{"index": 3, "relevance_score": 0.5}]},
+    {"id": "r", "results": [{"index": 0, "relevance_score": "0.5"}]},
+    {"id": "r", "results": [{"index": 0, "relevance_score": 0.5}, {"index": 0, "relevance_score": 0.4}]},
+    {"id": "r", "results": [{"index": 0, "relevance_score": 0.5}], "meta": {"billed_units": {"search_units": -1}}},
+    {"id": "r", "data": [{"index": 0, "relevance_score": 0.5}]},
+])
+def test_malformed_rerank_answers(upstream: FakeUpstream, answer: dict[str, Any]) -> None:
+    upstream.add("/v2/rerank", json_reply(answer))
+    error = failure(upstream, lambda p: p.rerank({"model": "rerank-v3.5", "query": QUERY, "documents": DOCUMENTS},
+                                                 None))
+    assert (error.kind, error.status) == ("server_error", 502)
+
+
+def test_rerank_errors_in_cohere_shape(upstream: FakeUpstream) -> None:
+    upstream.json("/v2/rerank", {"id": "e1", "message": f"too many tokens for key {KEY}"}, status=422)
+    error = failure(upstream, lambda p: p.rerank({"model": "rerank-v3.5", "query": QUERY, "documents": DOCUMENTS},
+                                                 None))
+    assert (error.status, error.kind) == (422, "bad_request") and "too many tokens for key [redacted]" in error.message
+
+
+def test_rerank_through_the_gateway_with_httpx(upstream: FakeUpstream) -> None:
+    api = fake(upstream)
+    config = {"providers": {"co": {"type": "cohere", "api_key": KEY, "base_url": upstream.url}},
+              "models": {"search": {"target": {"provider": "co", "model": "rerank-v3.5"}}}}
+    scores = [relevance(QUERY, d) for d in DOCUMENTS]
+    with GatewayServer(config) as gateway, \
+            httpx.Client(base_url=gateway.url, headers={"authorization": "Bearer portway-test"}, timeout=30) as client:
+        # A Cohere v2 client's request, as cohere-python sends it to /v2/rerank.
+        v2 = client.post("/v2/rerank", json={"model": "search", "query": QUERY, "documents": DOCUMENTS, "top_n": 2})
+        assert v2.status_code == 200, v2.text
+        assert v2.json()["results"] == [{"index": 1, "relevance_score": scores[1]},
+                                        {"index": 0, "relevance_score": scores[0]}]
+        assert v2.json()["usage"] == {"search_units": 1} and v2.json()["model"] == "search"
+        v1 = client.post("/v1/rerank", json={"model": "co/rerank-v3.5", "query": QUERY, "return_documents": True,
+                                             "documents": [{"text": d} for d in DOCUMENTS]})
+        assert v1.status_code == 200, v1.text
+        assert [(r["index"], r["document"]["text"]) for r in v1.json()["results"]] == \
+            [(1, DOCUMENTS[1]), (0, DOCUMENTS[0]), (2, DOCUMENTS[2])]
+    assert [call.top_n for call in api.rerank_calls] == [2, None] and not api.refusals

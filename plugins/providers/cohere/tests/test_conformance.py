@@ -15,10 +15,11 @@ COHERE = conformance.Conformance(
     fake=lambda steps: CohereAPI(steps, api_key=KEY),
     model="command-a-03-2025",
     features=frozenset({"chat", "system", "developer", "multi_turn", "tools", "stream_tools", "vision_url", "vision_base64", "json_object",
-                        "json_schema", "embeddings", "anthropic_ingress", "usage_in_stream"}),
+                        "json_schema", "embeddings", "anthropic_ingress", "usage_in_stream", "rerank"}),
     # top_p is mapped to p, clamped into Cohere's [0.01, 0.99].
     params={"max_tokens": "mapped", "stop": "mapped", "temperature": "mapped", "top_p": "mapped", "seed": "mapped"},
     embeddings_model="embed-v4.0",
+    rerank_model="rerank-v3.5",
 )
 
 
