@@ -206,10 +206,17 @@ def test_what_is_not_claimed_is_skipped_by_name() -> None:
     assert optional == {"reasoning", "rerank", *(f"param_{name}" for name in conformance.EXTRA_PARAMS)}
     # Optional features and extra parameters appear only where claimed: not as skips.
     assert [case.id for case in parametrize.args[1]] == [name for name in conformance.CHECKS if name not in optional]
-    claimed = conformance_tests(dataclasses.replace(OPENAI, features=frozenset({"rerank"}), params={"n": "refused"}))
+    claimed = conformance_tests(dataclasses.replace(OPENAI, features=frozenset({"chat", "rerank"}),
+                                                    params={"n": "refused"}))
     [parametrize] = [mark for mark in claimed.pytestmark if mark.name == "parametrize"]  # type: ignore[attr-defined]
     ids = [case.id for case in parametrize.args[1]]
     assert "rerank" in ids and "param_n" in ids and "reasoning" not in ids and "param_user" not in ids
+    # No chat, no chat parameters: the five skipped, the extra one not listed at all.
+    no_chat = conformance_tests(dataclasses.replace(OPENAI, features=frozenset({"rerank"}), params={"n": "refused"}))
+    [parametrize] = [mark for mark in no_chat.pytestmark if mark.name == "parametrize"]  # type: ignore[attr-defined]
+    skipped = {case.id: case.marks[0].kwargs["reason"] for case in parametrize.args[1] if case.marks}
+    assert skipped["param_max_tokens"] == "openai does not claim chat, whose parameter this is"
+    assert "param_n" not in [case.id for case in parametrize.args[1]] and "rerank" not in skipped
 
 
 def test_check_provider_runs_the_named_checks_and_reports_the_first_failure(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -252,12 +252,22 @@ class Provider:
 
     @staticmethod
     def parse_error_body(content: bytes) -> tuple[str | None, str]:
-        """(type or code, message) from the common ``{"error": {...}}`` shapes."""
+        """(type or code, message) from the common shapes: ``{"error":
+        {"message", "type", "code"}}`` (OpenAI's and most others'), ``{"error":
+        "text"}``, ``{"message": ...}``, and FastAPI's ``{"detail": "text"}`` or
+        ``{"detail": [{"loc": [...], "msg": "..."}]}`` (servers written with
+        it: Voyage, Jina, vLLM's validation errors, …)."""
         try:
             data = serialization.loads(content)
         except serialization.JSONDecodeError:
             text = content.decode("utf-8", "replace").strip()
             return None, text or "upstream returned an error with no body"
+        if isinstance(data, dict) and "error" not in data and "detail" in data:
+            detail = data["detail"]
+            if isinstance(detail, str):
+                return None, detail
+            if isinstance(detail, list) and detail:
+                return None, "; ".join(_validation_item(item) for item in detail)
         if isinstance(data, dict):
             err = data.get("error", data)
             if isinstance(err, dict):
@@ -335,6 +345,15 @@ class Provider:
             raise self.make_error(message, kind=kind, code=error_type if isinstance(error_type, str) else None,
                                   status=502 if kind == "server_error" else None)
         return data
+
+
+def _validation_item(item: Any) -> str:
+    """One FastAPI validation error (``{"loc": ["body", "input"], "msg": ...}``) as ``input: msg``."""
+    if not isinstance(item, dict):
+        return str(item)
+    where = ".".join(str(part) for part in item.get("loc") or () if part != "body")
+    message = str(item.get("msg") or item)
+    return f"{where}: {message}" if where else message
 
 
 def retry_after(headers: Any) -> str | None:

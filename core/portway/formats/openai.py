@@ -368,6 +368,26 @@ def check_embeddings(data: Any) -> dict[str, Any]:
 _CONTENT_THE_MODEL_READS = frozenset({"document", "image"})
 
 
+def content_text(content: Any, where: str, only: str) -> str:
+    """A canonical message's text, for an upstream that takes only text
+    there: a string, or its text (and refusal) parts joined.  Any other part
+    is a 400 (code ``unsupported``) naming it, at ``where`` (``messages[2]``),
+    saying ``only`` (what the upstream takes) and what the part was."""
+    if content is None or isinstance(content, str):
+        return content or ""
+    texts = []
+    for j, part in enumerate(content):
+        kind = part.get("type")
+        if kind == "text":
+            texts.append(part.get("text") or "")
+        elif kind == "refusal":
+            texts.append(part.get("refusal") or "")
+        else:
+            raise PortwayError(f"{only}, not a {kind!r} part", kind="bad_request", code="unsupported",
+                               param=f"{where}.content[{j}]")
+    return "".join(texts)
+
+
 def strip_anthropic_extras(body: dict[str, Any], provider: str = "this provider") -> dict[str, Any]:
     """A copy of ``body`` for an OpenAI-format upstream, without what only
     Anthropic understands: the Anthropic-only keys that ``/v1/messages``

@@ -886,6 +886,8 @@ class Check:
     needs: str | None = None
 
     def skip_reason(self, conformance: Conformance) -> str | None:
+        if self.name.startswith("param_") and "chat" not in conformance.features:
+            return f"{conformance.provider} does not claim chat, whose parameter this is"
         if self.needs in FEATURES | OPTIONAL_FEATURES and self.needs not in conformance.features:
             return f"{conformance.provider} does not claim {self.needs}"
         if self.needs in EXTRA_PARAMS and self.needs not in conformance.params:

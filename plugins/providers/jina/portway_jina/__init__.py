@@ -3,16 +3,15 @@
 400 naming the provider.
 
 The translation is in :mod:`portway_jina.wire`; the HTTP side, shared with
-the Voyage AI adapter, is :class:`portway_voyage.base.EmbedRerankProvider`.
+the Voyage AI adapter, is :class:`portway.formats.embed_rerank.EmbedRerankProvider`.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from portway_voyage.base import EmbedRerankProvider
-
 from portway import hookimpl
+from portway.formats.embed_rerank import EmbedRerankProvider
 from portway_jina.wire import embed_request, rerank_request
 
 PORTWAY_PLUGIN_KIND = "provider"

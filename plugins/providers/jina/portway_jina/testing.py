@@ -28,7 +28,7 @@ from the adapter:
   documented, so an OpenAI key that leaks through, ``encoding_format``, is
   caught).
 
-Vectors and scores are the Voyage fake's (:mod:`portway_voyage.testing`),
+Vectors and scores are the core's (:mod:`portway.testing.embed_rerank`),
 stable so tests know what to expect.
 """
 
@@ -36,7 +36,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from portway_voyage.testing import (
+from portway.testing.embed_rerank import (
     DEFAULT_DIMENSION,
     DetailErrorAPI,
     encoded,
@@ -46,7 +46,6 @@ from portway_voyage.testing import (
     tokens_of,
     vector,
 )
-
 from portway.testing.upstream import RecordedRequest, Reply, json_reply
 
 EMBED_FIELDS = frozenset({"model", "input", "embedding_type", "task", "dimensions", "late_chunking", "truncate",

@@ -1,7 +1,7 @@
 """Canonical requests as Jina AI bodies, and Jina's answers as canonical
 ones: ``POST /v1/embeddings`` and ``POST /v1/rerank``.  Jina answers in
 Voyage's shapes (OpenAI's embeddings list; rerank results under ``results``),
-read by :mod:`portway_voyage.wire`.
+read by :mod:`portway.formats.embed_rerank`.
 
 Shapes from Jina's API reference (https://api.jina.ai/openapi.json, and the
 request schemas Jina publishes for its models in jina-ai/meta-prompt

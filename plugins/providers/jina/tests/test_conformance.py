@@ -1,12 +1,10 @@
 """The provider conformance kit (``portway.testing.conformance``) run against
-the fake Jina AI API: embeddings and rerank (Jina's API has no chat, so the
-kit's chat parameter checks are left out: see
-:func:`portway_voyage.testing.conformance_tests_without_chat`)."""
+the fake Jina AI API: embeddings and rerank (Jina AI has no chat, so the kit
+skips its chat checks and chat parameter checks)."""
 
 from __future__ import annotations
 
 from portway_jina.testing import JinaAPI
-from portway_voyage.testing import conformance_tests_without_chat
 
 from portway.testing import conformance
 
@@ -22,4 +20,4 @@ JINA = conformance.Conformance(
 )
 
 
-test_conformance = conformance_tests_without_chat(JINA)
+test_conformance = conformance.conformance_tests(JINA)

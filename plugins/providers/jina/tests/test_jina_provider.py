@@ -16,11 +16,11 @@ import portway_jina
 import pytest
 from portway_jina import JinaProvider
 from portway_jina.testing import JinaAPI
-from portway_voyage.testing import quantized, vector
 
 from portway.config import ProviderConfig
 from portway.errors import PortwayError, ProviderError
 from portway.testing import FakeUpstream, json_reply, run_provider
+from portway.testing.embed_rerank import quantized, vector
 from portway.testing.gateway import GatewayServer
 from portway.testing.script import relevance
 

@@ -16,11 +16,16 @@ from typing import Any
 
 from portway import serialization
 from portway.errors import PortwayError
+from portway.formats.openai import content_text
 
 #: Canonical sampling keys that are Ollama ``options`` of the same name.
 SAME_NAME_OPTIONS = ("temperature", "top_p", "seed", "frequency_penalty", "presence_penalty")
 #: Ollama's ``think`` levels (``api.ThinkValue``); ``true``/``false`` too.
 THINK_LEVELS = ("low", "medium", "high", "max")
+
+
+#: What a 400 for a non-text part says the upstream takes.
+ONLY_TEXT = "Ollama takes only text in this message"
 
 
 def bad_request(message: str, param: str) -> PortwayError:
@@ -131,14 +136,14 @@ def chat_messages(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
     for i, message in enumerate(messages):
         role = message.get("role")
         if role in ("system", "developer"):
-            out.append({"role": "system", "content": text_of(message.get("content"), f"messages[{i}]")})
+            out.append({"role": "system", "content": content_text(message.get("content"), f"messages[{i}]", ONLY_TEXT)})
         elif role == "user":
             out.append(user_message(message.get("content"), i))
         elif role == "assistant":
             out.append(assistant_message(message, i, names))
         elif role == "tool":
             call_id = message.get("tool_call_id")
-            tool: dict[str, Any] = {"role": "tool", "content": text_of(message.get("content"), f"messages[{i}]")}
+            tool: dict[str, Any] = {"role": "tool", "content": content_text(message.get("content"), f"messages[{i}]", ONLY_TEXT)}
             if isinstance(call_id, str) and call_id:
                 tool["tool_call_id"] = call_id
                 if call_id in names:
@@ -147,23 +152,6 @@ def chat_messages(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
         else:
             raise bad_request(f"Ollama has no {role!r} messages (use tools and role 'tool')", f"messages[{i}].role")
     return out
-
-
-def text_of(content: Any, where: str) -> str:
-    """A message's text: a string, or its text (and refusal) parts joined.
-    Any other part is a 400 naming it."""
-    if content is None or isinstance(content, str):
-        return content or ""
-    texts = []
-    for j, part in enumerate(content):
-        kind = part.get("type")
-        if kind == "text":
-            texts.append(part.get("text") or "")
-        elif kind == "refusal":
-            texts.append(part.get("refusal") or "")
-        else:
-            raise bad_request(f"Ollama takes only text in this message, not a {kind!r} part", f"{where}.content[{j}]")
-    return "".join(texts)
 
 
 def user_message(content: Any, i: int) -> dict[str, Any]:
@@ -205,7 +193,7 @@ def image_data(url: Any, where: str) -> str:
 def assistant_message(message: dict[str, Any], i: int, names: dict[str, str]) -> dict[str, Any]:
     """An assistant turn: its text, the reasoning it carried as ``thinking``,
     and its tool calls with their arguments as objects (Ollama's form)."""
-    out: dict[str, Any] = {"role": "assistant", "content": text_of(message.get("content"), f"messages[{i}]")}
+    out: dict[str, Any] = {"role": "assistant", "content": content_text(message.get("content"), f"messages[{i}]", ONLY_TEXT)}
     reasoning = message.get("reasoning_content")
     if isinstance(reasoning, str) and reasoning:
         out["thinking"] = reasoning

@@ -34,6 +34,7 @@ from fnmatch import fnmatchcase
 from typing import Any, Literal
 
 from portway.errors import PortwayError
+from portway.formats.openai import content_text
 
 Schema = Literal["prompt", "messages"]
 
@@ -47,6 +48,10 @@ BEGIN, HEADER_START, HEADER_END, END_OF_TURN = "<|begin_of_text|>", "<|start_hea
 MODEL_ID = re.compile(r"^(?P<owner>[A-Za-z0-9][A-Za-z0-9_.-]*)/(?P<name>[A-Za-z0-9][A-Za-z0-9_.-]*)"
                       r"(?::(?P<version>[0-9a-f]{64}))?$")
 VERSION_ID = re.compile(r"^[0-9a-f]{64}$")
+
+
+#: What a 400 for a non-text part says the upstream takes.
+ONLY_TEXT = "this Replicate model takes text"
 
 
 def bad_request(message: str, param: str) -> PortwayError:
@@ -138,29 +143,14 @@ def turns(messages: list[dict[str, Any]]) -> tuple[str | None, list[tuple[str, s
     for i, message in enumerate(messages):
         role = message.get("role")
         if role in ("system", "developer"):
-            system.append(text_of(message.get("content"), i))
+            system.append(content_text(message.get("content"), f"messages[{i}]", ONLY_TEXT))
         elif role in ("user", "assistant"):
             if role == "assistant" and message.get("tool_calls"):
                 raise bad_request("Replicate's language models have no tool calls", f"messages[{i}].tool_calls")
-            out.append((role, text_of(message.get("content"), i)))
+            out.append((role, content_text(message.get("content"), f"messages[{i}]", ONLY_TEXT)))
         else:
             raise bad_request(f"Replicate's language models take no {role!r} messages", f"messages[{i}].role")
     return ("\n".join(system) if system else None), out
-
-
-def text_of(content: Any, i: int) -> str:
-    if content is None or isinstance(content, str):
-        return content or ""
-    texts = []
-    for j, part in enumerate(content):
-        kind = part.get("type")
-        if kind == "text":
-            texts.append(part.get("text") or "")
-        elif kind == "refusal":
-            texts.append(part.get("refusal") or "")
-        else:
-            raise bad_request(f"this Replicate model takes text, not {kind!r} parts", f"messages[{i}].content[{j}]")
-    return "".join(texts)
 
 
 def prompt_input(body: dict[str, Any], *, llama3: bool) -> dict[str, Any]:
@@ -216,7 +206,7 @@ def messages_input(body: dict[str, Any]) -> dict[str, Any]:
                                       f"messages[{i}].content[{j}]")
             text = "".join(texts)
         else:
-            text = text_of(content, i)
+            text = content_text(content, f"messages[{i}]", ONLY_TEXT)
         messages.append({"role": "system" if role == "developer" else role, "content": text})
     out: dict[str, Any] = {"messages": messages}
     if images:

@@ -12,7 +12,7 @@ from typing import Any
 
 from portway import hookimpl
 from portway.config import ProviderConfig
-from portway_voyage.base import EmbedRerankProvider
+from portway.formats.embed_rerank import EmbedRerankProvider
 from portway_voyage.wire import embed_request, rerank_request
 
 PORTWAY_PLUGIN_KIND = "provider"

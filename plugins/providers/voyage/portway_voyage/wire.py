@@ -12,9 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from portway.formats import MalformedAnswer
-from portway.formats.openai import check_embeddings
-from portway.formats.rerank import check_rerank, document_texts
+from portway.formats.rerank import document_texts
 from portway.quirks import refused
 
 #: Voyage's own embeddings keys a request (or an alias's ``params``) may add; sent as given.
@@ -50,27 +48,6 @@ def embed_request(body: dict[str, Any], provider: str) -> dict[str, Any]:
     return payload
 
 
-def embeddings_answer(data: Any, *, count: int, model: str, base64: bool) -> dict[str, Any]:
-    """Voyage's embeddings answer (``{object, data, model, usage: {total_tokens}}``)
-    as the canonical ``list``, one vector per input in input order."""
-    check_embeddings(data)
-    vectors: dict[int, Any] = {}
-    for i, item in enumerate(data["data"]):
-        index = item.get("index", i)
-        if not 0 <= index < count or index in vectors:
-            raise MalformedAnswer(f"data[{i}].index {index} is not one of the {count} inputs, or repeats")
-        vector = item["embedding"]
-        if base64 != isinstance(vector, str):
-            raise MalformedAnswer(f"data[{i}].embedding is not a {'base64 string' if base64 else 'list'}")
-        vectors[index] = vector
-    if len(vectors) != count:
-        raise MalformedAnswer(f"{len(vectors)} vectors for {count} inputs")
-    tokens = _total_tokens(data.get("usage"))
-    return {"object": "list", "model": model,
-            "data": [{"object": "embedding", "index": i, "embedding": vectors[i]} for i in range(count)],
-            "usage": {"prompt_tokens": tokens, "total_tokens": tokens}}
-
-
 def rerank_request(body: dict[str, Any], provider: str) -> dict[str, Any]:
     """The ``/v1/rerank`` body for a canonical rerank ``body``."""
     if body.get("max_tokens_per_doc") is not None:
@@ -87,27 +64,4 @@ def rerank_request(body: dict[str, Any], provider: str) -> dict[str, Any]:
     return payload
 
 
-def rerank_answer(data: Any, count: int, results_key: str) -> dict[str, Any]:
-    """Voyage's rerank answer (``{object, data: [{index, relevance_score}], model,
-    usage: {total_tokens}}``, ``results_key="data"``) in the canonical shape.
-    Jina's is the same under ``results``."""
-    if type(data) is not dict:
-        raise MalformedAnswer("the rerank answer is not a JSON object")
-    results = data.get(results_key)
-    if type(results) is not list:
-        raise MalformedAnswer(f"{results_key} is missing or not a list")
-    answer = {"results": [{"index": item.get("index"), "relevance_score": item.get("relevance_score")}
-                          if type(item) is dict else item for item in results],
-              "usage": {"total_tokens": _total_tokens(data.get("usage"))}}
-    return check_rerank(answer, count)
-
-
-def _total_tokens(usage: Any) -> int:
-    tokens = usage.get("total_tokens") if type(usage) is dict else None
-    if type(tokens) is not int or tokens < 0:
-        raise MalformedAnswer("usage.total_tokens is missing or not a token count")
-    return tokens
-
-
-__all__ = ["EMBED_EXTRAS", "INPUT_TYPES", "RERANK_EXTRAS", "embed_request", "embeddings_answer", "rerank_answer",
-           "rerank_request"]
+__all__ = ["EMBED_EXTRAS", "INPUT_TYPES", "RERANK_EXTRAS", "embed_request", "rerank_request"]

@@ -1,11 +1,10 @@
 """The provider conformance kit (``portway.testing.conformance``) run against
-the fake Voyage AI API: embeddings and rerank (Voyage has no chat, so the
-kit's chat parameter checks are left out: see
-:func:`portway_voyage.testing.conformance_tests_without_chat`)."""
+the fake Voyage AI API: embeddings and rerank (Voyage AI has no chat, so the kit
+skips its chat checks and chat parameter checks)."""
 
 from __future__ import annotations
 
-from portway_voyage.testing import VoyageAPI, conformance_tests_without_chat
+from portway_voyage.testing import VoyageAPI
 
 from portway.testing import conformance
 
@@ -21,4 +20,4 @@ VOYAGE = conformance.Conformance(
 )
 
 
-test_conformance = conformance_tests_without_chat(VOYAGE)
+test_conformance = conformance.conformance_tests(VOYAGE)
