@@ -16,8 +16,6 @@ chatcompletionrequest.py`` lists the keys; the README cites each rule).
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import aclosing
 from typing import Any
 
 from portway import hookimpl
@@ -58,7 +56,7 @@ class MistralConfig(ProviderConfig):
     prompt_mode: str | None = None
 
 
-class MistralProvider(OpenAICompatibleProvider):
+class MistralProvider(answer.UsageOnItsOwnChunk, OpenAICompatibleProvider):
     type = "mistral"
     config_model = MistralConfig
     default_base_url = "https://api.mistral.ai/v1"
@@ -127,11 +125,6 @@ class MistralProvider(OpenAICompatibleProvider):
         if isinstance(data, dict) and data.get("object") == "error" and "choices" not in data:
             raise self.stream_error(data)
         return answer.chunk(data)
-
-    async def chat_stream_batches(self, body: dict[str, Any], ctx: Any) -> AsyncIterator[list[dict[str, Any]]]:
-        async with aclosing(super().chat_stream_batches(body, ctx)) as batches:
-            async for batch in batches:
-                yield [piece for chunk in batch for piece in answer.split_usage(chunk)]
 
     # -- embeddings ------------------------------------------------------------------
 

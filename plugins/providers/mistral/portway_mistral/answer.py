@@ -20,6 +20,8 @@ Mistral answers in OpenAI's shape with these differences
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import aclosing
 from typing import Any
 
 FINISH_REASONS = {"model_length": "length"}
@@ -90,3 +92,16 @@ def split_usage(chunk: dict[str, Any]) -> list[dict[str, Any]]:
     usage = chunk.pop("usage")
     tail = {key: value for key, value in chunk.items() if key != "choices"}
     return [chunk, {**tail, "choices": [], "usage": usage}]
+
+
+class UsageOnItsOwnChunk:
+    """Mixin for an :class:`~portway.formats.openai.OpenAICompatibleProvider`
+    whose stream carries the usage on its last choice chunk: each such chunk
+    is relayed as two (:func:`split_usage`), so a client that asked for the
+    usage gets it as OpenAI sends it, and one that did not never sees it.
+    (Shared with the ``ai21`` package; a candidate for the core's Quirks.)"""
+
+    async def chat_stream_batches(self, body: dict[str, Any], ctx: Any) -> AsyncIterator[list[dict[str, Any]]]:
+        async with aclosing(super().chat_stream_batches(body, ctx)) as batches:  # type: ignore[misc]
+            async for batch in batches:
+                yield [piece for chunk in batch for piece in split_usage(chunk)]

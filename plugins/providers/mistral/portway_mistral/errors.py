@@ -22,7 +22,7 @@ from typing import Any
 from portway import serialization
 
 
-def _detail_text(detail: Any) -> str | None:
+def detail_text(detail: Any) -> str | None:
     """Pydantic validation details as one line: ``body.max_completion_tokens:
     Extra inputs are not permitted; ...``."""
     if isinstance(detail, str):
@@ -52,9 +52,9 @@ def _message_text(message: Any) -> str | None:
             return _message_text(parsed) or message
         return message
     if isinstance(message, dict):
-        return _detail_text(message.get("detail")) or (str(message) if message else None)
+        return detail_text(message.get("detail")) or (str(message) if message else None)
     if isinstance(message, list):
-        return _detail_text(message)
+        return detail_text(message)
     return None
 
 
@@ -69,7 +69,7 @@ def parse_error_body(content: bytes) -> tuple[str | None, str]:
         return None, str(data)
     if isinstance(data.get("error"), dict):  # the OpenAI shape, should a proxy answer with it
         data = data["error"]
-    message = _message_text(data.get("message")) or _detail_text(data.get("detail")) or str(data)
+    message = _message_text(data.get("message")) or detail_text(data.get("detail")) or str(data)
     code = data.get("code")
     code = str(code) if isinstance(code, (str, int)) and not isinstance(code, bool) else None
     error_type = data.get("type") if isinstance(data.get("type"), str) else None
