@@ -32,6 +32,8 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from typing import Any
 
+from portway_mistral.testing import authorized_body
+
 from portway.testing.openai_chat import OpenAIChatAPI
 from portway.testing.script import Step, ToolCall, Turn, halves
 from portway.testing.upstream import FakeUpstream, RecordedRequest, Reply, json_reply
@@ -77,16 +79,11 @@ class AI21API(OpenAIChatAPI):
         return json_reply({"detail": message}, status, headers)
 
     def _chat(self, request: RecordedRequest) -> Reply:
-        if self.authorize(request) is None:
-            try:
-                body = request.json()
-            except ValueError:
-                body = None
-            if isinstance(body, dict):
-                details = schema_errors(body)
-                if details:
-                    self.refusals.append((request, 422, str(details)))
-                    return json_reply({"detail": details}, 422)
+        body = authorized_body(self, request)
+        details = schema_errors(body) if body is not None else []
+        if details:
+            self.refusals.append((request, 422, str(details)))
+            return json_reply({"detail": details}, 422)
         return super()._chat(request)
 
     # -- answering --------------------------------------------------------------------------

@@ -20,6 +20,7 @@ from __future__ import annotations
 from typing import Any
 
 from portway import serialization
+from portway.providers import Provider
 
 
 def detail_text(detail: Any) -> str | None:
@@ -63,10 +64,9 @@ def parse_error_body(content: bytes) -> tuple[str | None, str]:
     try:
         data = serialization.loads(content)
     except serialization.JSONDecodeError:
-        text = content.decode("utf-8", "replace").strip()
-        return None, text or "upstream returned an error with no body"
+        data = None
     if not isinstance(data, dict):
-        return None, str(data)
+        return Provider.parse_error_body(content)  # a proxy's text or HTML page, or JSON of another shape
     if isinstance(data.get("error"), dict):  # the OpenAI shape, should a proxy answer with it
         data = data["error"]
     message = _message_text(data.get("message")) or detail_text(data.get("detail")) or str(data)

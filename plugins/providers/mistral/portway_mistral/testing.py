@@ -124,32 +124,24 @@ class MistralAPI(OpenAIChatAPI):
     # -- the rules -----------------------------------------------------------------------
 
     def _chat(self, request: RecordedRequest) -> Reply:
-        if self.authorize(request) is None:
-            try:
-                body = request.json()
-            except ValueError:
-                body = None
-            if isinstance(body, dict):
-                details = schema_errors(body)
-                if details:
-                    return self._invalid(request, details)
-                bad_id = bad_tool_call_id(body.get("messages"))
-                if bad_id is not None:
-                    message = f"Tool call id was {bad_id} but must be a-z, A-Z, 0-9, with a length of 9."
-                    self.refusals.append((request, 400, message))
-                    return json_reply(mistral_error(message, "invalid_function_call", "3280"), 400)
+        body = authorized_body(self, request)
+        if body is not None:
+            details = schema_errors(body)
+            if details:
+                return self._invalid(request, details)
+            bad_id = bad_tool_call_id(body.get("messages"))
+            if bad_id is not None:
+                message = f"Tool call id was {bad_id} but must be a-z, A-Z, 0-9, with a length of 9."
+                self.refusals.append((request, 400, message))
+                return json_reply(mistral_error(message, "invalid_function_call", "3280"), 400)
         return super()._chat(request)
 
     def _embeddings(self, request: RecordedRequest) -> Reply:
-        if self.authorize(request) is None:
-            try:
-                body = request.json()
-            except ValueError:
-                body = None
-            if isinstance(body, dict):
-                details = [extra_forbidden(["body", key], body[key]) for key in sorted(body) if key not in EMBEDDING_KEYS]
-                if details:
-                    return self._invalid(request, details)
+        body = authorized_body(self, request)
+        if body is not None:
+            details = [extra_forbidden(["body", key], body[key]) for key in sorted(body) if key not in EMBEDDING_KEYS]
+            if details:
+                return self._invalid(request, details)
         return super()._embeddings(request)
 
     # -- answering ------------------------------------------------------------------------
@@ -194,6 +186,19 @@ class MistralAPI(OpenAIChatAPI):
         yield chunk({"content": ""}, completion["choices"][0]["finish_reason"], usage=completion["usage"])
 
 
+def authorized_body(api: OpenAIChatAPI, request: RecordedRequest) -> dict[str, Any] | None:
+    """The JSON object of a request whose credentials ``api`` accepts; None
+    otherwise (the base fake then answers it: a 401, or a 400 for a body
+    that is not an object), so a subclass checks its own rules first."""
+    if api.authorize(request) is not None:
+        return None
+    try:
+        body = request.json()
+    except ValueError:
+        return None
+    return body if isinstance(body, dict) else None
+
+
 def schema_errors(body: dict[str, Any]) -> list[dict[str, Any]]:
     """Mistral's 422 details for ``body``: every key its schema does not have."""
     details = [extra_forbidden(["body", key], body[key]) for key in sorted(body) if key not in CHAT_KEYS]
@@ -226,5 +231,5 @@ def bad_tool_call_id(messages: Any) -> str | None:
     return None
 
 
-__all__ = ["CHAT_KEYS", "EMBEDDING_KEYS", "MESSAGE_KEYS", "MistralAPI", "bad_tool_call_id", "mistral_error",
-           "schema_errors"]
+__all__ = ["CHAT_KEYS", "EMBEDDING_KEYS", "MESSAGE_KEYS", "MistralAPI", "authorized_body", "bad_tool_call_id",
+           "mistral_error", "schema_errors"]
