@@ -1,4 +1,5 @@
-"""IBM watsonx.ai provider: chat (``/ml/v1/text/chat`` and ``/chat_stream``).
+"""IBM watsonx.ai provider: chat (``/ml/v1/text/chat`` and ``/chat_stream``)
+and embeddings (``/ml/v1/text/embeddings``).
 
 Requests carry an IAM bearer token exchanged from the API key
 (:mod:`portway_watsonx.iam`), the API ``version`` as a query parameter, and
@@ -246,6 +247,20 @@ class WatsonxProvider(Provider):
                 raise self.malformed(str(exc)) from None
             yield [{key: base[key] for key in ("id", "object", "created", "model") if key in base}
                    | {"choices": [], "usage": usage}]
+
+    # -- embeddings ------------------------------------------------------------------------------------
+
+    async def embeddings(self, body: dict[str, Any], ctx: Any) -> dict[str, Any]:
+        payload = wire.embeddings_body(body, self.name, self.scope)
+        response = await self.http.request("POST", self._path("embeddings"), json=payload,
+                                           headers=await self.request_headers())
+        if response.status >= 300:
+            raise self.error_from_response(response)
+        try:
+            return wire.embeddings(self.answer_json(response), len(payload["inputs"]),
+                                   body.get("encoding_format") == "base64")
+        except MalformedAnswer as exc:
+            raise self.malformed(str(exc)) from None
 
 
 @hookimpl

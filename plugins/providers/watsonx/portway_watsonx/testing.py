@@ -32,7 +32,9 @@ Cloud IAM's "Get an IAM token by using an API key"):
   usage, system}`` (no ``model``, no ``object``), and streams SSE events
   ``id: n`` / ``event: message`` / ``data: {...}``, tool calls whole in one
   delta, the usage on the last event (the one with the ``finish_reason``),
-  and no ``[DONE]``; errors as ``{"errors": [{"code", "message",
+  and no ``[DONE]``; ``POST /ml/v1/text/embeddings`` (``embedText``: ``model_id``,
+  ``inputs``, the scope) answers ``{model_id, results: [{embedding}],
+  created_at, input_token_count}``; errors as ``{"errors": [{"code", "message",
   "more_info"}], "trace", "status_code"}``.
 """
 
@@ -47,13 +49,16 @@ from urllib.parse import parse_qs
 
 from portway import serialization
 from portway.testing.conformance import Seen
-from portway.testing.openai_chat import OpenAIChatAPI, chat_seen, check_tool_messages, tool_results
+from portway.testing.openai_chat import OpenAIChatAPI, chat_seen, check_tool_messages, tool_results, vector_of
 from portway.testing.script import Call, Step, ToolCall, Turn, halves
 from portway.testing.upstream import FakeUpstream, RecordedRequest, Reply, json_reply
 
 IAM_PATH = "/identity/token"
 CHAT_PATH = "/ml/v1/text/chat"
 STREAM_PATH = "/ml/v1/text/chat_stream"
+EMBEDDINGS_PATH = "/ml/v1/text/embeddings"
+#: The keys ``embedText`` sends.
+EMBEDDING_KEYS = frozenset({"model_id", "inputs", "space_id", "project_id", "parameters"})
 #: The keys ``textChat`` sends.
 CHAT_KEYS = frozenset({
     "model_id", "messages", "space_id", "project_id", "tools", "tool_choice_option", "tool_choice",
@@ -100,6 +105,7 @@ class WatsonxAPI(OpenAIChatAPI):
         upstream.add(IAM_PATH, self._iam)
         upstream.add(CHAT_PATH, self._chat)
         upstream.add(STREAM_PATH, self._chat)
+        upstream.add(EMBEDDINGS_PATH, self._embed)
         return self
 
     # -- IAM ----------------------------------------------------------------------------------
@@ -226,6 +232,28 @@ class WatsonxAPI(OpenAIChatAPI):
                 yield chunk({"content": piece})
         yield chunk({}, completion["choices"][0]["finish_reason"], usage=completion["usage"])
 
+    def _embed(self, request: RecordedRequest) -> Reply:
+        problem = self.authorize(request)
+        if problem is not None:
+            return self._refuse(request, 401, problem)
+        if not parse_qs(request.query).get("version"):
+            return self._refuse(request, 400, "Missing query parameter 'version'")
+        try:
+            body = request.json()
+        except ValueError:
+            body = None
+        inputs = body.get("inputs") if isinstance(body, dict) else None
+        if not isinstance(body, dict) or sorted(set(body) - EMBEDDING_KEYS) or not body.get("model_id") \
+                or not isinstance(inputs, list) or not inputs or not all(isinstance(i, str) for i in inputs):
+            return self._refuse(request, 400, "Json document validation error: expected model_id, inputs (strings) "
+                                "and project_id or space_id only", "inputs")
+        if {key: body[key] for key in ("project_id", "space_id") if key in body} != self.scope:
+            return self._refuse(request, 400, f"Either 'project_id' or 'space_id' must be given: {self.scope}")
+        self.embedding_requests.append(body)
+        return json_reply({"model_id": body["model_id"], "results": [{"embedding": vector_of(text)} for text in inputs],
+                           "created_at": "2026-01-01T00:00:00.000Z",
+                           "input_token_count": sum(len(text.split()) for text in inputs)})
+
     # -- the neutral view ---------------------------------------------------------------------------------
 
     def seen(self, call: Call) -> Seen:
@@ -237,4 +265,5 @@ class WatsonxAPI(OpenAIChatAPI):
         return view
 
 
-__all__ = ["CHAT_KEYS", "CHAT_PATH", "IAM_PATH", "STREAM_PATH", "WatsonxAPI", "watsonx_error"]
+__all__ = ["CHAT_KEYS", "CHAT_PATH", "EMBEDDINGS_PATH", "EMBEDDING_KEYS", "IAM_PATH", "STREAM_PATH", "WatsonxAPI",
+           "watsonx_error"]

@@ -20,9 +20,12 @@ OpenAI's.
 
 from __future__ import annotations
 
+import base64
+import struct
 from typing import Any
 
 from portway import serialization
+from portway.formats import MalformedAnswer
 from portway.quirks import Quirks, refused
 
 #: The canonical request's differences that the core's quirks express.
@@ -82,6 +85,41 @@ def _finish(data: dict[str, Any]) -> None:
     for choice in data.get("choices") if isinstance(data.get("choices"), list) else ():
         if isinstance(choice, dict) and choice.get("finish_reason") in FINISH_REASONS:
             choice["finish_reason"] = FINISH_REASONS[choice["finish_reason"]]
+
+
+def embeddings_body(body: dict[str, Any], provider: str, scope: dict[str, str]) -> dict[str, Any]:
+    """An OpenAI embeddings request as watsonx's ``{model_id, inputs, project_id | space_id}``
+    (``textEmbeddings``: ``inputs`` is a list of strings)."""
+    inputs = body.get("input")
+    texts = [inputs] if isinstance(inputs, str) else inputs
+    if not isinstance(texts, list) or not texts or not all(isinstance(text, str) for text in texts):
+        raise refused(provider, "input", "watsonx embeds strings only (not token arrays)")
+    if body.get("dimensions") is not None:
+        raise refused(provider, "dimensions", "watsonx's embedding models have fixed dimensions")
+    encoding = body.get("encoding_format")
+    if encoding not in (None, "float", "base64"):
+        raise refused(provider, "encoding_format", "it is float or base64")
+    return {"model_id": body.get("model"), "inputs": texts, **scope}
+
+
+def embeddings(data: Any, count: int, as_base64: bool) -> dict[str, Any]:
+    """watsonx's ``{model_id, results: [{embedding}], input_token_count}`` as
+    OpenAI's embeddings list, one vector per input in order; base64
+    little-endian float32 when asked (as OpenAI encodes them)."""
+    results = data.get("results") if isinstance(data, dict) else None
+    if not isinstance(results, list) or len(results) != count:
+        raise MalformedAnswer(f"results is not a list of {count} embeddings")
+    items = []
+    for index, result in enumerate(results):
+        vector = result.get("embedding") if isinstance(result, dict) else None
+        if not isinstance(vector, list) or not all(type(x) in (int, float) for x in vector):
+            raise MalformedAnswer(f"results[{index}].embedding is not a list of numbers")
+        encoded: Any = base64.b64encode(struct.pack(f"<{len(vector)}f", *vector)).decode() if as_base64 else vector
+        items.append({"object": "embedding", "index": index, "embedding": encoded})
+    tokens = data.get("input_token_count")
+    tokens = tokens if type(tokens) is int else 0
+    return {"object": "list", "data": items, "model": data.get("model_id"),
+            "usage": {"prompt_tokens": tokens, "total_tokens": tokens}}
 
 
 def parse_error(content: bytes) -> tuple[str | None, str] | None:

@@ -14,8 +14,9 @@ CONFORMANCE = Conformance(
                         "project_id": PROJECT},
     fake=lambda script: WatsonxAPI(script, api_key=KEY, project_id=PROJECT),
     model="meta-llama/llama-3-2-11b-vision-instruct",
-    # json_object only (no JSON schema); embeddings are not mapped yet.
-    features=FEATURES - {"json_schema", "embeddings"},
+    # json_object only (no JSON schema).
+    features=FEATURES - {"json_schema"},
+    embeddings_model="ibm/slate-125m-english-rtrvr",
     params={
         "max_tokens": "mapped", "stop": "mapped", "temperature": "mapped", "top_p": "mapped", "seed": "mapped",
         "max_completion_tokens": "as:max_tokens",

@@ -6,17 +6,20 @@ renames, the answer's mapping, and watsonx's error shape."""
 from __future__ import annotations
 
 import asyncio
+import base64
+import struct
 from typing import Any
 from urllib.parse import parse_qs
 
 import pytest
 from portway_watsonx import DEFAULT_VERSION, WatsonxConfig, WatsonxProvider
 from portway_watsonx.iam import IAMTokens, Token
-from portway_watsonx.testing import CHAT_PATH, IAM_PATH, STREAM_PATH, WatsonxAPI, watsonx_error
+from portway_watsonx.testing import CHAT_PATH, EMBEDDINGS_PATH, IAM_PATH, STREAM_PATH, WatsonxAPI, watsonx_error
 
 from portway import serialization
 from portway.errors import PortwayError, ProviderError
 from portway.testing import FakeUpstream, Reply, json_reply, run_provider
+from portway.testing.openai_chat import vector_of
 from portway.testing.script import call, say
 
 KEY = "ibm-test-apikey-0123456789"
@@ -273,4 +276,48 @@ def test_error_shape(upstream: FakeUpstream) -> None:
 def test_refused_before_sending(upstream: FakeUpstream, extra: dict[str, Any], param: str) -> None:
     with pytest.raises(PortwayError) as info:
         chat(make(upstream), body(**extra))
+    assert info.value.param == param and upstream.requests == []
+
+
+# -- embeddings --------------------------------------------------------------------------------------------
+
+
+def test_embeddings_request_and_answer(upstream: FakeUpstream) -> None:
+    api = WatsonxAPI([], api_key=KEY, project_id=PROJECT).install(upstream)
+    sent = {"model": "ibm/slate-125m-english-rtrvr", "input": ["alpha", "beta gamma"], "user": "u-1"}
+    result = run_provider(make(upstream), lambda p: p.embeddings(sent, None))
+    request = requests_to(upstream, EMBEDDINGS_PATH)[0]
+    assert parse_qs(request.query) == {"version": [DEFAULT_VERSION]}
+    assert request.headers["authorization"] == f"Bearer {api.tokens[0]}"
+    assert request.json() == {"model_id": "ibm/slate-125m-english-rtrvr", "inputs": ["alpha", "beta gamma"],
+                              "project_id": PROJECT}
+    assert [item["embedding"] for item in result["data"]] == [vector_of("alpha"), vector_of("beta gamma")]
+    assert result["usage"] == {"prompt_tokens": 3, "total_tokens": 3}
+    assert result["model"] == "ibm/slate-125m-english-rtrvr"
+
+
+def test_embeddings_base64_and_malformed(upstream: FakeUpstream) -> None:
+    api = WatsonxAPI([], api_key=KEY, project_id=PROJECT)
+    upstream.add(IAM_PATH, api._iam)
+    upstream.add(EMBEDDINGS_PATH, json_reply({"model_id": "m", "results": [{"embedding": [0.5, -0.25]}],
+                                              "input_token_count": 1}),
+                 json_reply({"model_id": "m", "results": [], "input_token_count": 1}))
+    provider = make(upstream)
+
+    async def both(p: WatsonxProvider) -> Any:
+        encoded = await p.embeddings({"model": "m", "input": "x", "encoding_format": "base64"}, None)
+        with pytest.raises(ProviderError) as info:
+            await p.embeddings({"model": "m", "input": "x"}, None)
+        return encoded, info.value
+
+    encoded, error = run_provider(provider, both)
+    raw = base64.b64decode(encoded["data"][0]["embedding"])
+    assert list(struct.unpack("<2f", raw)) == [0.5, -0.25]
+    assert error.status == 502 and "results" in error.message
+
+
+@pytest.mark.parametrize(("extra", "param"), [({"input": [[1, 2, 3]]}, "input"), ({"dimensions": 64}, "dimensions")])
+def test_embeddings_refused(upstream: FakeUpstream, extra: dict[str, Any], param: str) -> None:
+    with pytest.raises(PortwayError) as info:
+        run_provider(make(upstream), lambda p: p.embeddings({"model": "m", "input": "x", **extra}, None))
     assert info.value.param == param and upstream.requests == []
