@@ -65,7 +65,6 @@ class WatsonxProvider(Provider):
     #: read text; the Llama 3.2 vision models read images.  Others are not checked.
     capabilities = {
         "ibm/granite-3-*-instruct": ("tools", "json"),
-        "ibm/granite-3-*-8b-instruct": ("tools", "json"),
         "meta-llama/llama-3-3-70b-instruct": ("tools", "json"),
         "meta-llama/llama-3-2-*-vision-instruct": ("tools", "vision", "json"),
     }
