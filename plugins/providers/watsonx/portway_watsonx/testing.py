@@ -175,7 +175,8 @@ class WatsonxAPI(OpenAIChatAPI):
 
     # -- answering ----------------------------------------------------------------------------------
 
-    def _chat(self, request: RecordedRequest) -> Reply:
+    def _admit(self, request: RecordedRequest) -> dict[str, Any] | Reply:
+        """The JSON body of a request with a token IAM issued and a ``version``; else the refusal."""
         problem = self.authorize(request)
         if problem is not None:
             return self._refuse(request, 401, problem)
@@ -187,6 +188,12 @@ class WatsonxAPI(OpenAIChatAPI):
             body = None
         if not isinstance(body, dict):
             return self._refuse(request, 400, "Json document validation error: the body is not an object")
+        return body
+
+    def _chat(self, request: RecordedRequest) -> Reply:
+        body = self._admit(request)
+        if isinstance(body, Reply):
+            return body
         problem_param = self.check(body)
         if problem_param is not None:
             return self._refuse(request, 400, *problem_param)
@@ -233,17 +240,11 @@ class WatsonxAPI(OpenAIChatAPI):
         yield chunk({}, completion["choices"][0]["finish_reason"], usage=completion["usage"])
 
     def _embed(self, request: RecordedRequest) -> Reply:
-        problem = self.authorize(request)
-        if problem is not None:
-            return self._refuse(request, 401, problem)
-        if not parse_qs(request.query).get("version"):
-            return self._refuse(request, 400, "Missing query parameter 'version'")
-        try:
-            body = request.json()
-        except ValueError:
-            body = None
-        inputs = body.get("inputs") if isinstance(body, dict) else None
-        if not isinstance(body, dict) or sorted(set(body) - EMBEDDING_KEYS) or not body.get("model_id") \
+        body = self._admit(request)
+        if isinstance(body, Reply):
+            return body
+        inputs = body.get("inputs")
+        if sorted(set(body) - EMBEDDING_KEYS) or not body.get("model_id") \
                 or not isinstance(inputs, list) or not inputs or not all(isinstance(i, str) for i in inputs):
             return self._refuse(request, 400, "Json document validation error: expected model_id, inputs (strings) "
                                 "and project_id or space_id only", "inputs")
