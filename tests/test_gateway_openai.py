@@ -193,6 +193,23 @@ def test_stream_via_openai_provider(client: openai.OpenAI, upstream: FakeUpstrea
 
 
 @pytest.mark.parametrize("include_usage", [False, True])
+def test_usage_on_the_finish_chunk_reaches_the_client_as_openai_sends_it(
+        client: openai.OpenAI, upstream: FakeUpstream, include_usage: bool) -> None:
+    # Mistral, AI21, Groq and Fireworks put the usage on the chunk that carries the finish_reason.
+    usage = {"prompt_tokens": 7, "completion_tokens": 2, "total_tokens": 9}
+    upstream.sse(CHAT, [openai_chunk({"role": "assistant", "content": "Hi"}),
+                        openai_chunk({}, "stop", usage=usage)], done=True)
+    options: Any = {"stream_options": {"include_usage": True}} if include_usage else {}
+    chunks = collect(client.chat.completions.create(model="fast", messages=HI, stream=True, **options))
+    assert joined(chunks) == "Hi" and [c.choices[0].finish_reason for c in chunks if c.choices][-1] == "stop"
+    if include_usage:
+        assert chunks[-1].choices == [] and chunks[-1].usage is not None and chunks[-1].usage.total_tokens == 9
+        assert all(c.usage is None for c in chunks[:-1]) and len(chunks) == 3
+    else:
+        assert all(c.choices and c.usage is None for c in chunks) and len(chunks) == 2
+
+
+@pytest.mark.parametrize("include_usage", [False, True])
 def test_stream_via_mock(mock_client: openai.OpenAI, include_usage: bool) -> None:
     messages = [{"role": "user", "content": "tell me about the river otter"}]
     whole = mock_client.chat.completions.create(model="echo", messages=messages)

@@ -533,6 +533,12 @@ class Gateway:
                     if usage and not chunk.get("choices"):
                         continue  # the usage chunk the gateway asked for on its own account
                     chunk.pop("usage", None)
+                elif usage and chunk.get("choices"):
+                    # An upstream that puts the usage on its last choice chunk (Mistral, AI21, Groq,
+                    # Fireworks): the client gets it as OpenAI sends it, a chunk of its own, last.
+                    del chunk["usage"]
+                    out.append(chunk)
+                    chunk = {**{k: v for k, v in chunk.items() if k != "choices"}, "choices": [], "usage": usage}
                 out.append(chunk)
             return out
 

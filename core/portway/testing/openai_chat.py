@@ -134,6 +134,19 @@ class OpenAIChatAPI:
     def seen(self, call: Call) -> Seen:
         return chat_seen(call.body)
 
+    def authorized_body(self, request: RecordedRequest) -> dict[str, Any] | None:
+        """The JSON object of a request whose credentials this fake accepts;
+        None otherwise (the fake's own handler then answers it: a 401, or a
+        400 for a body that is not an object).  For a subclass that checks
+        rules of its own before the base's."""
+        if self.authorize(request) is not None:
+            return None
+        try:
+            body = request.json()
+        except ValueError:
+            return None
+        return body if isinstance(body, dict) else None
+
     def error(self, status: int, message: str, retry_after: str | None = None) -> Reply:
         """OpenAI's error answer: ``{"error": {...}}`` with the type and code
         OpenAI gives ``status``, and a ``retry-after`` header when given."""

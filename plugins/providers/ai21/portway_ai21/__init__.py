@@ -16,9 +16,6 @@ from collections.abc import AsyncIterator
 from contextlib import aclosing
 from typing import Any
 
-from portway_mistral.answer import UsageOnItsOwnChunk
-from portway_mistral.errors import parse_error_body
-
 from portway import hookimpl
 from portway.formats.openai import OpenAICompatibleProvider
 from portway.quirks import Quirks, refused
@@ -26,7 +23,7 @@ from portway.quirks import Quirks, refused
 PORTWAY_PLUGIN_KIND = "provider"
 
 
-class AI21Provider(UsageOnItsOwnChunk, OpenAICompatibleProvider):
+class AI21Provider(OpenAICompatibleProvider):
     type = "ai21"
     default_base_url = "https://api.ai21.com/studio/v1"
     env_key = "AI21_API_KEY"
@@ -81,12 +78,6 @@ class AI21Provider(UsageOnItsOwnChunk, OpenAICompatibleProvider):
 
     async def embeddings(self, body: dict[str, Any], ctx: Any) -> dict[str, Any]:
         raise self.unsupported("embeddings (AI21's API has none for Jamba)")
-
-    @staticmethod
-    def parse_error_body(content: bytes) -> tuple[str | None, str]:
-        # AI21 answers FastAPI's {"detail": "..."} or, for a 422, {"detail": [{loc, msg, type}]}:
-        # the same reader as Mistral's validation errors.
-        return parse_error_body(content)
 
 
 def _filled(answer: dict[str, Any], kind: str, model: Any) -> dict[str, Any]:

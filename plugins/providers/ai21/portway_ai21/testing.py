@@ -32,8 +32,6 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from typing import Any
 
-from portway_mistral.testing import authorized_body
-
 from portway.testing.openai_chat import OpenAIChatAPI
 from portway.testing.script import Step, ToolCall, Turn, halves
 from portway.testing.upstream import FakeUpstream, RecordedRequest, Reply, json_reply
@@ -79,7 +77,7 @@ class AI21API(OpenAIChatAPI):
         return json_reply({"detail": message}, status, headers)
 
     def _chat(self, request: RecordedRequest) -> Reply:
-        body = authorized_body(self, request)
+        body = self.authorized_body(request)
         details = schema_errors(body) if body is not None else []
         if details:
             self.refusals.append((request, 422, str(details)))

@@ -56,7 +56,7 @@ class MistralConfig(ProviderConfig):
     prompt_mode: str | None = None
 
 
-class MistralProvider(answer.UsageOnItsOwnChunk, OpenAICompatibleProvider):
+class MistralProvider(OpenAICompatibleProvider):
     type = "mistral"
     config_model = MistralConfig
     default_base_url = "https://api.mistral.ai/v1"

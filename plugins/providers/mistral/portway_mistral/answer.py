@@ -13,15 +13,13 @@ Mistral answers in OpenAI's shape with these differences
   model's context was full, which is ``length`` to an OpenAI client.
 - In a stream, the usage comes on the chunk that carries the
   ``finish_reason`` (no ``stream_options`` needed, none accepted); the
-  gateway expects it on a chunk of its own (:func:`split_usage`).
+  gateway relays it on a chunk of its own, as OpenAI sends it.
 - A streamed tool call may come without ``index`` (``toolcall.py``: it is
   optional); OpenAI's clients need it, so it is set from its position.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import aclosing
 from typing import Any
 
 FINISH_REASONS = {"model_length": "length"}
@@ -84,24 +82,3 @@ def chunk(data: Any) -> Any:
     return data
 
 
-def split_usage(chunk: dict[str, Any]) -> list[dict[str, Any]]:
-    """A chunk that carries both choices and the usage, as two: the choices,
-    then a usage-only chunk (``choices: []``), as OpenAI sends them."""
-    if not chunk.get("usage") or not chunk.get("choices"):
-        return [chunk]
-    usage = chunk.pop("usage")
-    tail = {key: value for key, value in chunk.items() if key != "choices"}
-    return [chunk, {**tail, "choices": [], "usage": usage}]
-
-
-class UsageOnItsOwnChunk:
-    """Mixin for an :class:`~portway.formats.openai.OpenAICompatibleProvider`
-    whose stream carries the usage on its last choice chunk: each such chunk
-    is relayed as two (:func:`split_usage`), so a client that asked for the
-    usage gets it as OpenAI sends it, and one that did not never sees it.
-    (Shared with the ``ai21`` package; a candidate for the core's Quirks.)"""
-
-    async def chat_stream_batches(self, body: dict[str, Any], ctx: Any) -> AsyncIterator[list[dict[str, Any]]]:
-        async with aclosing(super().chat_stream_batches(body, ctx)) as batches:  # type: ignore[misc]
-            async for batch in batches:
-                yield [piece for chunk in batch for piece in split_usage(chunk)]

@@ -124,7 +124,7 @@ class MistralAPI(OpenAIChatAPI):
     # -- the rules -----------------------------------------------------------------------
 
     def _chat(self, request: RecordedRequest) -> Reply:
-        body = authorized_body(self, request)
+        body = self.authorized_body(request)
         if body is not None:
             details = schema_errors(body)
             if details:
@@ -137,7 +137,7 @@ class MistralAPI(OpenAIChatAPI):
         return super()._chat(request)
 
     def _embeddings(self, request: RecordedRequest) -> Reply:
-        body = authorized_body(self, request)
+        body = self.authorized_body(request)
         if body is not None:
             details = [extra_forbidden(["body", key], body[key]) for key in sorted(body) if key not in EMBEDDING_KEYS]
             if details:
@@ -186,19 +186,6 @@ class MistralAPI(OpenAIChatAPI):
         yield chunk({"content": ""}, completion["choices"][0]["finish_reason"], usage=completion["usage"])
 
 
-def authorized_body(api: OpenAIChatAPI, request: RecordedRequest) -> dict[str, Any] | None:
-    """The JSON object of a request whose credentials ``api`` accepts; None
-    otherwise (the base fake then answers it: a 401, or a 400 for a body
-    that is not an object), so a subclass checks its own rules first."""
-    if api.authorize(request) is not None:
-        return None
-    try:
-        body = request.json()
-    except ValueError:
-        return None
-    return body if isinstance(body, dict) else None
-
-
 def schema_errors(body: dict[str, Any]) -> list[dict[str, Any]]:
     """Mistral's 422 details for ``body``: every key its schema does not have."""
     details = [extra_forbidden(["body", key], body[key]) for key in sorted(body) if key not in CHAT_KEYS]
@@ -231,5 +218,5 @@ def bad_tool_call_id(messages: Any) -> str | None:
     return None
 
 
-__all__ = ["CHAT_KEYS", "EMBEDDING_KEYS", "MESSAGE_KEYS", "MistralAPI", "authorized_body", "bad_tool_call_id",
+__all__ = ["CHAT_KEYS", "EMBEDDING_KEYS", "MESSAGE_KEYS", "MistralAPI", "bad_tool_call_id",
            "mistral_error", "schema_errors"]

@@ -265,9 +265,10 @@ def test_stream_usage_thinking_and_tool_call_index(upstream: FakeUpstream, mis: 
     deltas = [c["choices"][0]["delta"] for c in chunks if c["choices"]]
     assert deltas[1] == {"content": None, "reasoning_content": "hmm"}
     assert deltas[3]["tool_calls"][0]["index"] == 0
-    *_, finish, usage = chunks
-    assert finish["choices"][0]["finish_reason"] == "tool_calls" and "usage" not in finish
-    assert usage["choices"] == [] and usage["usage"] == USAGE and usage["id"] == "cmpl-1"
+    # The usage stays on the finish chunk, as Mistral sent it: the gateway gives it to a client that
+    # asked for it on a chunk of its own (tests/test_gateway_openai.py).
+    finish = chunks[-1]
+    assert finish["choices"][0]["finish_reason"] == "tool_calls" and finish["usage"] == USAGE
 
 
 def test_error_event_in_a_stream(upstream: FakeUpstream, mis: MistralProvider) -> None:
