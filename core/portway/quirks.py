@@ -81,6 +81,10 @@ class Quirks:
     #: Whether an assistant message may carry its earlier ``reasoning_content``
     #: back; if not, it is not sent (DeepSeek refuses it).
     reasoning_in_history: bool = True
+    #: Whether an Anthropic client's earlier thinking blocks are sent back as
+    #: the assistant message's ``reasoning_content`` (DeepSeek needs a tool
+    #: turn's reasoning back); otherwise they are dropped, as for OpenAI.
+    thinking_as_reasoning: bool = False
     #: Whether content given as a list of text parts must be sent as one
     #: string (servers that take only string content for text).  Lists
     #: with an image or other non-text part are sent as they are.
@@ -105,7 +109,7 @@ class Quirks:
     def _request_fields(self) -> tuple[Any, ...]:
         return (self.drop, dict(self.refuse), dict(self.rename), self.max_n, self.json_schema, self.json_object,
                 self.stream_options, self.tool_choice_required, self.tool_choice_named, self.developer_role,
-                self.message_names, self.reasoning_in_history, self.text_as_string)
+                self.message_names, self.reasoning_in_history, self.text_as_string, self.thinking_as_reasoning)
 
     # -- applying them -----------------------------------------------------------------
 

@@ -68,6 +68,8 @@ class OpenAICompatibleProvider(Provider):
 
     def _wire_body(self, body: dict[str, Any], ctx: Any) -> dict[str, Any]:
         if not self.accepts_anthropic_extras and getattr(ctx, "client_format", None) == "anthropic":
+            if self.quirks.thinking_as_reasoning:
+                body = with_reasoning_from_thinking(body)
             body = strip_anthropic_extras(body, self.name)
         if self.capabilities:
             model = body.get("model")
@@ -386,6 +388,25 @@ def content_text(content: Any, where: str, only: str) -> str:
             raise PortwayError(f"{only}, not a {kind!r} part", kind="bad_request", code="unsupported",
                                param=f"{where}.content[{j}]")
     return "".join(texts)
+
+
+def with_reasoning_from_thinking(body: dict[str, Any]) -> dict[str, Any]:
+    """``body`` with each assistant message that carries Anthropic thinking
+    blocks but no ``reasoning_content`` given their text as its
+    ``reasoning_content`` (a copy; ``body`` itself is left as it was)."""
+    messages = body.get("messages")
+    if not isinstance(messages, list) or not any(_thinking_text(m) for m in messages):
+        return body
+    return {**body, "messages": [{**m, "reasoning_content": _thinking_text(m)} if _thinking_text(m) else m
+                                 for m in messages]}
+
+
+def _thinking_text(message: Any) -> str:
+    if not isinstance(message, dict) or message.get("reasoning_content"):
+        return ""
+    blocks = message.get("thinking_blocks")
+    return "".join(b["thinking"] for b in blocks if isinstance(b, dict) and isinstance(b.get("thinking"), str)) \
+        if isinstance(blocks, list) else ""
 
 
 def strip_anthropic_extras(body: dict[str, Any], provider: str = "this provider") -> dict[str, Any]:

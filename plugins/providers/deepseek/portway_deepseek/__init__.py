@@ -45,6 +45,9 @@ class DeepSeekProvider(OpenAICompatibleProvider):
         max_n=1,
         json_schema=False,
         developer_role=False,
+        # Thinking mode: a tool-calling turn's reasoning_content must come back (a 400 without it);
+        # an Anthropic client sends it back as thinking blocks.
+        thinking_as_reasoning=True,
     )
     # https://api-docs.deepseek.com/quick_start/pricing: text only; JSON output and tool calls on both
     capabilities = {"deepseek-*": {"tools", "json"}}
@@ -56,34 +59,8 @@ class DeepSeekProvider(OpenAICompatibleProvider):
                     raise refused(self.name, key, "DeepSeek's thinking mode returns no log probabilities")
         return body
 
-    def _wire_body(self, body: dict[str, Any], ctx: Any) -> dict[str, Any]:
-        # An Anthropic client sends its earlier thinking back as thinking blocks, which the
-        # canonical form keeps as ``thinking_blocks`` and the base strips before any hook of
-        # an OpenAI-format adapter runs; DeepSeek needs a tool turn's reasoning back as
-        # ``reasoning_content``, so it is taken from the blocks first.
-        return super()._wire_body(with_reasoning_from_thinking(body), ctx)
-
     async def embeddings(self, body: dict[str, Any], ctx: Any) -> dict[str, Any]:
         raise self.unsupported("embeddings (DeepSeek has no embeddings endpoint)")
-
-
-def with_reasoning_from_thinking(body: dict[str, Any]) -> dict[str, Any]:
-    """``body`` with each assistant message that carries Anthropic thinking
-    blocks but no ``reasoning_content`` given their text as its
-    ``reasoning_content`` (a copy; ``body`` itself is left as it was)."""
-    messages = body.get("messages")
-    if not isinstance(messages, list) or not any(_thinking_text(m) for m in messages):
-        return body
-    return {**body, "messages": [{**m, "reasoning_content": _thinking_text(m)} if _thinking_text(m) else m
-                                 for m in messages]}
-
-
-def _thinking_text(message: Any) -> str:
-    if not isinstance(message, dict) or message.get("reasoning_content"):
-        return ""
-    blocks = message.get("thinking_blocks")
-    return "".join(b["thinking"] for b in blocks if isinstance(b, dict) and isinstance(b.get("thinking"), str)) \
-        if isinstance(blocks, list) else ""
 
 
 @hookimpl

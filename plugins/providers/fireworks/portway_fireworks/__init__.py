@@ -8,8 +8,6 @@ chunk, answers ``logprobs`` in the legacy completions shape and takes no
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import aclosing
 from typing import Any
 
 from portway import hookimpl
@@ -52,23 +50,6 @@ class FireworksProvider(OpenAICompatibleProvider):
         if "context_length_exceeded_behavior" in body:
             return body
         return {**body, "context_length_exceeded_behavior": "error"}
-
-    async def chat_stream_batches(self, body: dict[str, Any], ctx: Any) -> AsyncIterator[list[dict[str, Any]]]:
-        async with aclosing(super().chat_stream_batches(body, ctx)) as batches:
-            async for batch in batches:
-                yield [part for chunk in batch for part in split_usage(chunk)]
-
-
-def split_usage(chunk: dict[str, Any]) -> list[dict[str, Any]]:
-    """``chunk``, and its usage as a chunk of its own when it came on a chunk
-    with choices (Fireworks sends it on the one with the ``finish_reason``):
-    OpenAI's streams end with a usage chunk whose ``choices`` is empty."""
-    usage = chunk.get("usage")
-    if not usage or not chunk.get("choices"):
-        return [chunk]
-    head = {key: value for key, value in chunk.items() if key != "usage"}
-    tail = {key: chunk[key] for key in ("id", "object", "created", "model") if key in chunk}
-    return [head, {**tail, "choices": [], "usage": usage}]
 
 
 @hookimpl

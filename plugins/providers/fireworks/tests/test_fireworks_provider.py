@@ -67,15 +67,16 @@ def test_request_path_key_and_context_behaviour(fake_upstream: FakeUpstream) -> 
     assert fake_upstream.last.json()["context_length_exceeded_behavior"] == "truncate"  # the client's choice
 
 
-def test_stream_usage_becomes_a_chunk_of_its_own(fake_upstream: FakeUpstream) -> None:
-    serve(fake_upstream, say("Hello there.", input_tokens=9, output_tokens=3),
-          say("Hello there.", input_tokens=9, output_tokens=3))
-    raw = stream(adapter(fake_upstream, QuirklessProvider), body())
-    assert raw[-1]["choices"][0]["finish_reason"] == "stop" and raw[-1]["usage"]["total_tokens"] == 12
-    chunks = stream(adapter(fake_upstream), body())
-    assert chunks[-1]["choices"] == [] and chunks[-1]["usage"]["total_tokens"] == 12
-    assert chunks[-2]["choices"][0]["finish_reason"] == "stop" and "usage" not in chunks[-2]
-    assert chunks[-1]["id"] == chunks[-2]["id"]
+def test_stream_usage_becomes_a_chunk_of_its_own(fake_upstream: FakeUpstream, gateway_server: Any) -> None:
+    serve(fake_upstream, say("Hello there.", input_tokens=9, output_tokens=3))
+    client = gateway_server({"providers": {"fw": {"type": "fireworks", "api_key": KEY,
+                                                  "base_url": fake_upstream.url + BASE}}}).openai_client()
+    chunks = list(client.chat.completions.create(model="fw/accounts/fireworks/models/llama-v3p1-8b-instruct",
+                                                 messages=[{"role": "user", "content": "hi"}], stream=True,
+                                                 stream_options={"include_usage": True}))
+    # Fireworks sent the usage on its finish chunk; the client gets it as OpenAI ends a stream.
+    assert chunks[-1].choices == [] and chunks[-1].usage is not None and chunks[-1].usage.total_tokens == 12
+    assert chunks[-2].choices[0].finish_reason == "stop" and chunks[-2].usage is None
 
 
 @pytest.mark.parametrize(("key", "value"), [("logprobs", True), ("top_logprobs", 3), ("logit_bias", {"1": -5})])
