@@ -130,3 +130,20 @@ def test_embeddings(upstream: FakeUpstream) -> None:
                                                                       "input": ["a", "b"]}, None))
     assert len(answer["data"]) == 2 and upstream.last.path == "/serving-endpoints/embeddings"
     assert api.embedding_requests[0]["model"] == "databricks-gte-large-en"
+
+
+def test_anthropic_client_round_trip(upstream: FakeUpstream) -> None:
+    """An Anthropic SDK client on /v1/messages: its system prompt reaches the
+    endpoint as a system message, and the reasoning parts come back as a
+    thinking block before the text."""
+    api = fake(upstream, say("42", reasoning="Six sevens."))
+    config = {"providers": {"dbx": {"type": "databricks", "api_key": TOKEN, "host": upstream.url}}}
+    with GatewayServer(config) as server:
+        answer = server.anthropic_client().messages.create(
+            model=f"dbx/{ENDPOINT}", max_tokens=200, system="Be brief.",
+            messages=[{"role": "user", "content": "Six times seven?"}])
+    assert [block.type for block in answer.content] == ["thinking", "text"]
+    assert (answer.content[0].thinking, answer.content[1].text) == ("Six sevens.", "42")
+    sent = api.calls[0].body
+    assert sent["messages"][0] == {"role": "system", "content": "Be brief."} and sent["max_tokens"] == 200
+    assert upstream.last.path == "/serving-endpoints/chat/completions"
