@@ -30,9 +30,8 @@ class LMStudioAPI(OpenAIChatAPI):
     reasoning_field = "reasoning"
 
     def authorize(self, request: RecordedRequest) -> str | None:
-        if self.api_key is None:  # authentication off: any request is served
-            return None
-        return super().authorize(request)
+        # Authentication off: any request is served; on: an API token as a bearer key.
+        return None if self.api_key is None else super().authorize(request)
 
     def _error(self, status: int, message: str, param: str | None, retry_after: str | None = None) -> Reply:
         return json_reply({"error": message}, status, {"retry-after": retry_after} if retry_after else {})
