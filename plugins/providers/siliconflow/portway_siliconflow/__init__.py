@@ -16,6 +16,10 @@ So:
 - a ``developer`` message is sent as ``system``;
 - reasoning models answer with ``reasoning_content``.
 
+Rerank is SiliconFlow's ``POST /rerank`` (``api-reference/rerank``: model,
+query, documents as strings, top_n; results with ``index`` and
+``relevance_score``, and a ``tokens`` count).
+
 Errors are ``{"code": <number>, "message", "data"}`` (docs.siliconflow.cn
 ``faqs/error-code``), a 401 a bare text: both keep their message, the kind
 comes from the status.
@@ -27,7 +31,9 @@ from typing import Any, Literal
 
 from portway import hookimpl
 from portway.config import ProviderConfig
+from portway.formats import MalformedAnswer
 from portway.formats.openai import OpenAICompatibleProvider
+from portway.formats.rerank import check_rerank, document_texts
 from portway.quirks import Quirks
 
 PORTWAY_PLUGIN_KIND = "provider"
@@ -62,6 +68,27 @@ class SiliconFlowProvider(OpenAICompatibleProvider):
         if not config.base_url:
             config = config.model_copy(update={"base_url": REGIONS[getattr(config, "region", "cn")]})
         super().__init__(name, config)
+
+    async def rerank(self, body: dict[str, Any], ctx: Any) -> dict[str, Any]:
+        documents = document_texts(body)
+        wire = {"model": body["model"], "query": body["query"], "documents": documents,
+                **({"top_n": body["top_n"]} if body.get("top_n") is not None else {})}
+        response = await self.http.request("POST", "/rerank", json=wire)
+        if response.status >= 300:
+            raise self.error_from_response(response)
+        data = self.answer_json(response)
+        try:
+            check_rerank(data, len(documents))
+        except MalformedAnswer as exc:
+            raise self.malformed(str(exc)) from None
+        answer: dict[str, Any] = {"results": [{"index": r["index"], "relevance_score": r["relevance_score"]}
+                                              for r in data["results"]]}
+        if isinstance(data.get("id"), str):
+            answer["id"] = data["id"]
+        tokens = data.get("tokens")
+        if isinstance(tokens, dict) and isinstance(tokens.get("input_tokens"), int):
+            answer["usage"] = {"total_tokens": tokens["input_tokens"]}
+        return answer
 
 
 @hookimpl

@@ -76,3 +76,22 @@ def test_error_bodies(fake_upstream: FakeUpstream, reply: Reply, kind: str, text
     with pytest.raises(ProviderError) as info:
         ask(fake_upstream)
     assert info.value.kind == kind and text in info.value.message and KEY not in info.value.message
+
+
+def test_rerank_request_and_answer(fake_upstream: FakeUpstream) -> None:
+    api = SiliconFlowAPI([], api_key=KEY).install(fake_upstream)
+    body = {"model": "BAAI/bge-reranker-v2-m3", "query": "capital of France",
+            "documents": ["Berlin is big.", {"text": "Paris is the capital of France."}], "top_n": 1}
+    answer = run_provider(flow(fake_upstream), lambda p: p.rerank(body, None))
+    assert api.rerank_calls[0].documents == ["Berlin is big.", "Paris is the capital of France."]
+    assert api.rerank_calls[0].top_n == 1
+    assert answer["results"] == [{"index": 1, "relevance_score": api.rerank_calls[0].scores[1]}]
+    assert answer["id"] == "rerank-fake-1" and answer["usage"]["total_tokens"] > 0
+
+
+def test_rerank_answer_with_a_bad_index_is_malformed(fake_upstream: FakeUpstream) -> None:
+    fake_upstream.add("/v1/rerank", json_reply({"results": [{"index": 7, "relevance_score": 0.5}]}))
+    body = {"model": "BAAI/bge-reranker-v2-m3", "query": "q", "documents": ["a", "b"]}
+    with pytest.raises(ProviderError) as info:
+        run_provider(flow(fake_upstream), lambda p: p.rerank(body, None))
+    assert info.value.status == 502 and "index" in info.value.message
