@@ -54,6 +54,8 @@ class ZhipuProvider(OpenAICompatibleProvider):
     default_base_url = REGIONS["cn"]
     #: The variable of Zhipu's own SDK (zhipuai); Z.ai's SDK reads ZAI_API_KEY (set api_key from it).
     env_key = "ZHIPUAI_API_KEY"
+    #: The zhipuai SDK's base-URL variable (``ZhipuAI()`` reads both).
+    env_base_url = "ZHIPUAI_BASE_URL"
     default_models = ("glm-4.6", "glm-4.5", "glm-4.5-air", "glm-4.5-flash", "glm-4.5v", "glm-4-plus",
                       "glm-4-flash", "embedding-3")
     capabilities = {
