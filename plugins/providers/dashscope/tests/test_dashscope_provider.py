@@ -117,3 +117,18 @@ def test_error_codes(fake_upstream: FakeUpstream, status: int, code: str, kind: 
         chat(fake_upstream)
     assert (info.value.status, info.value.kind, info.value.code) == (status, kind, code)
     assert "inappropriate content" in info.value.message and KEY not in info.value.message
+
+
+def test_thinking_model_whole_answer_through_the_gateway(fake_upstream: FakeUpstream, gateway_server: Any) -> None:
+    """A non-streamed openai-SDK request, and an anthropic-SDK one on /v1/messages, for a model that only
+    streams: each gets the whole answer, its thinking included."""
+    api = DashScopeAPI([say("4", reasoning="2+2 is 4.")] * 2, api_key=KEY).install(fake_upstream)
+    gateway = gateway_server({"providers": {"qwen": {"type": "dashscope", "api_key": KEY,
+                                                     "base_url": fake_upstream.url + "/compatible-mode/v1"}}})
+    reply = gateway.openai_client().chat.completions.create(model="qwen/qwq-plus", messages=ASK)
+    assert reply.choices[0].message.content == "4"
+    assert (reply.choices[0].message.model_extra or {}).get("reasoning_content") == "2+2 is 4."
+    message = gateway.anthropic_client().messages.create(model="qwen/qwq-plus", max_tokens=100, messages=ASK)
+    assert [(block.type, getattr(block, "thinking", None) or getattr(block, "text", None))
+            for block in message.content] == [("thinking", "2+2 is 4."), ("text", "4")]
+    assert [call.body["stream"] for call in api.calls] == [True, True]
