@@ -53,11 +53,8 @@ class DashScopeAPI(OpenAIChatAPI):
         return super().check(body)
 
     def _embeddings(self, request: RecordedRequest) -> Reply:
-        try:
-            body = request.json()
-        except ValueError:
-            body = None
-        if isinstance(body, dict) and body.get("encoding_format", "float") != "float":
+        body = self.authorized_body(request)
+        if body is not None and body.get("encoding_format", "float") != "float":
             return self._refuse(request, 400, "The encoding_format only supports float.", "encoding_format")
         return super()._embeddings(request)
 

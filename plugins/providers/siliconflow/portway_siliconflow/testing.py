@@ -41,10 +41,10 @@ class SiliconFlowAPI(OpenAIChatAPI):
         return super().install(upstream)  # type: ignore[return-value]
 
     def _rerank(self, request: RecordedRequest) -> Reply:
-        problem = self.authorize(request)
-        if problem is not None:
-            return self._refuse(request, 401, problem)
-        body = request.json()
+        body = self.authorized_body(request)
+        if body is None:
+            problem = self.authorize(request)
+            return self._refuse(request, 401, problem) if problem else self._refuse(request, 400, "invalid JSON body")
         documents = body.get("documents")
         if not isinstance(documents, list) or not all(isinstance(d, str) for d in documents) or not documents:
             return self._refuse(request, 400, "documents must be a non-empty list of strings", "documents")

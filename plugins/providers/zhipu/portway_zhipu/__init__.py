@@ -17,8 +17,8 @@ the official SDKs (zhipuai ``api_resource/chat/completions.py``, zai-sdk):
   dropped (they only steer; the usage comes on the last chunk regardless);
 - ``tool_choice: "none"`` is sent as no tools at all;
 - a ``developer`` message is sent as ``system``; messages carry no ``name``;
-- the usage that GLM puts on its last content chunk is sent as a separate
-  usage chunk (``choices: []``), as OpenAI's clients expect;
+- GLM puts a stream's usage on its last content chunk (the gateway relays
+  it as a chunk of its own, as OpenAI sends it);
 - business error codes (docs.z.ai/api-reference/api-code) the status does
   not say: 1113 (account in arrears, a 429) is ``billing``, 1301 (unsafe
   content) is ``content_filter``.
@@ -26,8 +26,6 @@ the official SDKs (zhipuai ``api_resource/chat/completions.py``, zai-sdk):
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import aclosing
 from typing import Any, Literal
 
 from portway import hookimpl
@@ -89,24 +87,10 @@ class ZhipuProvider(OpenAICompatibleProvider):
             body = {key: value for key, value in body.items() if key not in ("tools", "tool_choice")}
         return body
 
-    async def chat_stream_batches(self, body: dict[str, Any], ctx: Any) -> AsyncIterator[list[dict[str, Any]]]:
-        async with aclosing(super().chat_stream_batches(body, ctx)) as batches:
-            async for batch in batches:
-                yield [piece for chunk in batch for piece in usage_apart(chunk)]
-
     @staticmethod
     def parse_error_body(content: bytes) -> tuple[str | None, str]:
         code, message = Provider.parse_error_body(content)
         return ERROR_CODES.get(code or "", code), message
-
-
-def usage_apart(chunk: dict[str, Any]) -> list[dict[str, Any]]:
-    """``chunk``, and its usage as a chunk of its own when it also has choices."""
-    usage = chunk.get("usage")
-    if not usage or not chunk.get("choices"):
-        return [chunk]
-    content = {key: value for key, value in chunk.items() if key != "usage"}
-    return [content, {**content, "choices": [], "usage": usage}]
 
 
 @hookimpl

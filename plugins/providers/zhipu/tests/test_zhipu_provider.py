@@ -11,7 +11,7 @@ from portway_zhipu import ZhipuConfig, ZhipuProvider
 from portway_zhipu.testing import ZhipuAPI
 
 from portway.errors import PortwayError, ProviderError
-from portway.testing import FakeUpstream, collect_stream, json_reply, run_provider
+from portway.testing import FakeUpstream, json_reply, run_provider
 from portway.testing.script import say
 
 KEY = "0123456789abcdef.zhipu-test-secret"
@@ -69,15 +69,19 @@ def test_refused_before_sending(fake_upstream: FakeUpstream, extra: dict[str, An
     assert info.value.param == param and fake_upstream.requests == []
 
 
-def test_stream_usage_becomes_a_chunk_of_its_own(fake_upstream: FakeUpstream) -> None:
+def test_stream_usage_comes_on_the_last_chunk_without_stream_options(fake_upstream: FakeUpstream,
+                                                                     gateway_server: Any) -> None:
+    """GLM takes no stream_options and sends the usage on its finish chunk; a client that asked for
+    usage gets it (through the gateway) as OpenAI sends it, a chunk of its own, last."""
     api = ZhipuAPI([say("Hello there", input_tokens=5, output_tokens=3)], api_key=KEY).install(fake_upstream)
-    body = {"model": "glm-4.6", "messages": ASK, "stream": True, "stream_options": {"include_usage": True}}
-    chunks = run_provider(glm(fake_upstream), lambda p: collect_stream(p, body))
+    gateway = gateway_server({"providers": {"glm": {"type": "zhipu", "api_key": KEY,
+                                                    "base_url": fake_upstream.url + "/api/paas/v4"}}})
+    chunks = list(gateway.openai_client().chat.completions.create(
+        model="glm/glm-4.6", messages=ASK, stream=True, stream_options={"include_usage": True}))
     assert "stream_options" not in api.calls[0].body
-    *content, last = chunks
-    assert last["choices"] == [] and last["usage"]["total_tokens"] == 8
-    assert content[-1]["choices"][0]["finish_reason"] == "stop" and "usage" not in content[-1]
-    assert "".join(c["choices"][0]["delta"].get("content") or "" for c in content) == "Hello there"
+    assert chunks[-1].choices == [] and chunks[-1].usage.total_tokens == 8
+    assert all(chunk.usage is None for chunk in chunks[:-1])
+    assert "".join(c.choices[0].delta.content or "" for c in chunks[:-1] if c.choices) == "Hello there"
 
 
 @pytest.mark.parametrize(("status", "code", "kind"), [
