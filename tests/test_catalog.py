@@ -405,3 +405,57 @@ def test_the_catalog_merges_its_layers_field_by_field() -> None:
     assert info.sources[:2] == ("config", "source")
     assert catalog.lookup(server.gateway.providers["m"], "x") is info  # kept, not asked again
 
+
+
+# -- the estimate, exactly ------------------------------------------------------------------------
+
+
+def test_the_estimate_counts_text_bytes_images_and_messages() -> None:
+    from portway import tokens
+
+    body = {"model": "m", "max_tokens": 99, "messages": [
+        {"role": "user", "content": [{"type": "text", "text": "é" * 10},  # 20 bytes of UTF-8
+                                     {"type": "image_url", "image_url": {"url": "data:image/png;base64," + "A" * 999}}]},
+        {"role": "assistant", "content": "abcd" * 5, "tool_calls": [
+            {"id": "call_1", "type": "function", "function": {"name": "f", "arguments": "{}"}}]},
+        {"role": "user", "content": [{"type": "image", "source": {"type": "base64", "data": "B" * 999}}]}],
+        "system": "sys", "tools": [{"name": "tool", "description": "does"}]}
+    size, images, messages = tokens.measure(body)
+    # 20 + 20 + "f" + "{}" + "sys" + "tool" + "does" = 20 + 20 + 1 + 2 + 3 + 4 + 4; ids, roles, types and images not text
+    assert (size, images, messages) == (54, 2, 3)
+    assert tokens.estimate(body) == 14 + 2 * tokens.IMAGE_TOKENS + 3 * tokens.MESSAGE_TOKENS
+    assert tokens.lower_bound(body) == 54 // 8
+    assert tokens.measure({"messages": "not a list", "prompt": "abc"}) == (13, 0, 0)
+
+
+@pytest.mark.parametrize(("body", "wanted"), [
+    ({"max_completion_tokens": 7, "max_tokens": 9}, 7), ({"max_tokens": 9}, 9), ({"max_output_tokens": 5}, 5),
+    ({"max_tokens": 0}, 0), ({"max_tokens": "9"}, 0), ({"max_tokens": True}, 0), ({}, 0),
+])
+def test_the_requested_output(body: dict[str, Any], wanted: int) -> None:
+    from portway import tokens
+
+    assert tokens.requested_output(body) == wanted
+
+
+def test_a_fully_cached_prompt_is_priced_and_a_bad_reasoning_count_is_not() -> None:
+    price = Price(input=3.0, output=15.0, cache_read=0.3)
+    assert cost_of(price, {"prompt_tokens": 100, "completion_tokens": 0,
+                           "prompt_tokens_details": {"cached_tokens": 100}}) == pytest.approx(30 / 1e6)
+    assert cost_of(price, {"prompt_tokens": 100, "completion_tokens": 5,
+                           "completion_tokens_details": {"reasoning_tokens": "2"}}) is None
+
+
+def test_windows_from_the_providers_limits_table_and_capabilities_from_its_capability_table(
+        upstream: FakeUpstream) -> None:
+    server = GatewayServer({"providers": {
+        "gem": {"type": "gemini", "api_key": KEY, "base_url": upstream.url},
+        "groq": {"type": "groq", "api_key": KEY, "base_url": upstream.url + "/openai/v1"}}})
+    catalog = server.gateway.catalog
+    pro = catalog.lookup(server.gateway.providers["gem"], "gemini-2.5-pro")
+    assert pro is not None and (pro.context_window, pro.max_output_tokens) == (1_048_576, 65_536)  # genai-prices has none
+    assert "provider:gemini" in pro.sources
+    llama = catalog.lookup(server.gateway.providers["groq"], "llama-3.1-8b-instant")
+    assert llama is not None and llama.capabilities == frozenset(
+        server.gateway.providers["groq"].model_capabilities("llama-3.1-8b-instant") or ())
+    assert llama.capabilities
