@@ -631,8 +631,11 @@ def test_retry_after_429(upstream: FakeUpstream, gateway_server: Any, where: str
     if where == "model":
         cfg["models"]["fast"]["retries"] = 1
     client = gateway_server(cfg).openai_client()
-    reply = client.chat.completions.create(model="fast", messages=HI)
+    raw = client.chat.completions.with_raw_response.create(model="fast", messages=HI)
+    reply = raw.parse()
     assert reply.choices[0].message.content == "second time lucky"
+    assert raw.headers["x-portway-attempts"] == "2"
+    assert "x-portway-fallback" not in raw.headers  # a retry on the same target is not a fallback
     assert len(upstream.requests) == 2
     assert upstream.requests[0].json() == upstream.requests[1].json()
 
@@ -682,6 +685,8 @@ def test_fallback_to_the_next_target(upstream: FakeUpstream, gateway_server: Any
     with client.chat.completions.with_streaming_response.create(model="smart", messages=HI, stream=stream) as raw:
         assert raw.headers["x-portway-provider"] == "good"
         assert raw.headers["x-portway-model"] == "gpt-4o-mini"
+        assert raw.headers["x-portway-attempts"] == "2"
+        assert raw.headers["x-portway-fallback"] == "bad/gpt-4o: server_error 500"
         result = raw.parse()
         text = joined(list(result)) if stream else result.choices[0].message.content
     assert text == ("Hello" if stream else "from good")
@@ -694,6 +699,7 @@ def test_fallback_when_the_first_target_is_unreachable(upstream: FakeUpstream, g
     cfg = fallback_config(upstream, bad_url=f"http://127.0.0.1:{free_port()}/v1")
     raw = gateway_server(cfg).openai_client().chat.completions.with_raw_response.create(model="smart", messages=HI)
     assert raw.headers["x-portway-provider"] == "good"
+    assert raw.headers["x-portway-fallback"].startswith("bad/gpt-4o: connection")
     assert raw.parse().choices[0].message.content == "from good"
     assert len(upstream.requests) == 1
     sent(upstream)
@@ -707,6 +713,8 @@ def test_no_fallback_for_a_bad_request(upstream: FakeUpstream, gateway_server: A
     with pytest.raises(openai.BadRequestError) as info:
         client.chat.completions.create(model="smart", messages=HI)
     assert info.value.response.headers["x-portway-provider"] == "bad"
+    assert info.value.response.headers["x-portway-attempts"] == "1"
+    assert "x-portway-fallback" not in info.value.response.headers  # no fallback happened
     assert [r.path for r in upstream.requests] == ["/bad/v1/chat/completions"]
 
 

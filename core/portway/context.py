@@ -60,7 +60,10 @@ class RequestContext:
     body_bytes: int | None = None
     metadata: dict[str, Any] = field(default_factory=dict)
     target: Target | None = None
+    #: Upstream tries so far (the first, retries and fallbacks).
     attempts: int = 0
+    #: (target name, why) of every failed try, in order: ``("oai/gpt-4o", "server_error 503")``.
+    failures: list[tuple[str, str]] = field(default_factory=list)
     started: float = field(default_factory=time.perf_counter)
     first_token_at: float | None = None
     finished_at: float | None = None

@@ -306,6 +306,7 @@ class Gateway:
         attempt or raise ``error``."""
         action = await self.hooks.first("on_error", ctx=ctx, error=error, candidates=candidates)
         failed = ctx.target.name if ctx.target else "?"
+        ctx.failures.append((failed, f"{error.kind} {error.status}" if error.status else error.kind))
         if action == "retry":
             tries = ctx.metadata.get("retries_on_target", 0) + 1
             ctx.metadata["retries_on_target"] = tries

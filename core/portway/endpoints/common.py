@@ -255,6 +255,11 @@ def route_headers(ctx: RequestContext) -> dict[str, str]:
     elif ctx.cached:
         headers["x-portway-provider"] = "cache"
         headers["x-portway-model"] = header_value(ctx.model)
+    if ctx.attempts:
+        headers["x-portway-attempts"] = str(ctx.attempts)
+    if ctx.failures and ctx.target is not None and any(name != ctx.target.name for name, _ in ctx.failures):
+        # A fallback happened: which targets failed, and why, in order.
+        headers["x-portway-fallback"] = header_value("; ".join(f"{name}: {why}" for name, why in ctx.failures), 1024)
     if ctx.cost is not None:
         headers["x-portway-cost"] = format_cost(ctx.cost)
     return headers
