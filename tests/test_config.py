@@ -61,8 +61,8 @@ def test_minimal_config_is_valid(tmp_path: Path) -> None:
 
     gateway = gateway_from_config_path(str(path))
     assert set(gateway.providers) == {"m"} and gateway.unavailable == {}
-    targets, retries = gateway.resolve("fast")
-    assert [t.name for t in targets] == ["m/echo"] and retries == 0
+    targets, retry = gateway.resolve("fast")
+    assert [t.name for t in targets] == ["m/echo"] and retry.attempts == 1  # no retry unless configured
     assert gateway.resolve("m/anything")[0][0].name == "m/anything"
 
 
@@ -193,14 +193,14 @@ def test_a_dollar_brace_that_is_not_a_variable_is_an_error(tmp_path: Path) -> No
 def test_unset_variables_are_all_reported_and_not_also_as_bad_values(tmp_path: Path) -> None:
     path = write(tmp_path, """
         server: {port: "${PW_PORT}", workers: "${PW_WORKERS}"}
-        routing: {retries: many}
+        routing: {retry: {attempts: many}}
     """)
     with pytest.raises(ConfigError) as info:
         config_module.load(path, environ={})
     assert info.value.problems == [
         f"{path}: server.port: environment variable PW_PORT is not set",
         f"{path}: server.workers: environment variable PW_WORKERS is not set",
-        f"{path}: routing.retries: Input should be a valid integer, unable to parse string as an integer",
+        f"{path}: routing.retry.attempts: Input should be a valid integer, unable to parse string as an integer",
     ]
 
 
@@ -256,9 +256,9 @@ def test_bad_type_names_file_and_key(tmp_path: Path) -> None:
 
 
 def test_out_of_range_value_names_the_key(tmp_path: Path) -> None:
-    path = write(tmp_path, "server: {port: 70000}\nrouting: {retries: -1}\n")
+    path = write(tmp_path, "server: {port: 70000}\nrouting: {retry: {attempts: 0}}\n")
     message = load_error(path)
-    assert "server.port" in message and "routing.retries" in message  # every error, not only the first
+    assert "server.port" in message and "routing.retry.attempts" in message  # every error, not only the first
 
 
 def test_logging_keys(tmp_path: Path) -> None:
@@ -568,3 +568,44 @@ def test_error_quotes_the_alias_form_the_file_used() -> None:
                "models": {"fast": {"targets": [{"provider": "p", "model": "m"}, {"provider": "x", "model": "m"}]}}},
               "f.yaml")
     assert str(listed.value).startswith("f.yaml: models.fast.targets.1.provider: no provider named 'x'")
+
+
+# -- retry: durations, defaults, the keys it replaced ------------------------------------------------
+
+
+def test_retry_durations_and_an_aliass_retry_over_the_routing_default(tmp_path: Path) -> None:
+    from portway.gateway import Gateway
+
+    path = write(tmp_path, """
+        providers: {m: {type: mock}}
+        routing:
+          retry: {attempts: 2, on_status: [429, 503], backoff: {initial: 200ms, max: 2m}}
+        models:
+          a: {target: {provider: m, model: echo}, retry: {attempts: 4}}
+          b: {target: {provider: m, model: echo}, retry: {backoff: {initial: 1.5, max: 5s}}}
+          c: {target: {provider: m, model: echo}}
+    """)
+    config = config_module.load(path, environ={})
+    retry = config.routing.retry
+    assert (retry.attempts, retry.on_status, retry.backoff.initial, retry.backoff.max) == (2, [429, 503], 0.2, 120.0)
+    gateway = Gateway(config)
+    a, b, c = (gateway.resolve(name)[1] for name in ("a", "b", "c"))
+    assert (a.attempts, a.on_status, a.backoff.initial) == (4, [429, 503], 0.2)
+    assert (b.attempts, b.backoff.initial, b.backoff.max) == (2, 1.5, 5.0)
+    assert c == retry and gateway.resolve("m/echo")[1] == retry
+    defaults = config_module.load(write(tmp_path, "providers: {m: {type: mock}}\n", "d.yaml"), environ={}).routing.retry
+    assert (defaults.attempts, defaults.on_status, defaults.backoff.initial, defaults.backoff.max) == (
+        1, [408, 429, 500, 502, 503, 504, 529], 0.2, 5.0)
+
+
+@pytest.mark.parametrize(("text", "words"), [
+    ("routing: {retry: {backoff: {initial: soon}}}", "routing.retry.backoff.initial: 'soon' is not a duration"),
+    ("routing: {retry: {backoff: {max: 5h}}}", "routing.retry.backoff.max: '5h' is not a duration"),
+    ("routing: {retry: {backoff: {initial: -1}}}", "routing.retry.backoff.initial"),
+    ("routing: {retries: 2}", "retries is gone: write retry: {attempts: N}"),
+    ("routing: {retry_backoff: 0.5}", "retry_backoff is gone"),
+    ("providers: {m: {type: mock}}\nmodels: {a: {target: {provider: m, model: x}, retries: 1}}",
+     "models.a: retries is gone"),
+])
+def test_retry_mistakes_are_named(tmp_path: Path, text: str, words: str) -> None:
+    assert words in load_error(write(tmp_path, text + "\n"))

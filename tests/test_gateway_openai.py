@@ -620,16 +620,16 @@ def test_unknown_model_is_404_model_not_found(rejecting: tuple[GatewayServer, Fa
 # -- retries and fallback --------------------------------------------------------------------------------
 
 
-def rate_limited() -> Any:
-    return json_reply(oai_error("Rate limit reached", "requests", "rate_limit_exceeded"), 429, {"retry-after": "1"})
+def rate_limited(retry_after: str = "0", header: str = "retry-after") -> Any:
+    return json_reply(oai_error("Rate limit reached", "requests", "rate_limit_exceeded"), 429, {header: retry_after})
 
 
 @pytest.mark.parametrize("where", ["routing", "model"])
 def test_retry_after_429(upstream: FakeUpstream, gateway_server: Any, where: str) -> None:
     upstream.add(CHAT, rate_limited(), json_reply(completion("second time lucky")))
-    cfg = config(upstream, routing={"retries": 1 if where == "routing" else 0, "retry_backoff": 0})
+    cfg = config(upstream, routing={"retry": {"attempts": 2 if where == "routing" else 1, "backoff": {"initial": 0}}})
     if where == "model":
-        cfg["models"]["fast"]["retries"] = 1
+        cfg["models"]["fast"]["retry"] = {"attempts": 2}
     client = gateway_server(cfg).openai_client()
     raw = client.chat.completions.with_raw_response.create(model="fast", messages=HI)
     reply = raw.parse()
@@ -644,7 +644,7 @@ def test_retry_before_the_first_chunk_of_a_stream(upstream: FakeUpstream, gatewa
     from portway.testing import sse_reply
 
     upstream.add(CHAT, rate_limited(), sse_reply(TEXT_STREAM, done=True))
-    client = gateway_server(config(upstream, routing={"retries": 1, "retry_backoff": 0})).openai_client()
+    client = gateway_server(config(upstream, routing={"retry": {"attempts": 2, "backoff": {"initial": 0}}})).openai_client()
     assert joined(collect(client.chat.completions.create(model="fast", messages=HI, stream=True))) == "Hello"
     assert len(upstream.requests) == 2
 
@@ -658,7 +658,7 @@ def test_no_retry_without_config_and_none_for_auth_errors(upstream: FakeUpstream
 
     upstream.requests.clear()
     upstream.json(CHAT, oai_error("bad key", "invalid_request_error", "invalid_api_key"), status=401)
-    retrying = gateway_server(config(upstream, routing={"retries": 3, "retry_backoff": 0})).openai_client()
+    retrying = gateway_server(config(upstream, routing={"retry": {"attempts": 4, "backoff": {"initial": 0}}})).openai_client()
     with pytest.raises(openai.AuthenticationError):
         retrying.chat.completions.create(model="fast", messages=HI)
     assert len(upstream.requests) == 1  # another attempt would fail the same way
@@ -670,7 +670,7 @@ def fallback_config(upstream: FakeUpstream, bad_url: str | None = None) -> dict[
                       "good": {"type": "openai", "api_key": KEY, "base_url": upstream.url + "/v1"}},
         "models": {"smart": {"targets": [{"provider": "bad", "model": "gpt-4o"},
                                          {"provider": "good", "model": "gpt-4o-mini"}]}},
-        "routing": {"retries": 0, "retry_backoff": 0},
+        "routing": {"retry": {"attempts": 1, "backoff": {"initial": 0}}},
     }
 
 
@@ -843,14 +843,51 @@ def test_an_upstream_error_names_the_provider_and_model_it_came_from() -> None:
 
 
 def test_retries_back_off_exponentially(upstream: FakeUpstream, gateway_server: Any) -> None:
-    """Lower bounds only (a sleep never ends early): the first retry waited
-    at least the backoff, the second at least twice that."""
+    """Lower bounds only (a sleep never ends early): with jitter, a retry waits
+    between half and all of its backoff, so the first at least 0.2 s of 0.4 s,
+    the second at least 0.4 s of 0.8 s."""
     upstream.add(CHAT, rate_limited(), rate_limited(), json_reply(completion("third time")))
-    client = gateway_server(config(upstream, routing={"retries": 2, "retry_backoff": 0.2})).openai_client()
+    client = gateway_server(config(upstream, routing={"retry": {"attempts": 3, "backoff": {"initial": "400ms"}}})
+                            ).openai_client()
     assert client.chat.completions.create(model="fast", messages=HI).choices[0].message.content == "third time"
     first, second, third = (r.at for r in upstream.requests)
     assert second - first >= 0.19
     assert third - second >= 0.39
+
+
+@pytest.mark.parametrize(("header", "value"), [("retry-after", "1"), ("retry-after-ms", "1000")])
+def test_a_retry_waits_at_least_what_the_upstream_asked(upstream: FakeUpstream, gateway_server: Any,
+                                                         header: str, value: str) -> None:
+    upstream.add(CHAT, rate_limited(value, header), json_reply(completion("after the wait")))
+    client = gateway_server(config(upstream, routing={"retry": {"attempts": 2, "backoff": {"initial": 0}}})
+                            ).openai_client()
+    assert client.chat.completions.create(model="fast", messages=HI).choices[0].message.content == "after the wait"
+    first, second = (r.at for r in upstream.requests)
+    assert second - first >= 0.99
+
+
+def test_a_longer_wait_than_backoff_max_falls_back_instead(upstream: FakeUpstream, gateway_server: Any) -> None:
+    upstream.add("/bad/v1/chat/completions", rate_limited("30"))
+    upstream.json(CHAT, completion("from good"))
+    cfg = fallback_config(upstream)
+    cfg["routing"] = {"retry": {"attempts": 3, "backoff": {"initial": 0, "max": "5s"}}}
+    raw = gateway_server(cfg).openai_client().chat.completions.with_raw_response.create(model="smart", messages=HI)
+    assert raw.parse().choices[0].message.content == "from good"
+    assert [r.path for r in upstream.requests] == ["/bad/v1/chat/completions", CHAT]  # no retry of 30 s on "bad"
+    assert raw.headers["x-portway-fallback"] == "bad/gpt-4o: rate_limit 429"
+
+
+def test_only_the_listed_statuses_are_retried(upstream: FakeUpstream, gateway_server: Any) -> None:
+    upstream.add(CHAT, json_reply(oai_error("boom", "server_error"), 500), json_reply(completion("second")))
+    cfg = config(upstream, routing={"retry": {"attempts": 3, "on_status": [429], "backoff": {"initial": 0}}})
+    with pytest.raises(openai.InternalServerError):
+        gateway_server(cfg).openai_client().chat.completions.create(model="fast", messages=HI)
+    assert len(upstream.requests) == 1
+    upstream.reset()
+    upstream.add(CHAT, json_reply(oai_error("boom", "server_error"), 500), json_reply(completion("second")))
+    cfg["models"]["fast"]["retry"] = {"on_status": [500]}  # the alias's list, its attempts from routing.retry
+    reply = gateway_server(cfg).openai_client().chat.completions.create(model="fast", messages=HI)
+    assert reply.choices[0].message.content == "second" and len(upstream.requests) == 2
 
 
 def test_target_params_are_added_unless_the_client_set_them(upstream: FakeUpstream, gateway_server: Any) -> None:

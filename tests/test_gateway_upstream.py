@@ -100,7 +100,7 @@ def test_a_full_pool_is_a_503_not_retried_but_fallen_back_from(upstream: FakeUps
     cfg["providers"]["mock"] = {"type": "mock"}
     cfg["models"] = {"pooled": {"targets": [{"provider": "oai", "model": "gpt-4o-mini"},
                                             {"provider": "mock", "model": "echo"}]}}
-    cfg["routing"] = {"retries": 3, "retry_backoff": 0}
+    cfg["routing"] = {"retry": {"attempts": 4, "backoff": {"initial": 0}}}
     finished = Finished()
     client = gateway_server(cfg, plugins=[("finished", finished)]).openai_client()
 
@@ -156,7 +156,7 @@ def test_a_429_for_insufficient_quota_is_billing_and_not_retried(upstream: FakeU
     quota = {"message": "You exceeded your current quota, please check your plan and billing details.",
              "type": "insufficient_quota", "param": None, "code": "insufficient_quota"}
     upstream.json(CHAT, {"error": quota}, status=429)
-    cfg = {**config(upstream), "routing": {"retries": 2, "retry_backoff": 0}}
+    cfg = {**config(upstream), "routing": {"retry": {"attempts": 3, "backoff": {"initial": 0}}}}
     client = gateway_server(cfg).openai_client()
     with pytest.raises(openai.RateLimitError) as info:
         client.chat.completions.create(model="oai/gpt-4o-mini", messages=HI)

@@ -268,7 +268,7 @@ def test_on_error_retry_tries_the_same_target_again(gateway_server: Start) -> No
             finished.append(ctx.attempts)
 
     policy = Policy("retry")
-    config = {"providers": {"f": {"type": "flaky"}}, "routing": {"retry_backoff": 0}}
+    config = {"providers": {"f": {"type": "flaky"}}, "routing": {"retry": {"backoff": {"initial": 0}}}}
     server = gateway_server(config, plugins=[("policy", policy), ("attempts", Attempts())])
     raw = ask(server, model="f/echo")
     assert raw.parse().choices[0].message.content == "Mock reply to: hello"
@@ -278,7 +278,7 @@ def test_on_error_retry_tries_the_same_target_again(gateway_server: Start) -> No
 
 
 def test_on_error_raise_skips_retries_and_fallback(gateway_server: Start) -> None:
-    config = {"providers": {"m": {"type": "mock"}}, "routing": {"retries": 2, "retry_backoff": 0},
+    config = {"providers": {"m": {"type": "mock"}}, "routing": {"retry": {"attempts": 3, "backoff": {"initial": 0}}},
               "models": {"a": {"targets": [{"provider": "m", "model": "error-500"}, {"provider": "m", "model": "echo"}]}}}
     assert ask(gateway_server(config), model="a").headers["x-portway-model"] == "echo"  # built-in: retry, fall back
 
@@ -290,7 +290,7 @@ def test_on_error_raise_skips_retries_and_fallback(gateway_server: Start) -> Non
 
 
 def test_on_error_none_defers_to_the_builtin_policy(gateway_server: Start) -> None:
-    config = {"providers": {"m": {"type": "mock"}}, "routing": {"retry_backoff": 0},
+    config = {"providers": {"m": {"type": "mock"}}, "routing": {"retry": {"backoff": {"initial": 0}}},
               "models": {"a": {"targets": [{"provider": "m", "model": "error-429"}, {"provider": "m", "model": "echo"}]}}}
     policy = Policy("ignored", limit=0)  # always answers None
     raw = ask(gateway_server(config, plugins=[("policy", policy)]), model="a")

@@ -37,7 +37,7 @@ def two_targets(bad_url: str, good_url: str, bad_type: str = "openai") -> dict[s
                       "good": {"type": "openai", "api_key": KEY, "base_url": good_url}},
         "models": {"smart": {"targets": [{"provider": "bad", "model": "m1"}, {"provider": "good", "model": "m2"}]},
                    "bad": {"target": {"provider": "bad", "model": "m1"}}},
-        "routing": {"retries": 0, "retry_backoff": 0},
+        "routing": {"retry": {"attempts": 1, "backoff": {"initial": 0}}},
     }
 
 

@@ -140,13 +140,87 @@ class TargetConfig(Strict):
         return name
 
 
+# -- durations and retries ---------------------------------------------------------------
+
+_DURATION = re.compile(r"(\d+(?:\.\d+)?)\s*(ms|s|m)?")
+_UNIT = {"ms": 0.001, "s": 1.0, "m": 60.0, None: 1.0}
+
+
+def _duration(value: Any) -> Any:
+    """``200ms``, ``5s``, ``2m`` or a number of seconds, as seconds."""
+    if isinstance(value, bool):
+        raise ValueError("a duration is a number of seconds or a string like 200ms, 5s, 2m")
+    if isinstance(value, (int, float)):
+        return float(value)
+    if isinstance(value, str):
+        found = _DURATION.fullmatch(value.strip())
+        if found:
+            return float(found.group(1)) * _UNIT[found.group(2)]
+    raise ValueError(f"{value!r} is not a duration: write a number of seconds or 200ms, 5s, 2m")
+
+
+#: Seconds: ``200ms``, ``5s``, ``2m``, or a number.
+Duration = Annotated[float, BeforeValidator(_duration), Field(ge=0)]
+
+#: The statuses retried unless the config says otherwise.
+RETRY_STATUSES = (408, 429, 500, 502, 503, 504, 529)
+
+
+class BackoffConfig(Strict):
+    """The wait before a retry: ``initial``, doubling each time up to ``max``,
+    with jitter; an upstream's ``Retry-After`` is honoured when it is no
+    longer than ``max`` (a longer one falls back instead of waiting)."""
+
+    initial: Duration = 0.2
+    max: Duration = 5.0
+
+
+class RetryConfig(Strict):
+    """Retries on the same target before falling back to the next one."""
+
+    #: Tries per target, the first included (1: no retry).
+    attempts: int = Field(1, ge=1, le=10)
+    #: Upstream statuses retried (a timeout or a broken connection, which got no answer, always is).
+    on_status: list[int] = Field(default_factory=lambda: list(RETRY_STATUSES))
+    backoff: BackoffConfig = Field(default_factory=BackoffConfig)
+
+
+class AliasRetryConfig(Strict):
+    """An alias's ``retry``: each key given overrides ``routing.retry``'s."""
+
+    attempts: int | None = Field(None, ge=1, le=10)
+    on_status: list[int] | None = None
+    backoff: BackoffConfig | None = None
+
+    def over(self, defaults: RetryConfig) -> RetryConfig:
+        return RetryConfig(attempts=self.attempts or defaults.attempts,
+                           on_status=defaults.on_status if self.on_status is None else self.on_status,
+                           backoff=self.backoff or defaults.backoff)
+
+
+def _no_retries_key(data: Any, where: str) -> Any:
+    """The keys ``retry`` replaced, refused with what to write instead."""
+    if isinstance(data, dict):
+        if "retries" in data:
+            raise ValueError(f"{where}retries is gone: write retry: {{attempts: N}}, the tries per target "
+                             "with the first included (retries: 2 is attempts: 3)")
+        if "retry_backoff" in data:
+            raise ValueError(f"{where}retry_backoff is gone: write retry: {{backoff: {{initial: 200ms, max: 5s}}}}")
+    return data
+
+
 class ModelConfig(Strict):
     """An alias: ``target`` for one place, ``targets`` for several (tried in
     order on failure)."""
 
     target: TargetConfig | None = None
     targets: list[TargetConfig] = Field(default_factory=list)
-    retries: int | None = Field(None, ge=0, le=10)
+    retry: AliasRetryConfig | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _old_keys(cls, data: Any) -> Any:
+        return _no_retries_key(data, "")
 
     @model_validator(mode="after")
     def _one_form(self) -> ModelConfig:
@@ -190,8 +264,12 @@ def _catalog_key(key: str) -> str:
 
 
 class RoutingConfig(Strict):
-    retries: int = Field(0, ge=0, le=10)
-    retry_backoff: float = Field(0.2, ge=0)
+    retry: RetryConfig = Field(default_factory=RetryConfig)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _old_keys(cls, data: Any) -> Any:
+        return _no_retries_key(data, "")
 
 
 def _hook_name(name: str) -> str:

@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import random
 import time
 from collections.abc import AsyncIterator
 from contextlib import aclosing
@@ -29,7 +30,7 @@ from typing import Any
 from portway import catalog as model_catalog
 from portway import plugins as plugin_loader
 from portway import serialization, tokens
-from portway.config import Config, ConfigError, validate_section
+from portway.config import Config, ConfigError, RetryConfig, validate_section
 from portway.configcheck import Catalog
 from portway.context import RequestContext, Target
 from portway.errors import PortwayError, ProviderError
@@ -89,15 +90,15 @@ class Gateway:
         #: What each provider/model costs, reads and writes (see :mod:`portway.catalog`).
         self.catalog = model_catalog.Catalog(self.hooks, self._catalog_overrides(config))
 
-        self.aliases: dict[str, tuple[list[Target], int]] = {}
+        self.aliases: dict[str, tuple[list[Target], RetryConfig]] = {}
         for alias, model in config.models.items():
             targets = [
                 Target(self.providers[t.provider], t.model, t.weight, tuple(t.params.items()))
                 for t in model.targets
                 if t.provider in self.providers
             ]
-            retries = config.routing.retries if model.retries is None else model.retries
-            self.aliases[alias] = (targets, retries)
+            retry = model.retry.over(config.routing.retry) if model.retry is not None else config.routing.retry
+            self.aliases[alias] = (targets, retry)
         #: Aliases with a ``*``: (prefix, suffix, alias), the most specific
         #: (the longest literal part) first; see :meth:`resolve`.
         self.wildcards: list[tuple[str, str, str]] = sorted(
@@ -194,16 +195,16 @@ class Gateway:
         if sep and rest:
             provider = self.providers.get(prefix)
             if provider is not None:
-                return [Target(provider, rest)], self.config.routing.retries
+                return [Target(provider, rest)], self.config.routing.retry
             if prefix in self.unavailable:
                 raise PortwayError(self.unavailable[prefix], kind="bad_request", code="provider_not_installed",
                                    param="model")
         for head, tail, alias in self.wildcards:
             if model.startswith(head) and model.endswith(tail) and len(model) >= len(head) + len(tail):
                 matched = model[len(head):len(model) - len(tail)]
-                targets, retries = self._usable(model, self.aliases[alias])
+                targets, retry = self._usable(model, self.aliases[alias])
                 return [Target(t.provider, t.model.replace("*", matched), t.weight, t.params) if "*" in t.model
-                        else t for t in targets], retries
+                        else t for t in targets], retry
         raise PortwayError(
             f"model {model!r} is not configured: use an alias ({', '.join(sorted(self.aliases)) or 'none defined'}) "
             f"or '<provider>/<model>' with a provider of {', '.join(sorted(self.providers)) or 'none'}",
@@ -310,7 +311,7 @@ class Gateway:
         if action == "retry":
             tries = ctx.metadata.get("retries_on_target", 0) + 1
             ctx.metadata["retries_on_target"] = tries
-            delay = self.config.routing.retry_backoff * (2 ** (tries - 1))
+            delay = retry_delay(ctx.metadata.get("retry") or self.config.routing.retry, tries, error.retry_after)
             log.warning("request %s: %s failed (%s, %s): %s; retry %d in %.2fs", ctx.request_id, failed,
                         error.kind, error.status, error.message, tries, delay)
             await asyncio.sleep(delay)
@@ -376,7 +377,7 @@ class Gateway:
         response = await self._prepare(ctx)
         fmt: str | None = None
         if response is None:
-            candidates, ctx.metadata["retry_limit"] = self.resolve(ctx.model)
+            candidates, ctx.metadata["retry"] = self.resolve(ctx.model)
             if method == "chat":
                 candidates = self.fitting(ctx, candidates)
             while True:
@@ -423,7 +424,7 @@ class Gateway:
         answer = await self._prepare(ctx)
         if answer is not None:
             return None, self._relay(ctx, _no_more(), completion_to_chunks(answer), self._chunk_relays[_wants_usage(ctx)])
-        candidates, ctx.metadata["retry_limit"] = self.resolve(ctx.model)
+        candidates, ctx.metadata["retry"] = self.resolve(ctx.model)
         candidates = self.fitting(ctx, candidates)
         while True:
             target = await self._select(ctx, candidates)
@@ -599,6 +600,30 @@ class Gateway:
         if ctx.cost is None:
             self.price(ctx)  # a stream's usage arrives with its end
         self.hooks.each_sync("request_finished", ctx=ctx)
+
+
+def retry_delay(retry: RetryConfig, tries: int, hint: str | None) -> float:
+    """Seconds before retry number ``tries``: ``backoff.initial`` doubling
+    up to ``backoff.max``, with jitter (between half and all of it, so that
+    clients that failed together do not retry together), and at least the
+    upstream's ``Retry-After`` (the policy falls back instead of retrying
+    when that is longer than ``backoff.max``)."""
+    ceiling = min(retry.backoff.max, retry.backoff.initial * (2 ** (tries - 1)))
+    delay = ceiling * (0.5 + random.random() / 2)
+    asked = retry_after_seconds(hint)
+    return max(delay, asked) if asked is not None else delay
+
+
+def retry_after_seconds(hint: str | None) -> float | None:
+    """A ``Retry-After`` value in seconds (a number; an HTTP date is not
+    waited on: None)."""
+    if not hint:
+        return None
+    try:
+        seconds = float(hint)
+    except ValueError:
+        return None
+    return seconds if 0 <= seconds < 86_400 else None
 
 
 def _wants_usage(ctx: RequestContext) -> bool:

@@ -21,7 +21,15 @@ class ThreadedServer:
     """uvicorn on 127.0.0.1 in a daemon thread with its own event loop."""
 
     def __init__(self, app: Any, port: int | None = None, **uvicorn_options: Any) -> None:
-        self.port = port or free_port()
+        # With no port asked for, the socket is bound here, to a port the system picks, and handed to
+        # uvicorn: a port looked up first and bound later can be taken in between by another test.
+        self._socket: socket.socket | None = None
+        if port is None:
+            self._socket = socket.socket()
+            self._socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            self._socket.bind(("127.0.0.1", 0))
+            port = self._socket.getsockname()[1]
+        self.port = port
         options = {"log_level": "warning", "lifespan": "on", "loop": "asyncio", "http": "httptools"}
         options.update(uvicorn_options)
         self._server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=self.port, **options))
@@ -37,7 +45,7 @@ class ThreadedServer:
     def _run(self) -> None:
         self.loop = asyncio.new_event_loop()
         try:
-            self.loop.run_until_complete(self._server.serve())
+            self.loop.run_until_complete(self._server.serve(sockets=[self._socket] if self._socket else None))
         except BaseException as exc:  # surfaced by start()
             self.error = exc
         finally:
