@@ -263,8 +263,20 @@ def _catalog_key(key: str) -> str:
     return key
 
 
+class BreakerConfig(Strict):
+    """A circuit breaker per target (``portway-routing``): after ``failures``
+    retryable failures within ``window``, the target is skipped for
+    ``cooldown``, then one probe request decides."""
+
+    enabled: bool = True
+    failures: int = Field(5, ge=1)
+    window: Duration = 30.0
+    cooldown: Duration = 30.0
+
+
 class RoutingConfig(Strict):
     retry: RetryConfig = Field(default_factory=RetryConfig)
+    breaker: BreakerConfig = Field(default_factory=BreakerConfig)
 
     @model_validator(mode="before")
     @classmethod

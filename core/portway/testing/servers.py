@@ -25,7 +25,10 @@ class ThreadedServer:
         # uvicorn: a port looked up first and bound later can be taken in between by another test.
         self._socket: socket.socket | None = None
         if port is None:
-            self._socket = socket.socket()
+            # IPPROTO_TCP said outright: asyncio sets TCP_NODELAY on accepted connections only when the
+            # listening socket's proto says TCP (a plain socket() says 0, and every small answer would
+            # then wait for the client's delayed ACK, ~40 ms).
+            self._socket = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
             self._socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             self._socket.bind(("127.0.0.1", 0))
             port = self._socket.getsockname()[1]
