@@ -213,7 +213,9 @@ def fuzzed() -> Iterator[tuple[GatewayServer, Script]]:
                                 "oai": {"type": "openai", "api_key": KEY, "base_url": upstream.url + "/v1",
                                         "timeout": 5},
                                 "claude": {"type": "anthropic", "api_key": KEY, "base_url": upstream.url,
-                                           "timeout": 5}}}
+                                           "timeout": 5}},
+                  # Each case must reach the upstream: a breaker would open after a few bad answers.
+                  "routing": {"breaker": {"enabled": False}}}
         with GatewayServer(config) as server:
             yield server, script
 
