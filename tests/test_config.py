@@ -61,8 +61,9 @@ def test_minimal_config_is_valid(tmp_path: Path) -> None:
 
     gateway = gateway_from_config_path(str(path))
     assert set(gateway.providers) == {"m"} and gateway.unavailable == {}
-    targets, retry = gateway.resolve("fast")
-    assert [t.name for t in targets] == ["m/echo"] and retry.attempts == 1  # no retry unless configured
+    targets, policy = gateway.resolve("fast")
+    assert [t.name for t in targets] == ["m/echo"] and policy.retry.attempts == 1  # no retry unless configured
+    assert not policy.timeout.is_set  # and only the provider's own timeouts
     assert gateway.resolve("m/anything")[0][0].name == "m/anything"
 
 
@@ -589,10 +590,10 @@ def test_retry_durations_and_an_aliass_retry_over_the_routing_default(tmp_path: 
     retry = config.routing.retry
     assert (retry.attempts, retry.on_status, retry.backoff.initial, retry.backoff.max) == (2, [429, 503], 0.2, 120.0)
     gateway = Gateway(config)
-    a, b, c = (gateway.resolve(name)[1] for name in ("a", "b", "c"))
+    a, b, c = (gateway.resolve(name)[1].retry for name in ("a", "b", "c"))
     assert (a.attempts, a.on_status, a.backoff.initial) == (4, [429, 503], 0.2)
     assert (b.attempts, b.backoff.initial, b.backoff.max) == (2, 1.5, 5.0)
-    assert c == retry and gateway.resolve("m/echo")[1] == retry
+    assert c == retry and gateway.resolve("m/echo")[1].retry == retry
     defaults = config_module.load(write(tmp_path, "providers: {m: {type: mock}}\n", "d.yaml"), environ={}).routing.retry
     assert (defaults.attempts, defaults.on_status, defaults.backoff.initial, defaults.backoff.max) == (
         1, [408, 429, 500, 502, 503, 504, 529], 0.2, 5.0)

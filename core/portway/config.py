@@ -198,6 +198,27 @@ class AliasRetryConfig(Strict):
                            backoff=self.backoff or defaults.backoff)
 
 
+class TimeoutConfig(Strict):
+    """Limits on one attempt (a retry or a fallback starts afresh); a limit
+    reached is a ``timeout`` failure, retried or fallen back from like any
+    other before the answer starts.  Unset: only the provider's own
+    ``timeout`` (per read) and ``connect_timeout`` apply."""
+
+    #: Until the first content of the answer (a stream's first chunk, a whole
+    #: non-streamed answer), and the longest pause between a stream's chunks.
+    first_token: Duration | None = None
+    #: The whole attempt, a whole stream included.
+    total: Duration | None = None
+
+    def over(self, defaults: TimeoutConfig) -> TimeoutConfig:
+        return TimeoutConfig(first_token=self.first_token if self.first_token is not None else defaults.first_token,
+                             total=self.total if self.total is not None else defaults.total)
+
+    @property
+    def is_set(self) -> bool:
+        return self.first_token is not None or self.total is not None
+
+
 def _no_retries_key(data: Any, where: str) -> Any:
     """The keys ``retry`` replaced, refused with what to write instead."""
     if isinstance(data, dict):
@@ -216,6 +237,8 @@ class ModelConfig(Strict):
     target: TargetConfig | None = None
     targets: list[TargetConfig] = Field(default_factory=list)
     retry: AliasRetryConfig | None = None
+    #: This alias's limits: each key given overrides ``routing.timeout``'s.
+    timeout: TimeoutConfig | None = None
 
     @model_validator(mode="before")
     @classmethod
@@ -276,6 +299,7 @@ class BreakerConfig(Strict):
 
 class RoutingConfig(Strict):
     retry: RetryConfig = Field(default_factory=RetryConfig)
+    timeout: TimeoutConfig = Field(default_factory=TimeoutConfig)
     breaker: BreakerConfig = Field(default_factory=BreakerConfig)
 
     @model_validator(mode="before")

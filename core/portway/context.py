@@ -62,6 +62,8 @@ class RequestContext:
     target: Target | None = None
     #: Upstream tries so far (the first, retries and fallbacks).
     attempts: int = 0
+    #: When the current try began (``time.perf_counter()``), for ``routing.timeout.total``.
+    attempt_started: float | None = None
     #: (target name, why) of every failed try, in order: ``("oai/gpt-4o", "server_error 503")``.
     failures: list[tuple[str, str]] = field(default_factory=list)
     started: float = field(default_factory=time.perf_counter)

@@ -25,12 +25,13 @@ import random
 import time
 from collections.abc import AsyncIterator
 from contextlib import aclosing
+from dataclasses import dataclass
 from typing import Any
 
 from portway import catalog as model_catalog
 from portway import plugins as plugin_loader
 from portway import serialization, tokens
-from portway.config import Config, ConfigError, RetryConfig, validate_section
+from portway.config import Config, ConfigError, RetryConfig, TimeoutConfig, validate_section
 from portway.configcheck import Catalog
 from portway.context import RequestContext, Target
 from portway.errors import PortwayError, ProviderError
@@ -44,6 +45,15 @@ log = logging.getLogger("portway")
 
 #: Plugin kinds whose failures are logged and skipped rather than failing a request.
 NON_CRITICAL_KINDS = frozenset({"observability"})
+
+
+@dataclass(frozen=True, slots=True)
+class Policy:
+    """How a model name's targets are retried and timed (``routing.retry`` and
+    ``routing.timeout``, with an alias's own keys over them)."""
+
+    retry: RetryConfig
+    timeout: TimeoutConfig
 
 
 class Gateway:
@@ -90,7 +100,8 @@ class Gateway:
         #: What each provider/model costs, reads and writes (see :mod:`portway.catalog`).
         self.catalog = model_catalog.Catalog(self.hooks, self._catalog_overrides(config))
 
-        self.aliases: dict[str, tuple[list[Target], RetryConfig]] = {}
+        self.aliases: dict[str, tuple[list[Target], Policy]] = {}
+        self.default_policy = Policy(config.routing.retry, config.routing.timeout)
         for alias, model in config.models.items():
             targets = [
                 Target(self.providers[t.provider], t.model, t.weight, tuple(t.params.items()))
@@ -98,7 +109,8 @@ class Gateway:
                 if t.provider in self.providers
             ]
             retry = model.retry.over(config.routing.retry) if model.retry is not None else config.routing.retry
-            self.aliases[alias] = (targets, retry)
+            timeout = model.timeout.over(config.routing.timeout) if model.timeout is not None else config.routing.timeout
+            self.aliases[alias] = (targets, Policy(retry, timeout))
         #: Aliases with a ``*``: (prefix, suffix, alias), the most specific
         #: (the longest literal part) first; see :meth:`resolve`.
         self.wildcards: list[tuple[str, str, str]] = sorted(
@@ -182,8 +194,9 @@ class Gateway:
 
     # -- routing -----------------------------------------------------------------
 
-    def resolve(self, model: str) -> tuple[list[Target], int]:
-        """The targets that can serve ``model`` and the retry limit.  In
+    def resolve(self, model: str) -> tuple[list[Target], Policy]:
+        """The targets that can serve ``model`` and how to retry and time
+        them (:class:`Policy`).  In
         order: an exact alias; ``<provider>/<model>`` for a configured
         provider; the most specific wildcard alias that matches (``claude-*``
         before ``*``), whose targets get the matched part where their model
@@ -195,23 +208,23 @@ class Gateway:
         if sep and rest:
             provider = self.providers.get(prefix)
             if provider is not None:
-                return [Target(provider, rest)], self.config.routing.retry
+                return [Target(provider, rest)], self.default_policy
             if prefix in self.unavailable:
                 raise PortwayError(self.unavailable[prefix], kind="bad_request", code="provider_not_installed",
                                    param="model")
         for head, tail, alias in self.wildcards:
             if model.startswith(head) and model.endswith(tail) and len(model) >= len(head) + len(tail):
                 matched = model[len(head):len(model) - len(tail)]
-                targets, retry = self._usable(model, self.aliases[alias])
+                targets, policy = self._usable(model, self.aliases[alias])
                 return [Target(t.provider, t.model.replace("*", matched), t.weight, t.params) if "*" in t.model
-                        else t for t in targets], retry
+                        else t for t in targets], policy
         raise PortwayError(
             f"model {model!r} is not configured: use an alias ({', '.join(sorted(self.aliases)) or 'none defined'}) "
             f"or '<provider>/<model>' with a provider of {', '.join(sorted(self.providers)) or 'none'}",
             kind="not_found", code="model_not_found", param="model",
         )
 
-    def _usable(self, model: str, entry: tuple[list[Target], int]) -> tuple[list[Target], int]:
+    def _usable(self, model: str, entry: tuple[list[Target], Policy]) -> tuple[list[Target], Policy]:
         if not entry[0]:
             reasons = "; ".join(self.unavailable.values()) or "no usable target"
             raise PortwayError(f"model {model!r} has no usable target: {reasons}", kind="bad_request",
@@ -300,6 +313,7 @@ class Gateway:
             raise PortwayError("no provider could be selected for this request", kind="unavailable")
         ctx.target = target
         ctx.attempts += 1
+        ctx.attempt_started = time.perf_counter()
         return target
 
     async def _recover(self, ctx: RequestContext, error: PortwayError, candidates: list[Target]) -> list[Target]:
@@ -377,7 +391,9 @@ class Gateway:
         response = await self._prepare(ctx)
         fmt: str | None = None
         if response is None:
-            candidates, ctx.metadata["retry"] = self.resolve(ctx.model)
+            candidates, policy = self.resolve(ctx.model)
+            ctx.metadata["retry"], ctx.metadata["timeout"] = policy.retry, policy.timeout
+            limit = _answer_limit(policy.timeout)
             if method == "chat":
                 candidates = self.fitting(ctx, candidates)
             while True:
@@ -387,11 +403,12 @@ class Gateway:
                     body = native.format.upstream_body(native, ctx, target) if native is not None else None
                     if body is not None:
                         fmt = native.format.name  # type: ignore[union-attr]
-                        response = await target.provider.native(fmt, body, ctx)
+                        call = target.provider.native(fmt, body, ctx)
                     else:
                         fmt = None
                         self._check_canonical(ctx)
-                        response = await getattr(target.provider, method)(self.upstream_body(ctx, target), ctx)
+                        call = getattr(target.provider, method)(self.upstream_body(ctx, target), ctx)
+                    response = await (call if limit is None else _within(limit, call, target, "no answer"))
                     break
                 except PortwayError as error:
                     candidates = await self._recover(ctx, error, candidates)
@@ -424,7 +441,9 @@ class Gateway:
         answer = await self._prepare(ctx)
         if answer is not None:
             return None, self._relay(ctx, _no_more(), completion_to_chunks(answer), self._chunk_relays[_wants_usage(ctx)])
-        candidates, ctx.metadata["retry"] = self.resolve(ctx.model)
+        candidates, policy = self.resolve(ctx.model)
+        ctx.metadata["retry"], ctx.metadata["timeout"] = policy.retry, policy.timeout
+        first_limit = _answer_limit(policy.timeout)
         candidates = self.fitting(ctx, candidates)
         while True:
             target = await self._select(ctx, candidates)
@@ -446,10 +465,8 @@ class Gateway:
                 # Nothing reaches the client until the answer really starts: an
                 # upstream that announces a role and then fails can still be
                 # retried or fallen back from, invisibly.
-                while True:
-                    first += await anext(stream)
-                    if not all(map(is_preamble, first)):
-                        break
+                starting = _first_content(stream, first, is_preamble)
+                await (starting if first_limit is None else _within(first_limit, starting, target, "no first content"))
                 break
             except StopAsyncIteration:
                 if first:
@@ -484,8 +501,15 @@ class Gateway:
                 yield batch
 
     async def _next(self, ctx: RequestContext, stream: AsyncIterator[list[Any]]) -> list[Any] | None:
+        timeout: TimeoutConfig | None = ctx.metadata.get("timeout")
         try:
-            return await anext(stream, None)
+            if timeout is None or not timeout.is_set:
+                return await anext(stream, None)
+            limit = timeout.first_token  # the longest pause between chunks
+            if timeout.total is not None and ctx.attempt_started is not None:
+                left = timeout.total - (time.perf_counter() - ctx.attempt_started)
+                limit = left if limit is None else min(limit, left)
+            return await _within(max(limit, 0.0), anext(stream, None), ctx.target, "no next chunk")  # type: ignore[arg-type]
         except PortwayError:
             raise
         except Exception as exc:
@@ -600,6 +624,34 @@ class Gateway:
         if ctx.cost is None:
             self.price(ctx)  # a stream's usage arrives with its end
         self.hooks.each_sync("request_finished", ctx=ctx)
+
+
+def _answer_limit(timeout: TimeoutConfig) -> float | None:
+    """How long an attempt may wait for its answer (a whole non-streamed
+    answer, or a stream's first content): the smaller limit set."""
+    limits = [limit for limit in (timeout.first_token, timeout.total) if limit is not None]
+    return min(limits) if limits else None
+
+
+async def _within(limit: float, work: Any, target: Target, what: str) -> Any:
+    """``work`` awaited for at most ``limit`` seconds; a ``timeout`` failure of
+    ``target`` (retried or fallen back from like any other) when it is not done."""
+    try:
+        async with asyncio.timeout(limit) as scope:
+            return await work
+    except TimeoutError:
+        if not scope.expired():
+            raise
+        raise ProviderError(f"provider {target.provider.name!r}: {what} within {limit:.3g} s (routing.timeout)",
+                            kind="timeout", provider=target.provider.name) from None
+
+
+async def _first_content(stream: AsyncIterator[list[Any]], first: list[Any], is_preamble: Any) -> None:
+    """Read batches into ``first`` until one carries more than a preamble."""
+    while True:
+        first += await anext(stream)
+        if not all(map(is_preamble, first)):
+            return
 
 
 def retry_delay(retry: RetryConfig, tries: int, hint: str | None) -> float:
