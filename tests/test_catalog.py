@@ -459,3 +459,13 @@ def test_windows_from_the_providers_limits_table_and_capabilities_from_its_capab
     assert llama is not None and llama.capabilities == frozenset(
         server.gateway.providers["groq"].model_capabilities("llama-3.1-8b-instant") or ())
     assert llama.capabilities
+
+
+@pytest.mark.parametrize("answer", [{"input_tokens": "12"}, {"input_tokens": -1}, {"tokens": 12}, ["x"]])
+def test_a_counting_api_that_answers_no_count_is_a_502_not_a_crash(upstream: FakeUpstream, answer: Any) -> None:
+    upstream.json("/v1/messages/count_tokens", answer)
+    config = {"providers": {"ant": {"type": "anthropic", "api_key": KEY, "base_url": upstream.url}}}
+    with GatewayServer(config) as server, pytest.raises(anthropic.APIStatusError) as caught:
+        server.anthropic_client().messages.count_tokens(model="ant/claude-sonnet-4-5",
+                                                        messages=[{"role": "user", "content": "hi"}])
+    assert caught.value.status_code == 502 and "no input_tokens count" in caught.value.message

@@ -168,6 +168,15 @@ class Provider:
         none (the gateway then answers with its estimate, marked as one)."""
         return None
 
+    def counted(self, response: UpstreamResponse, key: str) -> int:
+        """The token count under ``key`` of a counting API's answer (checked:
+        a non-negative integer, else the provider's malformed-answer 502)."""
+        answer = self.answer_json(response)
+        count = answer.get(key) if isinstance(answer, dict) else None
+        if type(count) is not int or count < 0:
+            raise self.malformed(f"its token count has no {key} count")
+        return count
+
     async def native(self, fmt: str, body: dict[str, Any], ctx: Any) -> dict[str, Any]:
         """A request in ``fmt`` (one of :attr:`native_formats`), sent as it is;
         return the upstream's answer in the same format, shape-checked."""

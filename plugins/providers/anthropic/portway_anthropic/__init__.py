@@ -145,11 +145,7 @@ class AnthropicProvider(Provider):
                                            headers=self._headers(ctx))
         if response.status >= 300:
             raise self.error_from_response(response)
-        answer = self.answer_json(response)
-        counted = answer.get("input_tokens") if isinstance(answer, dict) else None
-        if type(counted) is not int or counted < 0:
-            raise self.malformed("its token count has no input_tokens count")
-        return counted
+        return self.counted(response, "input_tokens")
 
     # -- the canonical (OpenAI) view, for every other client ---------------------------
 

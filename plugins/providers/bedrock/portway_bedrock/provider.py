@@ -347,11 +347,7 @@ class BedrockProvider(Provider):
         payload.setdefault("max_tokens", 1)  # InvokeModel requires it; it does not change the input's count
         blob = base64.b64encode(serialization.dumps(payload)).decode("ascii")
         response = await self._post(model_path(model, "count-tokens"), {"input": {"invokeModel": {"body": blob}}})
-        answer = self.answer_json(response)
-        counted = answer.get("inputTokens") if isinstance(answer, dict) else None
-        if type(counted) is not int or counted < 0:
-            raise self.malformed("its token count has no inputTokens count")
-        return counted
+        return self.counted(response, "inputTokens")
 
     async def native_stream(self, fmt: str, body: dict[str, Any], ctx: Any, *,
                             chunks: bool = True) -> AsyncIterator[list[NativeEvent]]:

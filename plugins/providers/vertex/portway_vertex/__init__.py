@@ -263,11 +263,7 @@ class VertexProvider(GeminiProvider):
                                            json=payload, headers=await self._claude_headers(ctx))
         if response.status >= 300:
             raise self.error_from_response(response)
-        answer = self.answer_json(response)
-        counted = answer.get("input_tokens") if isinstance(answer, dict) else None
-        if type(counted) is not int or counted < 0:
-            raise self.malformed("its token count has no input_tokens count")
-        return counted
+        return self.counted(response, "input_tokens")
 
     async def native_stream(self, fmt: str, body: dict[str, Any], ctx: Any, *,
                             chunks: bool = True) -> AsyncIterator[list[NativeEvent]]:
