@@ -219,14 +219,14 @@ class TimeoutConfig(Strict):
         return self.first_token is not None or self.total is not None
 
 
-def _no_retries_key(data: Any, where: str) -> Any:
+def _no_retries_key(data: Any) -> Any:
     """The keys ``retry`` replaced, refused with what to write instead."""
     if isinstance(data, dict):
         if "retries" in data:
-            raise ValueError(f"{where}retries is gone: write retry: {{attempts: N}}, the tries per target "
+            raise ValueError("retries is gone: write retry: {attempts: N}, the tries per target "
                              "with the first included (retries: 2 is attempts: 3)")
         if "retry_backoff" in data:
-            raise ValueError(f"{where}retry_backoff is gone: write retry: {{backoff: {{initial: 200ms, max: 5s}}}}")
+            raise ValueError("retry_backoff is gone: write retry: {backoff: {initial: 200ms, max: 5s}}")
     return data
 
 
@@ -243,7 +243,7 @@ class ModelConfig(Strict):
     @model_validator(mode="before")
     @classmethod
     def _old_keys(cls, data: Any) -> Any:
-        return _no_retries_key(data, "")
+        return _no_retries_key(data)
 
     @model_validator(mode="after")
     def _one_form(self) -> ModelConfig:
@@ -305,7 +305,7 @@ class RoutingConfig(Strict):
     @model_validator(mode="before")
     @classmethod
     def _old_keys(cls, data: Any) -> Any:
-        return _no_retries_key(data, "")
+        return _no_retries_key(data)
 
 
 def _hook_name(name: str) -> str:

@@ -64,6 +64,9 @@ class RequestContext:
     attempts: int = 0
     #: When the current try began (``time.perf_counter()``), for ``routing.timeout.total``.
     attempt_started: float | None = None
+    #: How the model's targets are retried and timed (a :class:`portway.gateway.Policy`),
+    #: set when the model name is resolved.
+    policy: Any = None
     #: (target name, why) of every failed try, in order: ``("oai/gpt-4o", "server_error 503")``.
     failures: list[tuple[str, str]] = field(default_factory=list)
     started: float = field(default_factory=time.perf_counter)

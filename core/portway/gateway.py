@@ -325,7 +325,7 @@ class Gateway:
         if action == "retry":
             tries = ctx.metadata.get("retries_on_target", 0) + 1
             ctx.metadata["retries_on_target"] = tries
-            delay = retry_delay(ctx.metadata.get("retry") or self.config.routing.retry, tries, error.retry_after)
+            delay = retry_delay((ctx.policy or self.default_policy).retry, tries, error.retry_after)
             log.warning("request %s: %s failed (%s, %s): %s; retry %d in %.2fs", ctx.request_id, failed,
                         error.kind, error.status, error.message, tries, delay)
             await asyncio.sleep(delay)
@@ -392,7 +392,7 @@ class Gateway:
         fmt: str | None = None
         if response is None:
             candidates, policy = self.resolve(ctx.model)
-            ctx.metadata["retry"], ctx.metadata["timeout"] = policy.retry, policy.timeout
+            ctx.policy = policy
             limit = _answer_limit(policy.timeout)
             if method == "chat":
                 candidates = self.fitting(ctx, candidates)
@@ -442,7 +442,7 @@ class Gateway:
         if answer is not None:
             return None, self._relay(ctx, _no_more(), completion_to_chunks(answer), self._chunk_relays[_wants_usage(ctx)])
         candidates, policy = self.resolve(ctx.model)
-        ctx.metadata["retry"], ctx.metadata["timeout"] = policy.retry, policy.timeout
+        ctx.policy = policy
         first_limit = _answer_limit(policy.timeout)
         candidates = self.fitting(ctx, candidates)
         while True:
@@ -501,7 +501,7 @@ class Gateway:
                 yield batch
 
     async def _next(self, ctx: RequestContext, stream: AsyncIterator[list[Any]]) -> list[Any] | None:
-        timeout: TimeoutConfig | None = ctx.metadata.get("timeout")
+        timeout: TimeoutConfig | None = ctx.policy.timeout if ctx.policy is not None else None
         try:
             if timeout is None or not timeout.is_set:
                 return await anext(stream, None)

@@ -36,7 +36,7 @@ def on_error(ctx: Any, error: Any, candidates: list[Any]) -> str:
         if getattr(error, "code", None) == "unsupported" and len(candidates) > 1:
             return "fallback"
         return "raise"
-    retry = ctx.metadata.get("retry")
+    retry = ctx.policy.retry if ctx.policy is not None else None
     if retry is not None and error.kind not in FALLBACK_ONLY_KINDS \
             and ctx.metadata.get("retries_on_target", 0) + 1 < retry.attempts \
             and (error.kind in UNANSWERED or error.status in retry.on_status):

@@ -271,17 +271,23 @@ def client_gone(ctx: RequestContext | None) -> Response:
     return Response(status_code=499)
 
 
-def failed(ctx: RequestContext | None, error: Exception, request_id: str, client_format: str) -> Response:
-    """The error response for anything raised while serving a request: a
-    PortwayError as it is, anything else as a 500 with no detail."""
+def client_error(ctx: RequestContext | None, error: Exception, request_id: str) -> PortwayError:
+    """What the client is told of anything raised while serving a request:
+    a PortwayError as it is, anything else (logged) as a 500 with no detail.
+    The context records what happened."""
     if not isinstance(error, PortwayError):
         log.error("request %s failed", request_id, exc_info=error)
         if ctx is not None:
             ctx.error, ctx.status = error, 500
-        error = PortwayError(f"internal error (request id {request_id})", kind="server_error")
-    elif ctx is not None:
+        return PortwayError(f"internal error (request id {request_id})", kind="server_error")
+    if ctx is not None:
         ctx.error, ctx.status = error, valid_status(error.status)
-    response = error_response(error, client_format, request_id)
+    return error
+
+
+def failed(ctx: RequestContext | None, error: Exception, request_id: str, client_format: str) -> Response:
+    """The error response for anything raised while serving a request (see :func:`client_error`)."""
+    response = error_response(client_error(ctx, error, request_id), client_format, request_id)
     if ctx is not None and ctx.target is not None:  # which upstream failed, as on a success
         response.headers.update(route_headers(ctx))
     return response

@@ -34,7 +34,6 @@ anything is sent.
 from __future__ import annotations
 
 import asyncio
-import logging
 from collections.abc import AsyncIterator
 from contextlib import aclosing
 from typing import Any
@@ -47,19 +46,17 @@ from portway.context import RequestContext
 from portway.endpoints.common import (
     JSONResponse,
     authenticate,
+    client_error,
     context_for,
     error_response,
     read_json,
     request_id_of,
-    valid_status,
 )
 from portway.errors import PortwayError, ValidationFailed
 from portway.gateway import Gateway
 from portway.schemas import validate
 from portway.schemas.openai import ChatCompletionRequest
 from portway.streaming import ClientDisconnected, EventStreamResponse, unless_disconnected
-
-log = logging.getLogger("portway.compare")
 
 #: The most models one compare request may name.
 MAX_MODELS = 8
@@ -124,12 +121,7 @@ async def _answer(gateway: Gateway, model: str, ctx: RequestContext) -> dict[str
 
 def _failed(ctx: RequestContext, error: Exception) -> dict[str, Any]:
     """The error of one model's request, in OpenAI's shape; the context says so too."""
-    if not isinstance(error, PortwayError):
-        log.error("compare %s failed", ctx.request_id, exc_info=error)
-        ctx.error, ctx.status = error, 500
-        return PortwayError(f"internal error (request id {ctx.request_id})", kind="server_error").openai_body()["error"]
-    ctx.error, ctx.status = error, valid_status(error.status)
-    return error.openai_body()["error"]
+    return client_error(ctx, error, ctx.request_id).openai_body()["error"]
 
 
 def _figures(ctx: RequestContext) -> dict[str, Any]:
