@@ -7,7 +7,9 @@ import ipaddress
 import json
 import logging
 import os
+import shutil
 import sys
+import tempfile
 from collections.abc import Callable
 from typing import Any
 
@@ -17,6 +19,10 @@ from portway import plugins as plugin_loader
 from portway.config import ConfigError
 
 EXIT_OK, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
+
+#: Where ``serve --workers N`` (N > 1) lets its workers' metrics meet: set to
+#: a fresh directory, removed on exit, unless already set (see docs/metrics.md).
+METRICS_DIR_ENV = "PROMETHEUS_MULTIPROC_DIR"
 
 DISCOVERY_HELP = ("YAML config file (default: $PORTWAY_CONFIG, else ./portway.yaml or ./portway.yml, "
                   "else the embedded defaults: the mock provider)")
@@ -89,7 +95,16 @@ def cmd_serve(args: argparse.Namespace) -> int:
             "server": overrides,
             "log_level": args.log_level,
         })
-        uvicorn.run("portway.app:app_from_env", factory=True, workers=workers, **options)
+        shared = None
+        if not os.environ.get(METRICS_DIR_ENV):
+            # Metrics are summed over the workers through files in one directory
+            # (prometheus-client's multiprocess mode): a fresh one per run.
+            shared = os.environ[METRICS_DIR_ENV] = tempfile.mkdtemp(prefix="portway-metrics-")
+        try:
+            uvicorn.run("portway.app:app_from_env", factory=True, workers=workers, **options)
+        finally:
+            if shared is not None:
+                shutil.rmtree(shared, ignore_errors=True)
     else:
         uvicorn.run(served_app(gateway), **options)
     return EXIT_OK

@@ -87,6 +87,18 @@ class RequestContext:
     #: (a :class:`portway.native.NativeRequest`; ``None`` for OpenAI clients).
     #: Hooks read and change ``body``; the pass-through carries what they did.
     native: Any = None
+    #: Seconds spent waiting on upstreams: their answers (a stream's every
+    #: chunk) and the backoff between retries.  Latency minus this is the
+    #: gateway's own added time.
+    upstream_wait: float = 0.0
+    #: Chunks (or native events) relayed to a streaming client.
+    chunks: int = 0
+    #: The request's spans (a :class:`portway.tracing.RequestTrace`), or None
+    #: when nothing is traced.
+    trace: Any = None
+    #: The request's trace id (32 hex digits) when it is traced or the client
+    #: sent a ``traceparent``; else None.
+    trace_id: str | None = None
 
     @property
     def body(self) -> dict[str, Any]:

@@ -30,7 +30,7 @@ from typing import Any
 
 from portway import catalog as model_catalog
 from portway import plugins as plugin_loader
-from portway import serialization, tokens
+from portway import serialization, tokens, tracing
 from portway.config import Config, ConfigError, RetryConfig, TimeoutConfig, validate_section
 from portway.configcheck import Catalog
 from portway.context import RequestContext, Target
@@ -132,6 +132,10 @@ class Gateway:
         # without the usage the client asked for) and per native format.
         self._chunk_relays = {wants: self._chunks(wants) for wants in (False, True)}
         self._native_relays: dict[str, Any] = {}
+        #: Where spans come from (the portway-otel plugin sets its own at start-up).
+        self.tracing = tracing.Tracing()
+        #: API requests being served now (streams until they end), for metrics.
+        self.in_flight = 0
 
     # -- set-up ----------------------------------------------------------------
 
@@ -314,11 +318,13 @@ class Gateway:
         ctx.target = target
         ctx.attempts += 1
         ctx.attempt_started = time.perf_counter()
+        tracing.attempt(ctx)
         return target
 
     async def _recover(self, ctx: RequestContext, error: PortwayError, candidates: list[Target]) -> list[Target]:
         """Ask ``on_error`` what to do; return the candidates for the next
         attempt or raise ``error``."""
+        tracing.attempt_failed(ctx, error)
         action = await self.hooks.first("on_error", ctx=ctx, error=error, candidates=candidates)
         failed = ctx.target.name if ctx.target else "?"
         ctx.failures.append((failed, f"{error.kind} {error.status}" if error.status else error.kind))
@@ -329,6 +335,7 @@ class Gateway:
             log.warning("request %s: %s failed (%s, %s): %s; retry %d in %.2fs", ctx.request_id, failed,
                         error.kind, error.status, error.message, tries, delay)
             await asyncio.sleep(delay)
+            ctx.upstream_wait += delay
             return candidates
         if action == "fallback":
             remaining = [t for t in candidates if t is not ctx.target]
@@ -408,7 +415,7 @@ class Gateway:
                         fmt = None
                         self._check_canonical(ctx)
                         call = getattr(target.provider, method)(self.upstream_body(ctx, target), ctx)
-                    response = await (call if limit is None else _within(limit, call, target, "no answer"))
+                    response = await _upstream(ctx, call if limit is None else _within(limit, call, target, "no answer"))
                     break
                 except PortwayError as error:
                     candidates = await self._recover(ctx, error, candidates)
@@ -416,6 +423,7 @@ class Gateway:
                     candidates = await self._recover(ctx, self._adapter_failure(target, exc), candidates)
         if fmt is None or ctx.native is None:
             ctx.usage = response.get("usage")
+            tracing.answered(ctx, response)
             self.price(ctx)
             if self._post_response:
                 await self.hooks.each("post_response", ctx=ctx, response=response)
@@ -423,6 +431,7 @@ class Gateway:
         native_format = ctx.native.format  # type: ignore[union-attr]
         view = native_format.canonical_response(response)
         ctx.usage = view.get("usage")
+        tracing.answered(ctx, view)
         self.price(ctx)
         if self._post_response:
             before = serialization.dumps(view)
@@ -454,8 +463,8 @@ class Gateway:
             if body is None:
                 native = None
             if native is not None:
-                stream = target.provider.native_stream(native.format.name, body, ctx,
-                                                       chunks=self._post_chunk or self._post_response)
+                stream = target.provider.native_stream(native.format.name, body, ctx, chunks=(
+                    self._post_chunk or self._post_response or (ctx.trace is not None and ctx.trace.recording)))
                 is_preamble = _is_native_preamble  # type: ignore[assignment]
             else:
                 stream = self._canonical_stream(ctx, target)
@@ -466,7 +475,8 @@ class Gateway:
                 # upstream that announces a role and then fails can still be
                 # retried or fallen back from, invisibly.
                 starting = _first_content(stream, first, is_preamble)
-                await (starting if first_limit is None else _within(first_limit, starting, target, "no first content"))
+                await _upstream(ctx, starting if first_limit is None
+                                else _within(first_limit, starting, target, "no first content"))
                 break
             except StopAsyncIteration:
                 if first:
@@ -502,6 +512,7 @@ class Gateway:
 
     async def _next(self, ctx: RequestContext, stream: AsyncIterator[list[Any]]) -> list[Any] | None:
         timeout: TimeoutConfig | None = ctx.policy.timeout if ctx.policy is not None else None
+        started = time.perf_counter()
         try:
             if timeout is None or not timeout.is_set:
                 return await anext(stream, None)
@@ -514,6 +525,8 @@ class Gateway:
             raise
         except Exception as exc:
             raise self._adapter_failure(ctx.target, exc) from exc  # type: ignore[arg-type]
+        finally:
+            ctx.upstream_wait += time.perf_counter() - started
 
     async def _relay(self, ctx: RequestContext, stream: AsyncIterator[list[Any]], first: list[Any],
                      process: Any) -> AsyncIterator[list[Any]]:
@@ -528,6 +541,7 @@ class Gateway:
                     ctx.first_token_at = time.perf_counter()
                 out = await process(ctx, batch, assembler)
                 if out:
+                    ctx.chunks += len(out)
                     yield out
                 batch = await self._next(ctx, stream)
             if assembler is not None:
@@ -544,10 +558,13 @@ class Gateway:
         async def process(ctx: RequestContext, batch: list[dict[str, Any]],
                           assembler: StreamAssembler | None) -> list[dict[str, Any]]:
             out = []
+            traced = ctx.trace if ctx.trace is not None and ctx.trace.recording else None
             for chunk in batch:
                 usage = chunk.get("usage")
                 if usage:
                     ctx.usage = usage
+                if traced is not None:
+                    tracing.chunk(traced, chunk)
                 if post_chunk and not all(
                     r is not False for r in await self.hooks.each("post_chunk", ctx=ctx, chunk=chunk)
                 ):
@@ -579,10 +596,13 @@ class Gateway:
         async def process(ctx: RequestContext, batch: list[NativeEvent],
                           assembler: StreamAssembler | None) -> list[NativeEvent]:
             out = []
+            traced = ctx.trace if ctx.trace is not None and ctx.trace.recording else None
             for event in batch:
                 for chunk in event.chunks:
                     if chunk.get("usage"):
                         ctx.usage = chunk["usage"]
+                    if traced is not None:
+                        tracing.chunk(traced, chunk)
                 if post_chunk and event.chunks:
                     hooked = await self._hook_native_event(ctx, fmt, event)
                     if hooked is None:
@@ -623,6 +643,7 @@ class Gateway:
         ctx.finished_at = time.perf_counter()
         if ctx.cost is None:
             self.price(ctx)  # a stream's usage arrives with its end
+        tracing.finish(ctx)
         self.hooks.each_sync("request_finished", ctx=ctx)
 
 
@@ -644,6 +665,18 @@ async def _within(limit: float, work: Any, target: Target, what: str) -> Any:
             raise
         raise ProviderError(f"provider {target.provider.name!r}: {what} within {limit:.3g} s (routing.timeout)",
                             kind="timeout", provider=target.provider.name) from None
+
+
+async def _upstream(ctx: RequestContext, work: Any) -> Any:
+    """``work`` (an attempt's upstream call) awaited with the attempt's span
+    current, so its ``traceparent`` goes upstream; the wait counts in
+    ``ctx.upstream_wait``."""
+    started = time.perf_counter()
+    try:
+        with tracing.upstream(ctx):
+            return await work
+    finally:
+        ctx.upstream_wait += time.perf_counter() - started
 
 
 async def _first_content(stream: AsyncIterator[list[Any]], first: list[Any], is_preamble: Any) -> None:

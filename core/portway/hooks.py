@@ -13,13 +13,19 @@ An exception from an implementation is contained: it becomes a
 on purpose, e.g. a guardrail block, passes through unchanged), or, for a
 non-critical plugin (kind ``observability``), it is logged, counted and
 that plugin is skipped.
+
+Every implementation's calls, time and failures are counted (a
+:class:`HookStats` per plugin and hook, made when the gateway starts, so
+counting allocates nothing per call); the ``portway-metrics`` plugin
+exposes them.
 """
 
 from __future__ import annotations
 
 import inspect
 import logging
-from collections.abc import Callable, Iterable
+import time
+from collections.abc import Callable
 from typing import Any
 
 import pluggy
@@ -33,7 +39,21 @@ HOOK_NAMES: tuple[str, ...] = tuple(
     name for name, fn in vars(hookspecs).items() if callable(fn) and hasattr(fn, "portway_spec")
 )
 
-Impl = tuple[str, Callable[..., Any], tuple[str, ...]]
+
+class HookStats:
+    """One plugin's implementation of one hook: calls, seconds spent in it
+    (an async implementation: until its answer, awaits included), and
+    failures (exceptions other than a deliberate :class:`PortwayError`)."""
+
+    __slots__ = ("calls", "seconds", "errors")
+
+    def __init__(self) -> None:
+        self.calls = 0
+        self.seconds = 0.0
+        self.errors = 0
+
+
+Impl = tuple[str, Callable[..., Any], tuple[str, ...], HookStats]
 
 #: Hooks on the request path; only there can a non-critical plugin be skipped.
 #: A failing ``startup`` still stops the server, whatever the plugin's kind.
@@ -55,6 +75,8 @@ class Hooks:
         self._impls: dict[str, tuple[Impl, ...]] = {}
         #: Unexpected exceptions per plugin name (shown by ``GET /health``).
         self.errors: dict[str, int] = {}
+        #: (plugin, hook) -> its :class:`HookStats`, kept across :meth:`refresh`.
+        self.stats: dict[tuple[str, str], HookStats] = {}
         self.order = order or {}
         #: Plugins whose failures skip the plugin instead of failing the
         #: request (observability: a broken log sink must not cost an answer).
@@ -66,7 +88,8 @@ class Hooks:
         for name in HOOK_NAMES:
             caller = getattr(self.pm.hook, name)
             impls = [
-                (impl.plugin_name, impl.function, tuple(impl.argnames))
+                (impl.plugin_name, impl.function, tuple(impl.argnames),
+                 self.stats.setdefault((impl.plugin_name, name), HookStats()))
                 for impl in reversed(caller.get_hookimpls())
             ]
             wanted = self.order.get(name)
@@ -80,42 +103,47 @@ class Hooks:
         return bool(self._impls[name])
 
     def implementers(self, name: str) -> list[str]:
-        return [plugin for plugin, _, _ in self._impls[name]]
+        return [plugin for plugin, _, _, _ in self._impls[name]]
 
     async def first(self, name: str, **kwargs: Any) -> Any:
         """Call implementations in order until one answers non-None."""
-        for plugin, fn, argnames in self._impls[name]:
-            result = await self._call(plugin, name, fn, argnames, kwargs)
+        for impl in self._impls[name]:
+            result = await self._call(impl, name, kwargs)
             if result is not None:
                 return result
         return None
 
     async def each(self, name: str, **kwargs: Any) -> list[Any]:
         """Call every implementation in order; return their answers."""
-        return [await self._call(plugin, name, fn, argnames, kwargs) for plugin, fn, argnames in self._impls[name]]
+        return [await self._call(impl, name, kwargs) for impl in self._impls[name]]
 
     def each_sync(self, name: str, *, contain: bool = True, **kwargs: Any) -> None:
         """Call every implementation of a synchronous hook; log and count
         failures instead of raising when ``contain``."""
-        for plugin, fn, argnames in self._impls[name]:
+        for plugin, fn, argnames, stats in self._impls[name]:
+            started = time.perf_counter()
             try:
                 fn(*[kwargs[arg] for arg in argnames])
             except Exception:
-                self._count(plugin)
+                self._count(plugin, stats)
                 if not contain:
                     raise
                 log.exception("plugin %s failed in %s", plugin, name)
+            finally:
+                stats.calls += 1
+                stats.seconds += time.perf_counter() - started
 
     def collect_sync(self, name: str, **kwargs: Any) -> list[Any]:
         """Call every implementation of a synchronous hook; return the
         answers that are not None.  A failing plugin is logged, counted and
         skipped."""
         answers = []
-        for plugin, fn, argnames in self._impls[name]:
+        for plugin, fn, argnames, stats in self._impls[name]:
+            stats.calls += 1
             try:
                 answer = fn(*[kwargs[arg] for arg in argnames])
             except Exception:
-                self._count(plugin)
+                self._count(plugin, stats)
                 log.exception("plugin %s failed in %s", plugin, name)
                 continue
             if answer is not None:
@@ -124,15 +152,15 @@ class Hooks:
 
     async def each_contained(self, name: str, **kwargs: Any) -> None:
         """Like :meth:`each`, but a failing plugin is logged and skipped."""
-        for plugin, fn, argnames in self._impls[name]:
+        for impl in self._impls[name]:
             try:
-                await self._call(plugin, name, fn, argnames, kwargs)
+                await self._call(impl, name, kwargs)
             except Exception:
-                log.exception("plugin %s failed in %s", plugin, name)
+                log.exception("plugin %s failed in %s", impl[0], name)
 
-    async def _call(
-        self, plugin: str, name: str, fn: Callable[..., Any], argnames: Iterable[str], kwargs: dict[str, Any]
-    ) -> Any:
+    async def _call(self, impl: Impl, name: str, kwargs: dict[str, Any]) -> Any:
+        plugin, fn, argnames, stats = impl
+        started = time.perf_counter()
         try:
             result = fn(*[kwargs[arg] for arg in argnames])
             if inspect.isawaitable(result):
@@ -143,13 +171,17 @@ class Hooks:
                 exc.plugin = plugin
             raise
         except Exception as exc:
-            self._count(plugin)
+            self._count(plugin, stats)
             log.exception("plugin %s raised in %s", plugin, name)
             if plugin in self.non_critical and name in REQUEST_HOOKS:
                 return None
             raise HookFailed(
                 f"plugin {plugin!r} failed in {name}: {type(exc).__name__}", kind="server_error", plugin=plugin
             ) from exc
+        finally:
+            stats.calls += 1
+            stats.seconds += time.perf_counter() - started
 
-    def _count(self, plugin: str) -> None:
+    def _count(self, plugin: str, stats: HookStats) -> None:
         self.errors[plugin] = self.errors.get(plugin, 0) + 1
+        stats.errors += 1

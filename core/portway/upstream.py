@@ -31,7 +31,7 @@ import aiohttp
 import httpx
 import yarl
 
-from portway import serialization, sse
+from portway import serialization, sse, tracing
 from portway.errors import ProviderError
 
 TRANSPORTS = ("aiohttp", "httpx")
@@ -273,6 +273,7 @@ class Upstream:
     def _prepare(json: Any, body: bytes | None, headers: Mapping[str, str] | None) -> tuple[bytes | None, dict[str, str]]:
         content = serialization.dumps(json) if json is not None else body
         merged = dict(headers or {})
+        tracing.inject(merged)  # the attempt's traceparent, when one is current
         if content is not None:
             merged.setdefault("content-type", "application/json")
         return content, merged

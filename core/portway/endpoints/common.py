@@ -24,7 +24,7 @@ from pydantic import BaseModel
 from starlette.requests import HTTPConnection, Request
 from starlette.responses import Response
 
-from portway import serialization
+from portway import serialization, tracing
 from portway.catalog import format_cost
 from portway.context import RequestContext
 from portway.errors import PortwayError, ValidationFailed, is_error_status
@@ -322,6 +322,8 @@ async def handle(
         validate(schema, body)
         canonical, native = translate(body) if translate else (body, None)
         ctx = context_for(request, request_id, endpoint, canonical, key, client_format, native, size)
+        gateway.in_flight += 1  # until _finished
+        tracing.start(ctx, gateway.tracing)
         result = await run(request, gateway, ctx)
         if isinstance(result, EventStreamResponse):
             return result  # its body iterator calls finish() when the stream ends
@@ -331,8 +333,14 @@ async def handle(
         result = _failure_response(ctx, error, request_id, client_format)
     finally:
         if ctx is not None and not isinstance(result, EventStreamResponse):
-            gateway.finish(ctx)
+            _finished(gateway, ctx)
     return result
+
+
+def _finished(gateway: Gateway, ctx: RequestContext) -> None:
+    """A request :func:`handle` started is over (for a stream: when it ended)."""
+    gateway.in_flight -= 1
+    gateway.finish(ctx)
 
 
 def _failure_response(ctx: RequestContext | None, error: Exception, request_id: str, client_format: str) -> Response:
@@ -370,4 +378,4 @@ async def relay_stream(
         ctx.error, ctx.status = error, 500
         yield error_event(PortwayError("internal error while streaming", kind="server_error"))
     finally:
-        gateway.finish(ctx)
+        _finished(gateway, ctx)
