@@ -48,7 +48,7 @@ FAMILIES: tuple[Family, ...] = (
       "'internal' for an unexpected exception)"),
     F("portway_client_disconnects", "counter", ("endpoint",),
       "Requests whose client went away before the answer was complete (status 499)"),
-    F("portway_requests_in_flight", "gauge", ("endpoint",) * 0,
+    F("portway_requests_in_flight", "gauge", (),
       "API requests being served now (a stream until its end)", source="sampled"),
     F("portway_request_body_bytes", "histogram", ("endpoint",),
       "Size of the client's request body", BYTES),
