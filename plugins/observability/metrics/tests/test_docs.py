@@ -5,11 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import httpx
+from portway_metrics import docs
+from portway_metrics.families import FAMILIES, PROCESS_PREFIXES
 from prometheus_client.parser import text_string_to_metric_families
 
 from portway.testing.gateway import GatewayServer
-from portway_metrics import docs
-from portway_metrics.families import FAMILIES, PROCESS_PREFIXES
 
 ROOT = Path(__file__).resolve().parents[4]
 
@@ -32,5 +32,5 @@ def test_the_table_is_exactly_what_the_registry_exposes() -> None:
     # Only labels whose values come from the config or the code (docs/metrics.md, "Labels"): never a
     # request id, a key, or a name as the client sent it.
     bounded = {"endpoint", "model", "provider", "status", "kind", "stream", "target", "state", "plugin", "hook",
-               "result", "check", "action", "stage", "reason", "version", "model", "kind"}
+               "result", "check", "action", "stage", "reason", "version"}
     assert {label for family in FAMILIES for label in family.labels} <= bounded

@@ -12,11 +12,11 @@ import anthropic
 import openai
 import pytest
 from opentelemetry.trace import SpanKind, StatusCode
+from portway_otel import memory_of
 
 from portway.testing import FakeUpstream
 from portway.testing.gateway import GatewayServer
 from portway.testing.upstream import json_reply, sse_reply
-from portway_otel import memory_of
 
 SECRET_PROMPT = "the launch code is swordfish"
 HI = [{"role": "user", "content": SECRET_PROMPT}]
