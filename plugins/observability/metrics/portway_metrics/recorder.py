@@ -102,8 +102,8 @@ class Metrics:
         names = {alias for alias in gateway.aliases}
         for provider_name, provider in gateway.providers.items():
             names.update(f"{provider_name}/{model}" for model in provider.models())
-        for targets, _ in gateway.aliases.values():
-            names.update(target.name for target in targets if "*" not in target.model)
+        for route in gateway.aliases.values():
+            names.update(target.name for target in route.targets if "*" not in target.model)
         return frozenset(names)
 
     def model_label(self, model: str) -> str:
