@@ -14,6 +14,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from portway import hookimpl
+from portway.errors import PortwayError
 from portway.testing import FakeUpstream
 from portway.testing.gateway import GatewayServer
 from portway.testing.upstream import json_reply
@@ -229,3 +230,41 @@ def test_model_labels_stay_few_whatever_clients_send() -> None:
     assert models == {"mock/other", "mock/echo", "echo", "claude-*"}
     assert value(samples, "portway_requests_total", endpoint="chat.completions", model="mock/other",
                  provider="mock", status="200") == 5
+
+
+class CacheAndGuard:
+    """A stand-in for the cache and guardrail plugins: what they leave on the context."""
+
+    @hookimpl
+    def pre_request(self, ctx: Any) -> Any:
+        text = ctx.body["messages"][-1]["content"]
+        if "blocked" in text:
+            ctx.verdicts.append({"check": "no-secrets", "type": "regex", "action": "block", "category": "secret",
+                                 "stage": "input", "duration_ms": 0.1})
+            raise PortwayError("blocked by a guardrail", kind="content_filter", code="guardrail_denied")
+        if "cached" in text:
+            ctx.cache_status = "hit"
+            return {"id": "c", "object": "chat.completion", "created": 1, "model": ctx.model,
+                    "choices": [{"index": 0, "message": {"role": "assistant", "content": "from cache"},
+                                 "finish_reason": "stop"}],
+                    "usage": {"prompt_tokens": 2, "completion_tokens": 2, "total_tokens": 4}}
+        ctx.cache_status = "miss"
+        return None
+
+
+def test_cache_results_and_guardrail_verdicts() -> None:
+    with GatewayServer(CONFIG, plugins=[("cache-and-guard", CacheAndGuard())]) as server:
+        client = server.openai_client()
+        for text in ("cached one", "cached two", "fresh", "blocked please"):
+            try:
+                client.chat.completions.create(model="echo", messages=[{"role": "user", "content": text}])
+            except openai.BadRequestError:
+                assert text == "blocked please"
+        samples = scrape(server)
+    assert value(samples, "portway_cache_requests_total", endpoint="chat.completions", result="hit") == 2
+    assert value(samples, "portway_cache_requests_total", endpoint="chat.completions", result="miss") == 1  # the blocked one never reached the cache
+    assert value(samples, "portway_requests_total", endpoint="chat.completions", model="echo", provider="cache",
+                 status="200") == 2
+    assert value(samples, "portway_guardrail_verdicts_total", check="no-secrets", action="block", stage="input") == 1
+    assert value(samples, "portway_guardrail_blocked_requests_total", endpoint="chat.completions") == 1
+    assert value(samples, "portway_request_errors_total", endpoint="chat.completions", kind="content_filter") == 1
