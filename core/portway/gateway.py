@@ -747,6 +747,8 @@ async def _upstream(ctx: RequestContext, work: Any) -> Any:
     ``ctx.upstream_wait``."""
     started = time.perf_counter()
     try:
+        if ctx.trace is None:  # nothing traced: no context to set
+            return await work
         with tracing.upstream(ctx):
             return await work
     finally:

@@ -56,7 +56,8 @@ Label values come only from the config and from the code, never from what a clie
   `<provider>/other` for a configured provider, and `other` for anything else.
 - `provider`: the configured provider instance that answered; `cache` when a `pre_request` hook
   answered (a cache hit); `none` when no upstream answered (the request failed before one did).
-- `endpoint`: `chat.completions`, `embeddings`, `messages`, `responses`, `rerank`.
+- `endpoint`: `chat.completions`, `embeddings`, `messages`, `responses`, `rerank`, and `compare`
+  (each model of a `POST /v1/compare`).
 - `status`: the HTTP status sent (`499`: the client went away).
 - `kind`: the error kind (`rate_limit`, `timeout`, `server_error`, `bad_request`, `not_found`, ...).
 - `target`: a target as `<provider>/<model>` (from the config, or tried through one).
