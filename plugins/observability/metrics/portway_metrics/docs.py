@@ -37,9 +37,12 @@ scrape_configs:
 
 ## How values are made
 
-- **Per request** (`request`): the `request_finished` hook updates counters and histograms in the
-  process (each label set's series is looked up once and kept, so a request costs a dictionary
-  look-up and a few additions; no I/O, no queue).
+- **Per request** (`request`): the `request_finished` hook adds to plain numbers in the process
+  (each label set's series is looked up once and kept; no lock, no I/O, no queue: about 4 µs a
+  request, 6 µs a stream, measured on the bench machine), and they are handed to prometheus-client
+  when `/metrics` is scraped (with several workers, also every `sample_interval`). Observing
+  through prometheus-client directly cost about 27 µs a request (a lock per value, a loop per
+  histogram).
 - **Sampled** (`sampled`): what the gateway and other plugins count themselves (requests in flight,
   circuit breakers, connection pools, the request log's queue, hook calls) is read when `/metrics`
   is scraped, and, with several workers, every `sample_interval` seconds.

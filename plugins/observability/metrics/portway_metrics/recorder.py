@@ -1,6 +1,14 @@
 """The metrics of one gateway: updated in-process by ``request_finished``,
 sampled from the gateway and its plugins when scraped.
 
+The request path never touches prometheus-client: it adds to plain numbers
+(:class:`_Count`, :class:`_Hist`: no lock, the event loop is the only
+writer), and :meth:`Metrics.refresh` hands what they grew by to the
+registry's metrics when ``/metrics`` is scraped (and, with several workers,
+every ``sample_interval``).  A request then costs a few microseconds instead
+of a prometheus-client observation per histogram (a lock and a loop each:
+about 27 µs a request measured here, against about 5 µs this way).
+
 One :class:`Metrics` per gateway, in its own registry (never the process's
 default one), so several gateways in one process (tests) do not mix.
 
@@ -15,6 +23,7 @@ written to those files by each worker when it answers a scrape and every
 from __future__ import annotations
 
 import os
+from bisect import bisect_left
 from typing import Any
 
 import prometheus_client
@@ -41,38 +50,117 @@ def multiprocess_dir() -> str | None:
     return os.environ.get(MULTIPROC_ENV) or None
 
 
+class _Count:
+    """A counter's child, accumulated in plain numbers until flushed."""
+
+    __slots__ = ("value", "flushed", "child")
+
+    def __init__(self, child: Any) -> None:
+        self.value = 0.0
+        self.flushed = 0.0
+        self.child = child
+
+    def inc(self, amount: float = 1) -> None:
+        self.value += amount
+
+    def flush(self) -> None:
+        grew = self.value - self.flushed
+        if grew:
+            self.child.inc(grew)
+            self.flushed += grew
+
+
+class _Hist:
+    """A histogram's child: per-bucket counts (the last is +Inf) and the sum."""
+
+    __slots__ = ("bounds", "counts", "sum", "flushed", "flushed_sum", "child")
+
+    def __init__(self, child: Any, bounds: tuple[float, ...]) -> None:
+        self.bounds = bounds
+        self.counts = [0] * (len(bounds) + 1)
+        self.sum = 0.0
+        self.flushed = [0] * (len(bounds) + 1)
+        self.flushed_sum = 0.0
+        self.child = child
+
+    def observe(self, value: float) -> None:
+        self.counts[bisect_left(self.bounds, value)] += 1  # the first bucket whose bound is >= value
+        self.sum += value
+
+    def flush(self) -> None:
+        # prometheus-client keeps a histogram as per-bucket values (_buckets, +Inf last) and _sum:
+        # the same layout, so what grew is added bucket by bucket.
+        buckets = self.child._buckets
+        for i, count in enumerate(self.counts):
+            grew = count - self.flushed[i]
+            if grew:
+                buckets[i].inc(grew)
+                self.flushed[i] = count
+        grew_sum = self.sum - self.flushed_sum
+        if grew_sum:
+            self.child._sum.inc(grew_sum)
+            self.flushed_sum += grew_sum
+
+
+class _Family:
+    """The request path's side of one counter or histogram family: its
+    children by label values, made on first use."""
+
+    __slots__ = ("metric", "bounds", "children")
+
+    def __init__(self, metric: Any, family: Family) -> None:
+        self.metric = metric
+        self.bounds = tuple(float(b) for b in family.buckets) if family.kind == "histogram" else None
+        self.children: dict[tuple[str, ...], Any] = {}
+
+    def get(self, *labels: str) -> Any:
+        child = self.children.get(labels)
+        if child is None:
+            metric = self.metric.labels(*labels) if labels else self.metric
+            child = self.children[labels] = (_Count(metric) if self.bounds is None
+                                             else _Hist(metric, self.bounds))
+        return child
+
+    def flush(self) -> None:
+        for child in list(self.children.values()):
+            child.flush()
+
+
 class _Series:
-    """The children of one (endpoint, model, provider) triple, resolved once:
-    the request path then touches no label machinery."""
+    """The children of one (endpoint, model, provider, stream) combination,
+    resolved once: a request then touches no label machinery at all."""
 
-    __slots__ = ("duration", "ttft", "overhead", "streams", "stream_duration", "chunks", "tps",
+    __slots__ = ("requests", "duration", "ttft", "overhead", "streams", "stream_duration", "chunks", "tps",
                  "input", "output", "cached", "cache_write", "reasoning", "input_hist", "output_hist", "cost",
-                 "cost_hist", "unpriced", "upstream")
+                 "cost_hist", "unpriced", "upstream", "body", "attempts", "attempt")
 
-    def __init__(self, m: dict[str, Any], endpoint: str, model: str, provider: str, stream: bool) -> None:
+    def __init__(self, f: dict[str, _Family], endpoint: str, model: str, provider: str, stream: bool) -> None:
         # Only the series this kind of request can move: a stream's for streams, the
         # upstream's and the tokens' when something answered.
-        self.duration = m["portway_request_duration_seconds"].labels(endpoint, model, provider)
-        self.overhead = m["portway_gateway_overhead_seconds"].labels(endpoint, "true" if stream else "false")
+        self.duration = f["portway_request_duration_seconds"].get(endpoint, model, provider)
+        self.overhead = f["portway_gateway_overhead_seconds"].get(endpoint, "true" if stream else "false")
+        self.body = f["portway_request_body_bytes"].get(endpoint)
         if stream:
-            self.ttft = m["portway_time_to_first_token_seconds"].labels(endpoint, model, provider)
-            self.streams = m["portway_streams"].labels(endpoint, model, provider)
-            self.stream_duration = m["portway_stream_duration_seconds"].labels(model, provider)
-            self.chunks = m["portway_stream_chunks"].labels(model, provider)
-        if provider == "none":
+            self.ttft = f["portway_time_to_first_token_seconds"].get(endpoint, model, provider)
+            self.streams = f["portway_streams"].get(endpoint, model, provider)
+            self.stream_duration = f["portway_stream_duration_seconds"].get(model, provider)
+            self.chunks = f["portway_stream_chunks"].get(model, provider)
+        if provider in ("none", "cache"):
             return
-        self.upstream = m["portway_upstream_duration_seconds"].labels(provider)
-        self.tps = m["portway_output_tokens_per_second"].labels(model, provider)
-        self.input = m["portway_input_tokens"].labels(model, provider)
-        self.output = m["portway_output_tokens"].labels(model, provider)
-        self.cached = m["portway_cached_input_tokens"].labels(model, provider)
-        self.cache_write = m["portway_cache_write_tokens"].labels(model, provider)
-        self.reasoning = m["portway_reasoning_tokens"].labels(model, provider)
-        self.input_hist = m["portway_request_input_tokens"].labels(model)
-        self.output_hist = m["portway_request_output_tokens"].labels(model)
-        self.cost = m["portway_cost_usd"].labels(model, provider)
-        self.cost_hist = m["portway_request_cost_usd"].labels(model)
-        self.unpriced = m["portway_unpriced_requests"].labels(model, provider)
+        self.upstream = f["portway_upstream_duration_seconds"].get(provider)
+        self.tps = f["portway_output_tokens_per_second"].get(model, provider)
+        self.input = f["portway_input_tokens"].get(model, provider)
+        self.output = f["portway_output_tokens"].get(model, provider)
+        self.cached = f["portway_cached_input_tokens"].get(model, provider)
+        self.cache_write = f["portway_cache_write_tokens"].get(model, provider)
+        self.reasoning = f["portway_reasoning_tokens"].get(model, provider)
+        self.input_hist = f["portway_request_input_tokens"].get(model)
+        self.output_hist = f["portway_request_output_tokens"].get(model)
+        self.cost = f["portway_cost_usd"].get(model, provider)
+        self.cost_hist = f["portway_request_cost_usd"].get(model)
+        self.unpriced = f["portway_unpriced_requests"].get(model, provider)
+        self.attempts = f["portway_request_attempts"].get(endpoint)
+        self.attempt = f["portway_upstream_attempts"].get(provider)
 
 
 class Metrics:
@@ -84,12 +172,15 @@ class Metrics:
         self.multiprocess = multiprocess_dir() is not None
         self.registry = CollectorRegistry(auto_describe=False)
         self.m: dict[str, Any] = {family.name: _make(family, self.registry) for family in FAMILIES}
+        #: The request path's accumulators, for the families it updates.
+        self.f: dict[str, _Family] = {family.name: _Family(self.m[family.name], family) for family in FAMILIES
+                                      if family.source == "request"}
         if not self.multiprocess:
             prometheus_client.ProcessCollector(registry=self.registry)
             prometheus_client.PlatformCollector(registry=self.registry)
             prometheus_client.GCCollector(registry=self.registry)
         self._series: dict[tuple[str, str, str, bool], _Series] = {}
-        self._requests: dict[tuple[str, str, str, int], Any] = {}
+        self._requests: dict[tuple[str, str, str, int], _Count] = {}
         #: Model names that may stand as a label (everything else is 'other').
         self.model_names = self._model_names(gateway)
         self._last: dict[Any, float] = {}  # sampled counters: the value last added
@@ -124,8 +215,8 @@ class Metrics:
     # -- the request path ----------------------------------------------------------------
 
     def finished(self, ctx: Any) -> None:
-        """One finished request: counters and histograms, in-process."""
-        m = self.m
+        """One finished request: plain additions, flushed to the registry at the next refresh."""
+        f = self.f
         endpoint = ctx.endpoint
         known = ctx.canonical is not None or ctx.native is not None
         model = self.model_label(ctx.model) if known else "other"
@@ -136,110 +227,112 @@ class Metrics:
         key = (endpoint, model, provider, status)
         requests = self._requests.get(key)
         if requests is None:
-            requests = self._requests[key] = m["portway_requests"].labels(endpoint, model, provider, str(status))
-        requests.inc()
+            requests = self._requests[key] = f["portway_requests"].get(endpoint, model, provider, str(status))
+        requests.value += 1
         skey = (endpoint, model, provider, stream)
         series = self._series.get(skey)
         if series is None:
-            series = self._series[skey] = _Series(m, endpoint, model, provider, stream)
+            series = self._series[skey] = _Series(f, endpoint, model, provider, stream)
+        upstream = target is not None and ctx.attempts > 0
 
         latency = ctx.latency
         if latency is not None:
             series.duration.observe(latency)
-            if ctx.attempts and target is not None:
+            if upstream:
                 series.upstream.observe(ctx.upstream_wait)
             series.overhead.observe(max(latency - ctx.upstream_wait, 0.0))
         if ctx.body_bytes is not None:
-            m["portway_request_body_bytes"].labels(endpoint).observe(ctx.body_bytes)
+            series.body.observe(ctx.body_bytes)
 
         if status >= 400:
             if status == 499:
-                m["portway_client_disconnects"].labels(endpoint).inc()
+                f["portway_client_disconnects"].get(endpoint).value += 1
             else:
                 error = ctx.error
                 kind = getattr(error, "kind", None) or "internal"
-                m["portway_request_errors"].labels(endpoint, kind).inc()
+                f["portway_request_errors"].get(endpoint, kind).value += 1
                 if ctx.first_token_at is not None:
-                    m["portway_stream_errors"].labels(provider, kind).inc()
+                    f["portway_stream_errors"].get(provider, kind).value += 1
                 if getattr(error, "code", None) == "guardrail_denied":
-                    m["portway_guardrail_blocked_requests"].labels(endpoint).inc()
+                    f["portway_guardrail_blocked_requests"].get(endpoint).value += 1
 
         first = ctx.first_token_at
         if stream:
-            series.streams.inc()
+            series.streams.value += 1
             series.chunks.observe(ctx.chunks)
             if first is not None:
                 series.ttft.observe(first - ctx.started)
                 if ctx.finished_at is not None:
                     series.stream_duration.observe(ctx.finished_at - first)
 
-        usage = ctx.usage
-        if usage and provider != "none":
-            self._usage(series, usage, ctx, first)
-            cost = ctx.cost
-            if cost is not None:
-                series.cost.inc(cost)
-                series.cost_hist.observe(cost)
-            elif target is not None:
-                series.unpriced.inc()
-
-        if ctx.attempts:
-            self._attempts(ctx, endpoint, model)
-        cache_status = getattr(ctx, "cache_status", None)
+        if upstream:
+            usage = ctx.usage
+            if usage:
+                self._usage(series, usage, ctx, first)
+                cost = ctx.cost
+                if cost is not None:
+                    series.cost.value += cost
+                    series.cost_hist.observe(cost)
+                else:
+                    series.unpriced.value += 1
+            self._attempts(ctx, series, model)
+        cache_status = ctx.cache_status
         if cache_status:
-            m["portway_cache_requests"].labels(endpoint, cache_status).inc()
-        verdicts = getattr(ctx, "verdicts", None)
+            f["portway_cache_requests"].get(endpoint, cache_status).value += 1
+        verdicts = ctx.verdicts
         if verdicts:
             for verdict in verdicts:
                 if isinstance(verdict, dict):
-                    m["portway_guardrail_verdicts"].labels(str(verdict.get("check")), str(verdict.get("action")),
-                                                          str(verdict.get("stage"))).inc()
+                    f["portway_guardrail_verdicts"].get(str(verdict.get("check")), str(verdict.get("action")),
+                                                        str(verdict.get("stage"))).value += 1
 
     def _usage(self, series: _Series, usage: dict[str, Any], ctx: Any, first: float | None) -> None:
         prompt = usage.get("prompt_tokens")
         completion = usage.get("completion_tokens")
         if type(prompt) is int and prompt >= 0:
-            series.input.inc(prompt)
+            series.input.value += prompt
             series.input_hist.observe(prompt)
         if type(completion) is int and completion >= 0:
-            series.output.inc(completion)
+            series.output.value += completion
             series.output_hist.observe(completion)
-            start = first if first is not None else None
             end = ctx.finished_at
-            if completion and start is not None and end is not None and end > start:
-                series.tps.observe(completion / (end - start))
+            if completion and first is not None and end is not None and end > first:
+                series.tps.observe(completion / (end - first))
             elif completion and first is None and ctx.upstream_wait > 0:
                 series.tps.observe(completion / ctx.upstream_wait)
         details = usage.get("prompt_tokens_details")
         if isinstance(details, dict):
             cached = details.get("cached_tokens")
             if type(cached) is int and cached > 0:
-                series.cached.inc(cached)
+                series.cached.value += cached
             written = details.get("cache_write_tokens")
             if type(written) is int and written > 0:
-                series.cache_write.inc(written)
+                series.cache_write.value += written
         out = usage.get("completion_tokens_details")
         if isinstance(out, dict):
             reasoning = out.get("reasoning_tokens")
             if type(reasoning) is int and reasoning > 0:
-                series.reasoning.inc(reasoning)
+                series.reasoning.value += reasoning
 
-    def _attempts(self, ctx: Any, endpoint: str, model: str) -> None:
-        m = self.m
-        m["portway_request_attempts"].labels(endpoint).observe(ctx.attempts)
-        tried = [name for name, _ in ctx.failures]
-        final = ctx.target.name if ctx.target is not None else None
-        if final is not None and len(tried) < ctx.attempts:
-            tried.append(final)  # the last attempt: it answered, or failed after its stream started
+    def _attempts(self, ctx: Any, series: _Series, model: str) -> None:
+        series.attempts.observe(ctx.attempts)
+        failures = ctx.failures
+        if not failures and ctx.attempts == 1:
+            series.attempt.value += 1  # the common case: one try, and it answered
+            return
+        f = self.f
+        tried = [name for name, _ in failures]
+        if len(tried) < ctx.attempts:
+            tried.append(ctx.target.name)  # the last attempt: it answered, or failed after its stream started
         for name in tried:
-            m["portway_upstream_attempts"].labels(name.partition("/")[0]).inc()
-        for name, why in ctx.failures:
-            m["portway_upstream_failures"].labels(name.partition("/")[0], why.partition(" ")[0]).inc()
+            f["portway_upstream_attempts"].get(name.partition("/")[0]).value += 1
+        for name, why in failures:
+            f["portway_upstream_failures"].get(name.partition("/")[0], why.partition(" ")[0]).value += 1
         for before, after in zip(tried, tried[1:], strict=False):
             if before == after:
-                m["portway_retries"].labels(before.partition("/")[0]).inc()
+                f["portway_retries"].get(before.partition("/")[0]).value += 1
             else:
-                m["portway_fallbacks"].labels(model).inc()
+                f["portway_fallbacks"].get(model).value += 1
 
     # -- sampled and static values ----------------------------------------------------------
 
@@ -264,6 +357,8 @@ class Metrics:
         """Read what the gateway and its plugins count themselves."""
         m = self.m
         gateway = self.gateway
+        for family in self.f.values():
+            family.flush()
         m["portway_requests_in_flight"].set(getattr(gateway, "in_flight", 0))
         for (plugin, hook), stats in list(gateway.hooks.stats.items()):
             if hook not in REQUEST_PATH_HOOKS:

@@ -87,14 +87,15 @@ def test_two_workers_metrics_add_up(tmp_path: Path) -> None:
             response = httpx.post(url + "/v1/chat/completions", timeout=10, headers={"connection": "close"},
                                   json={"model": "echo", "messages": [{"role": "user", "content": f"hi {i}"}]})
             assert response.status_code == 200
-        # Each worker keeps its own counts in its own file there, and both served some.
-        per_worker = [requests_in(path) for path in shared[0].glob("counter_*.db")]
         deadline = time.monotonic() + 10
-        while True:  # each worker writes its sampled gauges every 0.2 s
+        while True:  # each worker hands its counts to the shared files every 0.2 s (sample_interval)
             scrapes = [scrape(url) for _ in range(6)]
-            if all(s.get("portway_workers") == 2 for s in scrapes) or time.monotonic() > deadline:
+            settled = all(s.get("portway_workers") == 2 and s.get("portway_requests_total") == n for s in scrapes)
+            if settled or time.monotonic() > deadline:
                 break
             time.sleep(0.2)
+        # Each worker keeps its own counts in its own file there, and both served some.
+        per_worker = [requests_in(path) for path in shared[0].glob("counter_*.db")]
     assert len(per_worker) == 2 and all(per_worker) and sum(per_worker) == n, per_worker
     for values in scrapes:  # whichever worker answered
         assert values["portway_requests_total"] == n
