@@ -112,8 +112,9 @@ class Gateway:
         self.default_policy = Policy(config.routing.retry, config.routing.timeout)
         #: Each alias's route (its targets as configured, nested aliases expanded).
         self.aliases: dict[str, Route] = {}
-        options, problems = alias_key_problems({a: m.plugin_keys() for a, m in config.models.items()},
-                                               self.alias_keys, config.source)
+        options, problems = alias_key_problems(
+            {a: m.model_dump(include={"targets"}, exclude_none=True) | m.plugin_keys()
+             for a, m in config.models.items()}, self.alias_keys, config.source)
         if problems:
             raise ConfigError(*problems)
         groups: dict[str, Group] = {}
