@@ -321,6 +321,13 @@ class BreakerConfig(Strict):
     failures: int = Field(5, ge=1)
     window: Duration = 30.0
     cooldown: Duration = 30.0
+    #: Share open circuits between workers and machines through this Redis
+    #: (``redis://host:6379/0``); None: each process keeps its own.
+    redis_url: str | None = None
+    #: The Redis hash that holds the open circuits (one per gateway fleet).
+    redis_key: str = "portway:breakers"
+    #: How often each process reads the shared state.
+    sync_interval: Duration = Field(1.0, gt=0)
 
 
 class QueueConfig(Strict):

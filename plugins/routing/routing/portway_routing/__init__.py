@@ -61,6 +61,26 @@ def register_routes(register: Any) -> None:
     register("/admin/targets", targets, methods=["GET"])
 
 
+_shared: weakref.WeakKeyDictionary[Any, Any] = weakref.WeakKeyDictionary()
+
+
+@hookimpl
+def startup(gateway: Any) -> None:
+    breakers = breaker.breakers_of(gateway)
+    if breakers is not None and gateway.config.routing.breaker.redis_url:
+        from portway_routing.shared import SharedState
+
+        shared = _shared[gateway] = SharedState(gateway.config.routing.breaker, breakers)
+        shared.start()
+
+
+@hookimpl
+async def shutdown(gateway: Any) -> None:
+    shared = _shared.pop(gateway, None)
+    if shared is not None:
+        await shared.stop()
+
+
 @hookimpl(tryfirst=True)
 def select_provider(ctx: Any, candidates: list[Any]) -> Any:
     """Leave out targets whose circuit is open, let the alias's strategy
