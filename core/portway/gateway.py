@@ -104,6 +104,9 @@ class Gateway:
                 log.warning("%s", self.unavailable[name])
                 continue
             settings = validate_section(cls.config_model, raw, config.source, f"providers.{name}")
+            connect = config.routing.timeout.connect
+            if connect is not None and "connect_timeout" not in settings.model_fields_set:
+                settings = settings.model_copy(update={"connect_timeout": connect})
             try:
                 self.providers[name] = cls(name, settings)
             except PortwayError as exc:
