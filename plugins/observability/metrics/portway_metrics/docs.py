@@ -44,11 +44,10 @@ scrape_configs:
   through prometheus-client directly cost about 27 µs a request (a lock per value, a loop per
   histogram).
 - **Sampled** (`sampled`): what the gateway and other plugins count themselves (requests in flight,
-  circuit breakers, connection pools, the request log's queue, hook calls) is read when `/metrics`
+  circuit breakers, concurrency limits and their queues, connection pools, the request log's queue,
+  hook calls) is read when `/metrics`
   is scraped, and, with several workers, every `sample_interval` seconds.
 - **Static** (`static`): set when the gateway starts.
-- **Not yet** (`future`): the family is defined and exposed but stays at zero until the feature it
-  measures lands (request queueing, issue 12).
 
 ## Labels
 
@@ -64,6 +63,7 @@ Label values come only from the config and from the code, never from what a clie
 - `status`: the HTTP status sent (`499`: the client went away).
 - `kind`: the error kind (`rate_limit`, `timeout`, `server_error`, `bad_request`, `not_found`, ...).
 - `target`: a target as `<provider>/<model>` (from the config, or tried through one).
+- `limiter`: a provider instance or a target with `max_concurrency` (portway-routing's queueing).
 - `plugin`, `hook`: installed plugins and the request-path hooks they implement.
 
 ## Several workers

@@ -30,8 +30,7 @@ class Family:
     multiprocess: str = "livesum"
     #: Where the value comes from: ``request`` (each finished request), ``sampled``
     #: (read from the gateway and plugins when scraped, and every ``sample_interval``
-    #: with several workers), ``static`` (set at start-up), ``future`` (zero until the
-    #: feature it measures lands; see docs/metrics.md).
+    #: with several workers), ``static`` (set at start-up).
     source: str = "request"
 
 
@@ -110,13 +109,21 @@ FAMILIES: tuple[Family, ...] = (
       "several workers, how many workers see it so", source="sampled"),
     F("portway_breaker_trips", "counter", ("target",),
       "Times a target's breaker opened", source="sampled"),
-    # -- queueing (zero until the gateway queues requests) -------------------------------------
-    F("portway_queue_depth", "gauge", ("model",),
-      "Requests waiting for a slot (zero until request queueing lands)", source="future"),
-    F("portway_queue_wait_seconds", "histogram", ("model",),
-      "Time requests waited in the queue (empty until request queueing lands)", LATENCY, source="future"),
-    F("portway_queue_rejections", "counter", ("model",),
-      "Requests refused because the queue was full (zero until request queueing lands)", source="future"),
+    # -- concurrency limits and their queues (portway-routing: max_concurrency, routing.queue) -------
+    F("portway_concurrency_limit", "gauge", ("limiter",),
+      "max_concurrency of each limited provider instance or target (per worker)", source="sampled"),
+    F("portway_concurrency_in_use", "gauge", ("limiter",),
+      "Requests holding one of a limiter's slots now", source="sampled"),
+    F("portway_queue_depth", "gauge", ("limiter",),
+      "Requests waiting for a limiter's slot now", source="sampled"),
+    F("portway_queue_wait_seconds", "counter", ("limiter",),
+      "Seconds waited for a slot by requests that got one (divide by portway_queue_waited_requests_total "
+      "for the mean wait)", source="sampled"),
+    F("portway_queue_waited_requests", "counter", ("limiter",),
+      "Requests that waited for a slot and got one", source="sampled"),
+    F("portway_queue_rejections", "counter", ("limiter",),
+      "Requests refused a slot (the queue was full, or the wait passed routing.queue.timeout): a 429",
+      source="sampled"),
     # -- cache and guardrails ------------------------------------------------------------------------
     F("portway_cache_requests", "counter", ("endpoint", "result"),
       "Requests by what the response cache did (hit, semantic-hit, miss, bypass)"),

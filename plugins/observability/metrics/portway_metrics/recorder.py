@@ -184,6 +184,8 @@ class Metrics:
         #: Model names that may stand as a label (everything else is 'other').
         self.model_names = self._model_names(gateway)
         self._last: dict[Any, float] = {}  # sampled counters: the value last added
+        #: Whether portway-routing serves this gateway (its breakers and queues are read).
+        self._routing = any(info.name == "routing" and info.enabled and not info.error for info in gateway.plugins)
         self._static(gateway)
 
     # -- labels --------------------------------------------------------------------------
@@ -375,7 +377,9 @@ class Metrics:
             in_use = limit - slots._value if slots is not None else 0  # asyncio.Semaphore's free slots
             m["portway_upstream_connections_in_use"].labels(name).set(in_use)
             m["portway_upstream_streams_draining"].labels(name).set(len(getattr(http, "_drains", ())))
-        self._breakers(gateway)
+        if self._routing:
+            self._breakers(gateway)
+            self._queues(gateway)
         self._log_sink(gateway)
 
     def _breakers(self, gateway: Any) -> None:
@@ -391,6 +395,24 @@ class Metrics:
             for name in _BREAKER_STATES:
                 state.labels(target, name).set(1 if breaker.state == name else 0)
             self._add(("trips", target), breaker.trips, self.m["portway_breaker_trips"].labels(target))
+
+    def _queues(self, gateway: Any) -> None:
+        """portway-routing's limiters (``state_of(gateway)[1]``: a provider's or a
+        target's ``max_concurrency`` and who waits for a slot)."""
+        try:
+            from portway_routing import state_of
+        except ImportError:
+            return
+        limiters = state_of(gateway)[1]
+        m = self.m
+        for limiter in (*limiters.by_target.values(), *limiters.by_provider.values()):
+            name = limiter.name
+            m["portway_concurrency_limit"].labels(name).set(limiter.limit)
+            m["portway_concurrency_in_use"].labels(name).set(limiter.active)
+            m["portway_queue_depth"].labels(name).set(limiter.waiting)
+            self._add(("waited", name), limiter.waited, m["portway_queue_wait_seconds"].labels(name))
+            self._add(("admitted", name), limiter.admitted_after_wait, m["portway_queue_waited_requests"].labels(name))
+            self._add(("shed", name), limiter.shed, m["portway_queue_rejections"].labels(name))
 
     def _log_sink(self, gateway: Any) -> None:
         """The request log's figures, through its documented interface

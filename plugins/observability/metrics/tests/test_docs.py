@@ -32,5 +32,5 @@ def test_the_table_is_exactly_what_the_registry_exposes() -> None:
     # Only labels whose values come from the config or the code (docs/metrics.md, "Labels"): never a
     # request id, a key, or a name as the client sent it.
     bounded = {"endpoint", "model", "provider", "status", "kind", "stream", "target", "state", "plugin", "hook",
-               "result", "check", "action", "stage", "reason", "version"}
+               "result", "check", "action", "stage", "reason", "version", "limiter"}
     assert {label for family in FAMILIES for label in family.labels} <= bounded

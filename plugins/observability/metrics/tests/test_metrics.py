@@ -5,6 +5,7 @@ families say of it, checked against what the clients themselves saw."""
 from __future__ import annotations
 
 import threading
+import time
 from typing import Any
 
 import anthropic
@@ -13,11 +14,11 @@ import openai
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from portway import hookimpl
+from portway import hookimpl, serialization
 from portway.errors import PortwayError
 from portway.testing import FakeUpstream
 from portway.testing.gateway import GatewayServer
-from portway.testing.upstream import json_reply
+from portway.testing.upstream import Gate, Reply, json_reply
 
 MASTER = "pw-master-metrics-0123"
 HI = [{"role": "user", "content": "hello there gateway"}]
@@ -268,3 +269,48 @@ def test_cache_results_and_guardrail_verdicts() -> None:
     assert value(samples, "portway_guardrail_verdicts_total", check="no-secrets", action="block", stage="input") == 1
     assert value(samples, "portway_guardrail_blocked_requests_total", endpoint="chat.completions") == 1
     assert value(samples, "portway_request_errors_total", endpoint="chat.completions", kind="content_filter") == 1
+
+
+def test_concurrency_limits_and_their_queue() -> None:
+    body = serialization.dumps({
+        "id": "c", "object": "chat.completion", "created": 1, "model": "m",
+        "choices": [{"index": 0, "message": {"role": "assistant", "content": "ok"}, "finish_reason": "stop"}],
+        "usage": {"prompt_tokens": 3, "completion_tokens": 1, "total_tokens": 4}})
+    gate = Gate()
+    with FakeUpstream() as upstream:
+        upstream.add("/v1/chat/completions", Reply(chunks=[gate, body]), json_reply(serialization.loads(body)))
+        config = {"providers": {"oai": {"type": "openai", "api_key": "sk-x", "base_url": upstream.url + "/v1",
+                                        "max_concurrency": 1}},
+                  "models": {"m": {"target": {"provider": "oai", "model": "m"}}},
+                  "routing": {"queue": {"max_waiting": 1, "timeout": "20s"}}}
+        with GatewayServer(config) as server:
+            client = server.openai_client()
+            results: list[Any] = []
+
+            def ask() -> None:
+                results.append(client.chat.completions.create(model="m", messages=HI).choices[0].message.content)
+
+            first, second = threading.Thread(target=ask), threading.Thread(target=ask)
+            first.start()
+            gate.wait_reached()  # the first request holds the only slot
+            second.start()
+            deadline = time.monotonic() + 10
+            while value(scrape(server), "portway_queue_depth", limiter="oai") != 1:  # the second one waits
+                assert time.monotonic() < deadline, "the second request never queued"
+                time.sleep(0.01)
+            during = scrape(server)
+            with pytest.raises(openai.RateLimitError):  # the queue is full: refused at once
+                client.chat.completions.create(model="m", messages=HI)
+            gate.open()
+            first.join()
+            second.join()
+            after = scrape(server)
+    assert results == ["ok", "ok"]
+    assert value(during, "portway_concurrency_in_use", limiter="oai") == 1
+    assert value(during, "portway_concurrency_limit", limiter="oai") == 1
+    assert value(after, "portway_queue_depth", limiter="oai") == 0
+    assert value(after, "portway_concurrency_in_use", limiter="oai") == 0
+    assert value(after, "portway_queue_waited_requests_total", limiter="oai") == 1
+    assert value(after, "portway_queue_wait_seconds_total", limiter="oai") > 0
+    assert value(after, "portway_queue_rejections_total", limiter="oai") == 1
+    assert value(after, "portway_request_errors_total", endpoint="chat.completions", kind="rate_limit") == 1
