@@ -201,3 +201,20 @@ def test_without_an_sdk_the_clients_traceparent_is_forwarded_unchanged(upstream:
         assert memory_of(server.gateway) is None
     assert forwarded == TRACEPARENT
     assert untraced is None
+
+
+def test_embeddings_are_their_own_operation(upstream: FakeUpstream) -> None:
+    upstream.add("/v1/embeddings", json_reply({
+        "object": "list", "model": "text-embedding-3-small",
+        "data": [{"object": "embedding", "index": 0, "embedding": [0.1, 0.2, 0.3]}],
+        "usage": {"prompt_tokens": 5, "total_tokens": 5}}))
+    with GatewayServer(config(upstream)) as server:
+        server.openai_client().embeddings.create(model="oai/text-embedding-3-small", input="hello",
+                                                 encoding_format="float")
+        found = spans(server)
+    server_span, client_span = one(found, SpanKind.SERVER), one(found, SpanKind.CLIENT)
+    assert server_span.name == "embeddings oai/text-embedding-3-small"
+    assert client_span.name == "embeddings text-embedding-3-small"
+    assert client_span.attributes["gen_ai.operation.name"] == "embeddings"
+    assert client_span.attributes["gen_ai.usage.input_tokens"] == 5
+    assert "gen_ai.usage.output_tokens" not in client_span.attributes
