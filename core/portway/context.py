@@ -87,6 +87,11 @@ class RequestContext:
     #: (a :class:`portway.native.NativeRequest`; ``None`` for OpenAI clients).
     #: Hooks read and change ``body``; the pass-through carries what they did.
     native: Any = None
+    #: Set by a ``pre_request`` hook that holds streamed text back and
+    #: releases it in later chunks (a guardrail's window): a native
+    #: pass-through stream cannot carry text moved across its events, so the
+    #: stream then takes the canonical path (translated for the client).
+    canonical_stream: bool = False
 
     @property
     def body(self) -> dict[str, Any]:

@@ -77,6 +77,11 @@ class Gateway:
         # A plugin failing to register is logged and counted; the others still load.
         self.hooks.each_sync("register_providers", register=self._register_provider_type)
         self._load_plugin_config()
+        # Plugins whose request-path hooks depend on their config add them now, before anything
+        # below asks which hooks are implemented.
+        self.hooks.each_sync("register_request_hooks", contain=False, gateway=self,
+                             register=lambda name, obj: self.pm.register(obj, name=name))
+        self.hooks.refresh()
 
         provider_configs = dict(config.providers)
         if auto_providers:
@@ -448,7 +453,7 @@ class Gateway:
         while True:
             target = await self._select(ctx, candidates)
             native = native_request_for(ctx, target)
-            if native is not None and self._post_chunk and not native.format.patches_streams:
+            if native is not None and self._post_chunk and (ctx.canonical_stream or not native.format.patches_streams):
                 native = None  # hooks watch the chunks and this format cannot carry their changes
             body = native.format.upstream_body(native, ctx, target) if native is not None else None
             if body is None:

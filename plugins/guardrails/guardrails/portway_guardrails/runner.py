@@ -1,0 +1,349 @@
+"""Running the configured checks on one request.
+
+One :class:`Guardrails` per gateway, made at start-up from the validated
+``guardrails:`` section and registered as a plugin object (so its hooks
+exist only when checks are configured).  Per request, the checks that apply
+are the section's ``default``, the alias's ``guardrails`` and the client's
+``x-portway-guardrails`` header, in that order, each once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from portway import hookimpl
+from portway.config import ConfigError, validate_section
+from portway.errors import PortwayError
+from portway.guardrails import Check, Match, Stage, StreamWindow, apply_redactions, header, verdict
+
+HEADER = "x-portway-guardrails"
+#: Where a request's guardrail state is kept in ``ctx.metadata``.
+STATE = "guardrails"
+
+
+def denied(check: Check, stage: Stage, matches: list[Match]) -> PortwayError:
+    """The client's error: names the check and says why, never quoting the text."""
+    first = matches[0]
+    why = first.reason or f"found {','.join(sorted({m.category for m in matches}))}"
+    return PortwayError(f"guardrail {check.name!r} ({check.type}) denied the {stage}: {why}",
+                        kind="content_filter", code="guardrail_denied")
+
+
+@dataclass(slots=True)
+class _Request:
+    """What one request's output checks need."""
+
+    span: list[Check]
+    text: list[Check]
+    #: One window per choice index (streams).
+    windows: dict[int, StreamWindow] = field(default_factory=dict)
+    #: Whole streamed text per choice, for text checks at the end.
+    texts: dict[int, list[str]] = field(default_factory=dict)
+    #: Verdicts of streamed output, per check name (updated as matches settle).
+    stream_verdicts: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+
+class Guardrails:
+    """The request-path hooks of the guardrail framework."""
+
+    def __init__(self, checks: dict[str, Check], default: list[str], window: int, parallel: bool) -> None:
+        self.checks = checks
+        self.default = default
+        self.window = window
+        self.parallel = parallel
+
+    @classmethod
+    def from_config(cls, gateway: Any, config: Any) -> Guardrails:
+        source = gateway.config.source
+        types: dict[str, type[Check]] = {}
+
+        def register(check_type: type[Check]) -> None:
+            if not check_type.type:
+                raise ConfigError(f"guardrail class {check_type.__qualname__} has no 'type'")
+            types[check_type.type] = check_type
+
+        gateway.hooks.each_sync("register_guardrails", contain=False, register=register)
+        checks: dict[str, Check] = {}
+        problems: list[str] = []
+        for name, raw in config.checks.items():
+            where = f"guardrails.checks.{name}"
+            kind = raw.get("type") if isinstance(raw, dict) else None
+            if not isinstance(kind, str):
+                problems.append(f"{source}: {where}.type: required (one of {', '.join(sorted(types)) or 'none'})")
+                continue
+            check_type = types.get(kind)
+            if check_type is None:
+                problems.append(f"{source}: {where}.type: unknown guardrail type {kind!r} (installed: "
+                                f"{', '.join(sorted(types)) or 'none'}; the built-ins come with "
+                                f"portway-guardrails-basic, -pii, -webhook and -moderation)")
+                continue
+            try:
+                settings = validate_section(check_type.config_model, raw, source, where)
+            except ConfigError as exc:
+                problems.append(str(exc))
+                continue
+            if settings.action == "redact" and check_type.scope != "span":  # type: ignore[attr-defined]
+                problems.append(f"{source}: {where}.action: a {kind} check judges the whole "
+                                f"{'request' if check_type.scope == 'request' else 'text'}; it can deny or "
+                                f"flag, not redact")
+            wrong = [stage for stage in settings.on if stage not in check_type.stages]  # type: ignore[attr-defined]
+            if wrong:
+                problems.append(f"{source}: {where}.on: a {kind} check runs on {', '.join(check_type.stages)} only")
+            checks[name] = check_type(name, settings)
+        for i, name in enumerate(config.default):
+            if name not in config.checks:
+                problems.append(f"{source}: guardrails.default[{i}]: no check named {name!r} "
+                                f"(configured: {', '.join(config.checks) or 'none'})")
+        for alias, names in _alias_guardrails(gateway):
+            for name in names:
+                if name not in config.checks:
+                    problems.append(f"{source}: models.{alias}.guardrails: no check named {name!r} "
+                                    f"(configured: {', '.join(config.checks) or 'none'})")
+        if problems:
+            raise ConfigError(*problems)
+        return cls(checks, list(dict.fromkeys(config.default)), config.stream_window, config.parallel)
+
+    # -- lifecycle ---------------------------------------------------------------
+
+    @hookimpl
+    async def startup(self, gateway: Any) -> None:
+        for check in self.checks.values():
+            await check.start(gateway)
+
+    @hookimpl
+    async def shutdown(self, gateway: Any) -> None:
+        for check in self.checks.values():
+            await check.close()
+
+    # -- which checks ------------------------------------------------------------------
+
+    def selected(self, ctx: Any) -> list[Check]:
+        names = list(self.default)
+        option = ctx.alias_option("guardrails")
+        if option is not None:
+            names += option.root
+        asked = ctx.headers.get(HEADER)
+        if asked:
+            for name in (n.strip() for n in asked.split(",")):
+                if not name:
+                    continue
+                if name not in self.checks:
+                    raise PortwayError(f"{HEADER} names {name!r}, which is not a configured guardrail "
+                                       f"(configured: {', '.join(self.checks)})", kind="bad_request",
+                                       code="unknown_guardrail")
+                names.append(name)
+        return [self.checks[name] for name in dict.fromkeys(names)]
+
+    # -- input -------------------------------------------------------------------
+
+    @hookimpl(tryfirst=True)
+    async def pre_request(self, ctx: Any) -> None:
+        checks = self.selected(ctx)
+        if not checks:
+            return
+        inputs = [c for c in checks if "input" in c.config.on]
+        outputs = [c for c in checks if "output" in c.config.on]
+        if outputs:
+            state = _Request([c for c in outputs if c.scope == "span"], [c for c in outputs if c.scope == "text"])
+            ctx.metadata[STATE] = state
+            if ctx.stream and state.span:
+                ctx.canonical_stream = True  # text is held and released in later chunks
+        if inputs:
+            await self._input(ctx, inputs)
+
+    async def _input(self, ctx: Any, checks: list[Check]) -> None:
+        segments = input_segments(ctx.body)
+        texts = [holder[key] for holder, key in segments]
+        whole = "\n".join(texts)
+        # Remote checks start first and run while the local ones are scanned (local checks are
+        # synchronous and cheap; a task each would cost more than the scan).
+        remote = {c.name: asyncio.ensure_future(_timed(c.check(whole, ctx, "input")))
+                  for c in checks if c.remote}
+        results: list[tuple[Check, list[Match], list[list[Match]] | None, float]] = []
+        try:
+            for check in checks:
+                if check.remote:
+                    continue
+                started = time.perf_counter()
+                if check.scope == "span":
+                    per_segment = [check.scan(text) for text in texts]
+                    found = [m for ms in per_segment for m in ms]
+                    results.append((check, found, per_segment, time.perf_counter() - started))
+                else:
+                    found = await check.check("" if check.scope == "request" else whole, ctx, "input")
+                    results.append((check, found, None, time.perf_counter() - started))
+            for check in checks:
+                if check.remote:
+                    found, seconds = await remote[check.name]
+                    results.append((check, found, None, seconds))
+        finally:
+            for task in remote.values():
+                task.cancel()
+        denial: PortwayError | None = None
+        redactions: list[list[Match]] = [[] for _ in segments]
+        for check, found, per_segment, seconds in results:
+            if not found:
+                continue
+            self._record(ctx, verdict(check, "input", found, seconds))
+            action = check.config.action
+            if action == "deny" and denial is None:
+                denial = denied(check, "input", found)
+            elif action == "redact" and per_segment is not None:
+                for i, matches in enumerate(per_segment):
+                    redactions[i] += matches
+        if denial is not None:
+            raise denial
+        for (holder, key), matches in zip(segments, redactions, strict=True):
+            if matches:
+                holder[key] = apply_redactions(holder[key], matches)
+
+    def _record(self, ctx: Any, record: dict[str, Any]) -> None:
+        ctx.verdicts.append(record)
+        ctx.response_headers[HEADER] = header(ctx.verdicts)
+
+    # -- output, not streamed ------------------------------------------------------
+
+    @hookimpl(tryfirst=True)
+    async def post_response(self, ctx: Any, response: dict[str, Any]) -> None:
+        state: _Request | None = ctx.metadata.get(STATE)
+        if state is None or ctx.stream:
+            return  # a stream's output was checked as it went
+        denial: PortwayError | None = None
+        for choice in response.get("choices") or ():
+            message = choice.get("message") or {}
+            text = message.get("content")
+            if not isinstance(text, str):
+                continue
+            redact: list[Match] = []
+            for check in state.span + state.text:
+                started = time.perf_counter()
+                found = await check.check(text, ctx, "output")
+                if not found:
+                    continue
+                self._record(ctx, verdict(check, "output", found, time.perf_counter() - started))
+                if check.config.action == "deny" and denial is None:
+                    denial = denied(check, "output", found)
+                elif check.config.action == "redact":
+                    redact += found
+            if redact:
+                message["content"] = apply_redactions(text, redact)
+        if denial is not None:
+            raise denial
+
+    # -- output, streamed ---------------------------------------------------------------
+
+    @hookimpl(tryfirst=True)
+    async def post_chunk(self, ctx: Any, chunk: dict[str, Any]) -> Any:
+        state: _Request | None = ctx.metadata.get(STATE)
+        if state is None:
+            return None
+        keep = False
+        for choice in chunk.get("choices") or ():
+            index = choice.get("index", 0)
+            delta = choice.get("delta")
+            if not isinstance(delta, dict):
+                keep = True
+                continue
+            piece = delta.get("content")
+            piece = piece if isinstance(piece, str) else ""
+            # Anything else in the chunk (the end, a tool call, the role) releases what is held first.
+            final = bool(choice.get("finish_reason")) or any(k not in ("content", "role") for k in delta) \
+                or "role" in delta and not piece
+            if state.text and piece:
+                state.texts.setdefault(index, []).append(piece)
+            out = self._window(ctx, state, index).feed(piece, final) if state.span else piece
+            if choice.get("finish_reason") and state.text:
+                await self._whole_text(ctx, state, "".join(state.texts.pop(index, [])))
+            if out:
+                delta["content"] = out
+                keep = True
+            else:
+                delta.pop("content", None)
+                if delta or choice.get("finish_reason") or choice.get("logprobs"):
+                    keep = True
+                    if "role" in delta:
+                        delta["content"] = ""
+        if choice_less(chunk):
+            return None
+        return None if keep else False
+
+    def _window(self, ctx: Any, state: _Request, index: int) -> StreamWindow:
+        window = state.windows.get(index)
+        if window is None:
+            window = StreamWindow(state.span, self.window, lambda check, matches: self._stream_match(
+                ctx, state, window, check, matches))
+            state.windows[index] = window
+        return window
+
+    def _stream_match(self, ctx: Any, state: _Request, window: StreamWindow | None, check: Check,
+                      matches: list[Match]) -> bool:
+        seconds = window.seconds.get(check.name, 0.0) if window is not None else 0.0
+        record = state.stream_verdicts.get(check.name)
+        if record is None:
+            record = verdict(check, "output", matches, seconds)
+            state.stream_verdicts[check.name] = record
+            ctx.verdicts.append(record)
+        else:
+            categories = set(record["category"].split(",")) | {m.category for m in matches}
+            record.update(category=",".join(sorted(categories)), count=record["count"] + len(matches),
+                          duration_ms=round(seconds * 1000, 3))
+        if check.config.action == "deny":
+            raise denied(check, "output", matches)
+        return check.config.action == "redact"
+
+    async def _whole_text(self, ctx: Any, state: _Request, text: str) -> None:
+        for check in state.text:
+            started = time.perf_counter()
+            found = await check.check(text, ctx, "output")
+            if found:
+                ctx.verdicts.append(verdict(check, "output", found, time.perf_counter() - started))
+                if check.config.action == "deny":
+                    raise denied(check, "output", found)
+
+
+def choice_less(chunk: dict[str, Any]) -> bool:
+    """A chunk with no choices (the usage chunk): never held or dropped here."""
+    return not chunk.get("choices")
+
+
+async def _timed(work: Any) -> tuple[list[Match], float]:
+    started = time.perf_counter()
+    found = await work
+    return found, time.perf_counter() - started
+
+
+def input_segments(body: dict[str, Any]) -> list[tuple[Any, Any]]:
+    """Every text of the request a check reads, as (holder, key) so that a
+    redaction can write it back: the content of system, developer, user and
+    tool messages (a string, or the text parts of a list), and an embeddings
+    request's ``input``.  The assistant's own earlier turns are not input."""
+    out: list[tuple[Any, Any]] = []
+    for message in body.get("messages") or ():
+        if not isinstance(message, dict) or message.get("role") == "assistant":
+            continue
+        content = message.get("content")
+        if isinstance(content, str):
+            out.append((message, "content"))
+        elif isinstance(content, list):
+            for part in content:
+                if isinstance(part, dict) and part.get("type") == "text" and isinstance(part.get("text"), str):
+                    out.append((part, "text"))
+    given = body.get("input")
+    if isinstance(given, str):
+        out.append((body, "input"))
+    elif isinstance(given, list):
+        out += [(given, i) for i, item in enumerate(given) if isinstance(item, str)]
+    return out
+
+
+def _alias_guardrails(gateway: Any) -> list[tuple[str, list[str]]]:
+    """(alias, check names) for every alias that sets ``guardrails``."""
+    out = []
+    for alias, model in gateway.config.models.items():
+        option = model.option("guardrails") if hasattr(model, "option") else None
+        if option is not None:
+            out.append((alias, list(option.root)))
+    return out
