@@ -77,11 +77,6 @@ class Gateway:
         # A plugin failing to register is logged and counted; the others still load.
         self.hooks.each_sync("register_providers", register=self._register_provider_type)
         self._load_plugin_config()
-        # Plugins whose request-path hooks depend on their config add them now, before anything
-        # below asks which hooks are implemented.
-        self.hooks.each_sync("register_request_hooks", contain=False, gateway=self,
-                             register=lambda name, obj: self.pm.register(obj, name=name))
-        self.hooks.refresh()
 
         provider_configs = dict(config.providers)
         if auto_providers:
@@ -130,6 +125,11 @@ class Gateway:
         self.master_key: str | None = key.get_secret_value() if key is not None else None
         #: What clients' keys are compared with, byte for byte (see endpoints.common.check_key).
         self.master_key_bytes: bytes | None = self.master_key.encode("utf-8") if self.master_key else None
+        # Plugins whose request-path hooks depend on their config add them now, before anything
+        # below asks which hooks are implemented.
+        self.hooks.each_sync("register_request_hooks", contain=False, gateway=self,
+                             register=lambda name, obj: self.pm.register(obj, name=name))
+        self.hooks.refresh()
         self._post_chunk = self.hooks.implemented("post_chunk")
         self._post_response = self.hooks.implemented("post_response")
         self._pre_request = self.hooks.implemented("pre_request")

@@ -223,15 +223,16 @@ _CODE_LINE = (
     r"#include\s*[<\"]|(?:public|private|protected|static)\s+[\w<>\[\]]+\s+\w+\s*\(|"
     r"(?:function|func|fn)\s+\w+\s*\(|(?:const|let|var)\s+\w+\s*=|"
     r"(?:SELECT|INSERT\s+INTO|UPDATE|DELETE\s+FROM|CREATE\s+TABLE)\b.*\b(?:FROM|VALUES|SET|WHERE|\()|"
-    r"<\s*(?:script|html|div|\?php)\b|.*[;{}]\s*$|(?:if|for|while)\s*\(.*\)\s*\{?\s*$|"
+    r"(?:return|raise|yield|throw)\b[^.!?]*$|print\(|echo\s|<\s*(?:script|html|div|\?php)\b|.*[;{}]\s*$|(?:if|for|while)\s*\(.*\)\s*\{?\s*$|"
     r"(?:sudo\s+)?(?:rm|curl|wget|chmod|pip|npm)\s+-{1,2}\w)"
 )
 _CODE_LINES = re.compile(rf"(?:^{_CODE_LINE}[^\n]*(?:\n|\Z)){{2,}}", re.MULTILINE)
 
 
 class CodeConfig(CheckConfig):
-    #: What counts: fenced blocks (```), and runs of ``min_lines`` or more lines that look like code.
+    #: Fenced blocks (```) count.
     fenced: bool = True
+    #: Runs of two or more lines that look like code count.
     lines: bool = True
 
 

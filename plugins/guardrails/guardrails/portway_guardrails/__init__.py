@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, RootModel
+from pydantic import BaseModel, ConfigDict, Field
 
 from portway import hookimpl
 
@@ -35,10 +35,6 @@ class GuardrailsConfig(BaseModel):
     parallel: bool = False
 
 
-class AliasGuardrails(RootModel[list[str]]):
-    """``models.<alias>.guardrails``: names of configured checks added for the alias."""
-
-
 @hookimpl
 def register_config(register: Any) -> None:
     register("guardrails", GuardrailsConfig)
@@ -46,7 +42,8 @@ def register_config(register: Any) -> None:
 
 @hookimpl
 def register_alias_keys(register: Any) -> None:
-    register("guardrails", AliasGuardrails)
+    # models.<alias>.guardrails: names of configured checks added for the alias.
+    register("guardrails", list[str])
 
 
 @hookimpl

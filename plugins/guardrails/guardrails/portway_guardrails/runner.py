@@ -124,7 +124,7 @@ class Guardrails:
         names = list(self.default)
         option = ctx.alias_option("guardrails")
         if option is not None:
-            names += option.root
+            names += option
         asked = ctx.headers.get(HEADER)
         if asked:
             for name in (n.strip() for n in asked.split(",")):
@@ -341,9 +341,5 @@ def input_segments(body: dict[str, Any]) -> list[tuple[Any, Any]]:
 
 def _alias_guardrails(gateway: Any) -> list[tuple[str, list[str]]]:
     """(alias, check names) for every alias that sets ``guardrails``."""
-    out = []
-    for alias, model in gateway.config.models.items():
-        option = model.option("guardrails") if hasattr(model, "option") else None
-        if option is not None:
-            out.append((alias, list(option.root)))
-    return out
+    return [(alias, list(route.options["guardrails"])) for alias, route in gateway.aliases.items()
+            if route.options.get("guardrails") is not None]
