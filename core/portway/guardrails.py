@@ -94,9 +94,13 @@ class Check:
         request checks, which read ``ctx``).  Default: :meth:`scan`."""
         return self.scan(text)
 
+    def configure(self, gateway: Any) -> None:
+        """Once at start-up, with the gateway built: look up what the check
+        uses (a configured provider: ``gateway.providers[name]``), and raise
+        :class:`portway.config.ConfigError` naming the key if it cannot work."""
+
     async def start(self, gateway: Any) -> None:
-        """Open what the check needs (an HTTP client, a configured provider:
-        ``gateway.providers[name]``), once at start-up."""
+        """Open what the check needs (an HTTP client), once, when the server starts."""
 
     async def close(self) -> None:
         """Close what :meth:`start` opened."""

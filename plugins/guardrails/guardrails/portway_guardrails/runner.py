@@ -92,7 +92,12 @@ class Guardrails:
             wrong = [stage for stage in settings.on if stage not in check_type.stages]  # type: ignore[attr-defined]
             if wrong:
                 problems.append(f"{source}: {where}.on: a {kind} check runs on {', '.join(check_type.stages)} only")
-            checks[name] = check_type(name, settings)
+            check = check_type(name, settings)
+            try:
+                check.configure(gateway)
+            except ConfigError as exc:
+                problems.append(str(exc))
+            checks[name] = check
         for i, name in enumerate(config.default):
             if name not in config.checks:
                 problems.append(f"{source}: guardrails.default[{i}]: no check named {name!r} "

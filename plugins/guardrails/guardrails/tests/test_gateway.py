@@ -134,7 +134,7 @@ def test_input_redaction_reaches_an_anthropic_upstream_through_the_pass_through(
     body = upstream.last.json()
     assert EMAIL not in upstream.last.body.decode()
     assert body["system"] == "owner: [REDACTED:email]"
-    assert body["messages"][0]["content"][0]["text"] == "hi, I am [REDACTED:email]"
+    assert sent_text(upstream.last) == "owner: [REDACTED:email]\nhi, I am [REDACTED:email]"
     assert verdicts(raw.headers) == "pii=redact:email@input"
 
 

@@ -36,7 +36,7 @@ class ModerationCheck(RemoteCheck):
         super().__init__(name, config)
         self.provider: Any = None
 
-    async def start(self, gateway: Any) -> None:
+    def configure(self, gateway: Any) -> None:
         config: ModerationConfig = self.config  # type: ignore[assignment]
         self.provider = gateway.providers.get(config.provider)
         if self.provider is None:
