@@ -213,18 +213,20 @@ class MetadataConfig(CheckConfig):
     keys: list[str] = Field(default_factory=list)
     #: Request headers that must be present, non-empty.
     headers: list[str] = Field(default_factory=list)
+    #: Keys the client's ``x-portway-metadata`` tags must have, non-empty.
+    tags: list[str] = Field(default_factory=list)
 
     @model_validator(mode="after")
     def _something(self) -> MetadataConfig:
-        if not self.keys and not self.headers:
-            raise ValueError("set keys or headers")
+        if not self.keys and not self.headers and not self.tags:
+            raise ValueError("set keys, headers or tags")
         return self
 
 
 class MetadataCheck(Check):
     """Required metadata: keys of the request's ``metadata`` object (OpenAI's;
-    an Anthropic request's ``metadata.user_id`` arrives as ``user``) and
-    request headers (``x-team``)."""
+    an Anthropic request's ``metadata.user_id`` arrives as ``user``), request
+    headers (``x-team``) and the client's ``x-portway-metadata`` tags."""
 
     type = "metadata"
     config_model = MetadataConfig
@@ -239,6 +241,8 @@ class MetadataCheck(Check):
             metadata = {**metadata, "user": ctx.body["user"]}
         missing = [k for k in config.keys if metadata.get(k) in (None, "")]
         missing += [f"header {h}" for h in config.headers if not ctx.headers.get(h.lower())]
+        tags = getattr(ctx, "tags", None) or {}
+        missing += [f"tag {t}" for t in config.tags if not tags.get(t)]
         if missing:
             return [Match(0, 0, "metadata", f"missing required metadata: {', '.join(missing)}")]
         return []

@@ -238,14 +238,16 @@ def test_models(config, model, hit):
     assert bool(run(make(ModelsCheck, ModelsConfig, **config), ctx)) is hit
 
 
-@pytest.mark.parametrize(("config", "body", "headers", "hit"), [
-    ({"keys": ["team"]}, {"metadata": {"team": "a"}}, {}, False),
-    ({"keys": ["team"]}, {"metadata": {"team": ""}}, {}, True),
-    ({"keys": ["team"]}, {}, {}, True),
-    ({"keys": ["user"]}, {"user": "u1"}, {}, False),
-    ({"headers": ["X-Team"]}, {}, {"x-team": "a"}, False),
-    ({"headers": ["X-Team"]}, {}, {}, True),
+@pytest.mark.parametrize(("config", "body", "headers", "tags", "hit"), [
+    ({"keys": ["team"]}, {"metadata": {"team": "a"}}, {}, {}, False),
+    ({"keys": ["team"]}, {"metadata": {"team": ""}}, {}, {}, True),
+    ({"keys": ["team"]}, {}, {}, {}, True),
+    ({"keys": ["user"]}, {"user": "u1"}, {}, {}, False),
+    ({"headers": ["X-Team"]}, {}, {"x-team": "a"}, {}, False),
+    ({"headers": ["X-Team"]}, {}, {}, {}, True),
+    ({"tags": ["team"]}, {}, {}, {"team": "search"}, False),
+    ({"tags": ["team"]}, {}, {}, {"other": "x"}, True),
 ])
-def test_metadata(config, body, headers, hit):
-    ctx = SimpleNamespace(body=body, headers=headers)
+def test_metadata(config, body, headers, tags, hit):
+    ctx = SimpleNamespace(body=body, headers=headers, tags=tags)
     assert bool(run(make(MetadataCheck, MetadataConfig, **config), ctx)) is hit

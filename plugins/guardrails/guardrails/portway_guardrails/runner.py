@@ -226,6 +226,13 @@ class Guardrails:
             for check in state.span + state.text:
                 started = time.perf_counter()
                 found = await check.check(text, ctx, "output")
+                if found and check.config.action == "deny" and getattr(check.config, "reask", False):
+                    self._record(ctx, {**verdict(check, "output", found, time.perf_counter() - started),
+                                       "action": "reask"})
+                    started = time.perf_counter()
+                    text = await self._reask(ctx, response, text, found)
+                    message["content"] = text
+                    found = await check.check(text, ctx, "output")
                 if not found:
                     continue
                 self._record(ctx, verdict(check, "output", found, time.perf_counter() - started))
@@ -237,6 +244,28 @@ class Guardrails:
                 message["content"] = apply_redactions(text, redact)
         if denial is not None:
             raise denial
+
+    @staticmethod
+    async def _reask(ctx: Any, response: dict[str, Any], text: str, found: list[Match]) -> str:
+        """Ask the model once more, on the same target, with its answer and
+        why it does not do; its usage is added to the response's."""
+        target = ctx.target
+        if target is None:
+            return text  # an answer no upstream gave (a cache hit): nothing to ask
+        body = ctx.gateway.upstream_body(ctx, target)
+        body["messages"] = [*body.get("messages", []), {"role": "assistant", "content": text}, {
+            "role": "user", "content": f"Your answer {found[0].reason}. Answer again with only the corrected JSON, "
+                                       "nothing else."}]
+        answer = await target.provider.chat(body, ctx)
+        usage, more = response.get("usage"), answer.get("usage")
+        if isinstance(usage, dict) and isinstance(more, dict):
+            for key in ("prompt_tokens", "completion_tokens", "total_tokens"):
+                if isinstance(usage.get(key), int) and isinstance(more.get(key), int):
+                    usage[key] += more[key]
+            ctx.usage = usage
+            ctx.gateway.price(ctx)
+        content = ((answer.get("choices") or [{}])[0].get("message") or {}).get("content")
+        return content if isinstance(content, str) else ""
 
     # -- output, streamed ---------------------------------------------------------------
 

@@ -397,3 +397,50 @@ def test_streamed_verdicts_are_on_the_context(upstream: FakeUpstream) -> None:
         ("pii", "redact", "email", "input", 1), ("pii", "redact", "email", "output", 1)]
     assert all(v["type"] == "pii" and v["duration_ms"] >= 0 for v in records)
     assert EMAIL not in json.dumps(records)
+
+
+# -- json-schema with a re-ask ------------------------------------------------------------------
+
+SCHEMA = {"type": "object", "required": ["answer"], "properties": {"answer": {"type": "integer"}}}
+
+
+def schema_config(upstream: FakeUpstream, reask: bool) -> dict[str, Any]:
+    cfg = config(upstream, [])
+    cfg["guardrails"]["checks"] = {**CHECKS, "shape": {"type": "json-schema", "schema": SCHEMA, "action": "deny",
+                                                       "on": ["output"], "reask": reask}}
+    cfg["guardrails"]["default"] = ["shape"]
+    return cfg
+
+
+def test_a_schema_failure_is_asked_again_once(upstream: FakeUpstream) -> None:
+    upstream.add(OAI, completion('{"answer": "four"}'), completion('{"answer": 4}'))
+    with GatewayServer(schema_config(upstream, True)) as server:
+        raw = server.openai_client().chat.completions.with_raw_response.create(
+            model="plain", messages=[{"role": "user", "content": "2+2 as JSON"}])
+    assert raw.parse().choices[0].message.content == '{"answer": 4}'
+    assert raw.parse().usage.total_tokens == 10  # both calls counted
+    assert len(upstream.requests) == 2
+    again = upstream.requests[1].json()["messages"]
+    assert again[-2] == {"role": "assistant", "content": '{"answer": "four"}'}
+    assert again[-1]["role"] == "user" and "/answer" in again[-1]["content"]
+    assert verdicts(raw.headers) == "shape=reask:schema@output"
+
+
+def test_a_second_failure_is_denied(upstream: FakeUpstream) -> None:
+    upstream.add(OAI, completion("not json"), completion('{"answer": "still no"}'))
+    with GatewayServer(schema_config(upstream, True)) as server:
+        with pytest.raises(openai.BadRequestError) as caught:
+            server.openai_client().chat.completions.create(
+                model="plain", messages=[{"role": "user", "content": "2+2 as JSON"}])
+    assert "guardrail 'shape'" in caught.value.message and "/answer" in caught.value.message
+    assert len(upstream.requests) == 2
+    assert verdicts(caught.value.response.headers) == "shape=reask:schema@output; shape=deny:schema@output"
+
+
+def test_without_reask_a_schema_failure_is_denied_at_once(upstream: FakeUpstream) -> None:
+    upstream.add(OAI, completion('{"answer": "four"}'))
+    with GatewayServer(schema_config(upstream, False)) as server:
+        with pytest.raises(openai.BadRequestError, match="guardrail 'shape'"):
+            server.openai_client().chat.completions.create(
+                model="plain", messages=[{"role": "user", "content": "2+2 as JSON"}])
+    assert len(upstream.requests) == 1
