@@ -179,3 +179,45 @@ def test_remote_checks_obey_timeout_and_policy(behaviour: Any, policy: str, cate
     assert [m.category for m in found] == categories
     if found:
         assert "fail-closed" in found[0].reason
+
+
+def test_register_request_hooks_adds_hooks_only_when_a_plugin_asks() -> None:
+    """A plugin whose request-path hooks depend on its config registers them at
+    start-up; unconfigured, it adds nothing to the request path."""
+    from pydantic import BaseModel
+
+    from portway import hookimpl
+    from portway.testing.gateway import GatewayServer
+
+    class Section(BaseModel):
+        answer: str | None = None
+
+    class Answering:
+        def __init__(self, text: str) -> None:
+            self.text = text
+
+        @hookimpl
+        def pre_request(self, ctx: Any) -> Any:
+            return {"id": "x", "object": "chat.completion", "created": 1, "model": ctx.model, "choices": [
+                {"index": 0, "message": {"role": "assistant", "content": self.text}, "finish_reason": "stop"}]}
+
+    class Plugin:
+        @hookimpl
+        def register_config(self, register: Any) -> None:
+            register("answering", Section)
+
+        @hookimpl
+        def register_request_hooks(self, gateway: Any, register: Any) -> None:
+            text = gateway.plugin_config["answering"].answer
+            if text is not None:
+                register("answering.hooks", Answering(text))
+
+    providers = {"providers": {"mock": {"type": "mock"}}}
+    with GatewayServer(providers, plugins=[("answering", Plugin())]) as server:
+        assert "answering.hooks" not in server.gateway.hooks.implementers("pre_request")
+        reply = server.openai_client().chat.completions.create(model="mock/echo", messages=[{"role": "user", "content": "hi"}])
+        assert reply.choices[0].message.content == "Mock reply to: hi"
+    with GatewayServer({**providers, "answering": {"answer": "from the hook"}}, plugins=[("answering", Plugin())]) as server:
+        assert "answering.hooks" in server.gateway.hooks.implementers("pre_request")
+        reply = server.openai_client().chat.completions.create(model="mock/echo", messages=[{"role": "user", "content": "hi"}])
+        assert reply.choices[0].message.content == "from the hook"

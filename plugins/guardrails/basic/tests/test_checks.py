@@ -6,8 +6,6 @@ import asyncio
 from types import SimpleNamespace
 
 import pytest
-from pydantic import ValidationError
-
 from portway_guardrails_basic.spans import (
     CodeCheck,
     CodeConfig,
@@ -34,6 +32,7 @@ from portway_guardrails_basic.whole import (
     ModelsCheck,
     ModelsConfig,
 )
+from pydantic import ValidationError
 
 
 def make(cls, config_cls, **config):

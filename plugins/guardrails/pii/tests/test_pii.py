@@ -7,7 +7,6 @@ import base64
 import json
 
 import pytest
-
 from portway_guardrails_pii.pii import PIICheck, PIIConfig, iban_valid, luhn
 from portway_guardrails_pii.secrets import SecretsCheck, SecretsConfig
 
