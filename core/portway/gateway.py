@@ -19,6 +19,7 @@ way; after it, the client already has a 200 and the error ends the stream.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import random
@@ -434,9 +435,31 @@ class Gateway:
                 ctx.native.snapshot(ctx.body)  # so that what hooks change is never bypassed
             answer = await self.hooks.first("pre_request", ctx=ctx)
             if answer is not None:
+                if ctx.gates:  # an answer no upstream gives still waits for what must pass first
+                    await self._gated(ctx, _no_work())
                 ctx.cached = True
                 return answer
         return None
+
+    @staticmethod
+    async def _gated(ctx: RequestContext, work: Any) -> Any:
+        """``work`` (an upstream call) run alongside ``ctx.gates``: its result
+        once every gate has passed; cancelled, and the gate's error raised
+        (as :class:`_GateFailed`, past the retry loop), when one fails."""
+        if not ctx.gates:
+            return await work
+        task = asyncio.ensure_future(work)
+        try:
+            await asyncio.gather(*ctx.gates)
+        except BaseException as exc:
+            task.cancel()
+            with contextlib.suppress(BaseException):
+                await task
+            if isinstance(exc, Exception):
+                raise _GateFailed(exc) from exc
+            raise
+        ctx.gates = []  # passed: a retry or fallback need not wait again
+        return await task
 
     # -- the request path ----------------------------------------------------------
 
@@ -478,8 +501,10 @@ class Gateway:
                         fmt = None
                         self._check_canonical(ctx)
                         call = getattr(target.provider, method)(self.upstream_body(ctx, target), ctx)
-                    response = await (call if limit is None else _within(limit, call, target, "no answer"))
+                    response = await self._gated(ctx, call if limit is None else _within(limit, call, target, "no answer"))
                     break
+                except _GateFailed as gate:
+                    raise gate.error from None
                 except PortwayError as error:
                     candidates = await self._recover(ctx, error, candidates)
                 except Exception as exc:
@@ -536,8 +561,12 @@ class Gateway:
                 # upstream that announces a role and then fails can still be
                 # retried or fallen back from, invisibly.
                 starting = _first_content(stream, first, is_preamble)
-                await (starting if first_limit is None else _within(first_limit, starting, target, "no first content"))
+                await self._gated(ctx, starting if first_limit is None else _within(first_limit, starting, target,
+                                                                                     "no first content"))
                 break
+            except _GateFailed as gate:
+                await stream.aclose()
+                raise gate.error from None
             except StopAsyncIteration:
                 if first:
                     break  # a stream that ended cleanly with nothing but its preamble
@@ -691,6 +720,8 @@ class Gateway:
     def finish(self, ctx: RequestContext) -> None:
         """The response is sent: hand the record to observability plugins."""
         ctx.finished_at = time.perf_counter()
+        for gate in ctx.gates:  # never awaited (the request failed before its upstream call)
+            gate.cancel()
         if ctx.cost is None:
             self.price(ctx)  # a stream's usage arrives with its end
         self.hooks.each_sync("request_finished", ctx=ctx)
@@ -780,6 +811,18 @@ def _is_preamble(chunk: dict[str, Any]) -> bool:
             if value and key != "role":
                 return False
     return True
+
+
+class _GateFailed(Exception):
+    """A gate's error on its way past the retry loop (it is no upstream failure)."""
+
+    def __init__(self, error: Exception) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
+async def _no_work() -> None:
+    return None
 
 
 async def _no_more() -> AsyncIterator[list[dict[str, Any]]]:

@@ -162,37 +162,24 @@ class Guardrails:
     async def _input(self, ctx: Any, checks: list[Check]) -> None:
         segments = input_segments(ctx.body)
         texts = [holder[key] for holder, key in segments]
-        whole = "\n".join(texts)
-        # Remote checks start first and run while the local ones are scanned (local checks are
-        # synchronous and cheap; a task each would cost more than the scan).
-        remote = {c.name: asyncio.ensure_future(_timed(c.check(whole, ctx, "input")))
-                  for c in checks if c.remote}
-        results: list[tuple[Check, list[Match], list[list[Match]] | None, float]] = []
-        try:
-            for check in checks:
-                if check.remote:
-                    continue
-                started = time.perf_counter()
-                if check.scope == "span":
-                    per_segment = [check.scan(text) for text in texts]
-                    found = [m for ms in per_segment for m in ms]
-                    results.append((check, found, per_segment, time.perf_counter() - started))
-                else:
-                    found = await check.check("" if check.scope == "request" else whole, ctx, "input")
-                    results.append((check, found, None, time.perf_counter() - started))
-            for check in checks:
-                if check.remote:
-                    found, seconds = await remote[check.name]
-                    results.append((check, found, None, seconds))
-        finally:
-            for task in remote.values():
-                task.cancel()
+        # Local checks first: synchronous and cheap (a task each would cost more than the scan), and
+        # what they redact is gone before any remote check (a webhook, a moderation endpoint) sees
+        # the text.  The remote checks then run concurrently with each other.
         denial: PortwayError | None = None
         redactions: list[list[Match]] = [[] for _ in segments]
-        for check, found, per_segment, seconds in results:
+        for check in checks:
+            if check.remote:
+                continue
+            started = time.perf_counter()
+            if check.scope == "span":
+                per_segment = [check.scan(text) for text in texts]
+                found = [m for ms in per_segment for m in ms]
+            else:
+                per_segment = None
+                found = await check.check("" if check.scope == "request" else "\n".join(texts), ctx, "input")
             if not found:
                 continue
-            self._record(ctx, verdict(check, "input", found, seconds))
+            self._record(ctx, verdict(check, "input", found, time.perf_counter() - started))
             action = check.config.action
             if action == "deny" and denial is None:
                 denial = denied(check, "input", found)
@@ -204,6 +191,32 @@ class Guardrails:
         for (holder, key), matches in zip(segments, redactions, strict=True):
             if matches:
                 holder[key] = apply_redactions(holder[key], matches)
+        remote = [c for c in checks if c.remote]
+        if not remote:
+            return
+        whole = "\n".join(holder[key] for holder, key in segments)
+        calls = [asyncio.ensure_future(_timed(c.check(whole, ctx, "input"))) for c in remote]
+        if self.parallel:
+            # The upstream call starts now; the gateway releases its answer only once this passes,
+            # and cancels it if this raises (ctx.gates).
+            ctx.gates.append(asyncio.ensure_future(self._remote_input(ctx, remote, calls)))
+        else:
+            await self._remote_input(ctx, remote, calls)
+
+    async def _remote_input(self, ctx: Any, checks: list[Check], calls: list[Any]) -> None:
+        try:
+            results = await asyncio.gather(*calls)
+        finally:
+            for call in calls:
+                call.cancel()
+        denial: PortwayError | None = None
+        for check, (found, seconds) in zip(checks, results, strict=True):
+            if found:
+                self._record(ctx, verdict(check, "input", found, seconds))
+                if check.config.action == "deny" and denial is None:
+                    denial = denied(check, "input", found)
+        if denial is not None:
+            raise denial
 
     def _record(self, ctx: Any, record: dict[str, Any]) -> None:
         ctx.verdicts.append(record)

@@ -128,3 +128,103 @@ def test_a_broken_answer_is_a_failure_and_the_policy_applies(upstream: FakeUpstr
             ask(server)
     with GatewayServer(config(upstream, service, on_failure="open")) as server:
         assert ask(server).parse().choices[0].message.content == "fine"
+
+
+# -- parallel: true ----------------------------------------------------------------------
+
+COMPLETION = b'{"id": "c", "object": "chat.completion", "created": 1, "model": "m", "choices": [{"index": 0, ' \
+             b'"message": {"role": "assistant", "content": "fine"}, "finish_reason": "stop"}]}'
+
+
+class Watching(Service):
+    """A service that answers only once the model's upstream has been called
+    (or says "match" after 5 s without it): proof the two ran together."""
+
+    def __init__(self, upstream_called: threading.Event, match: bool) -> None:
+        super().__init__()
+        self.upstream_called = upstream_called
+        self.match = match
+
+    async def check(self, request: Request) -> Response:
+        self.seen.append(await request.json())
+        for _ in range(500):
+            if self.upstream_called.is_set():
+                return JSONResponse({"match": self.match, "category": "late", "reason": "said no late"})
+            await asyncio.sleep(0.01)
+        return JSONResponse({"match": True, "category": "sequential", "reason": "the upstream was never called"})
+
+
+def parallel_setup(upstream: FakeUpstream, match: bool, hold: bool) -> tuple[Watching, threading.Event, Any]:
+    from portway.testing import Gate, Reply
+
+    called = threading.Event()
+    gate = Gate()
+
+    def answer(request: Any) -> Reply:
+        called.set()
+        if hold:  # the answer's body stays open until the test ends: a call in flight
+            return Reply(chunks=[COMPLETION[:20], gate, COMPLETION[20:]])
+        return Reply(body=COMPLETION)
+
+    upstream.add("/v1/chat/completions", answer)
+    return Watching(called, match), called, gate
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_parallel_starts_the_upstream_call_while_the_check_runs(upstream: FakeUpstream, stream: bool) -> None:
+    service, _, _ = parallel_setup(upstream, match=False, hold=False)
+    if stream:
+        from portway.testing import sse_reply
+
+        def chunk(delta: dict[str, Any], finish: str | None = None) -> dict[str, Any]:
+            return {"id": "c", "object": "chat.completion.chunk", "created": 1, "model": "m",
+                    "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]}
+
+        streamed = sse_reply([chunk({"role": "assistant", "content": ""}), chunk({"content": "fine"}),
+                              chunk({}, "stop")], done=True)
+        upstream.add("/v1/chat/completions", lambda request: (service.upstream_called.set(), streamed)[1])
+    service.server.start()
+    try:
+        cfg = config(upstream, service, timeout=30)
+        cfg["guardrails"]["parallel"] = True
+        with GatewayServer(cfg) as server:
+            client = server.openai_client(timeout=60)
+            if stream:
+                chunks = client.chat.completions.create(model="plain", stream=True,
+                                                        messages=[{"role": "user", "content": "hi"}])
+                assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices) == "fine"
+            else:
+                assert ask(server).parse().choices[0].message.content == "fine"
+    finally:
+        service.server.stop()
+    assert len(service.seen) == 1
+
+
+def test_parallel_cancels_the_upstream_call_on_a_deny(upstream: FakeUpstream) -> None:
+    service, called, gate = parallel_setup(upstream, match=True, hold=True)
+    service.server.start()
+    try:
+        cfg = config(upstream, service, timeout=30)
+        cfg["guardrails"]["parallel"] = True
+        with GatewayServer(cfg) as server:
+            with pytest.raises(openai.BadRequestError) as caught:
+                ask(server)
+            assert caught.value.code == "guardrail_denied" and "said no late" in caught.value.message
+            assert called.is_set()
+            # The gateway closed the call it had started: the fake saw the client go.
+            assert upstream.disconnected.wait(10)
+    finally:
+        gate.open()
+        service.server.stop()
+
+
+def test_without_parallel_the_upstream_waits_for_the_check(upstream: FakeUpstream) -> None:
+    service, called, _ = parallel_setup(upstream, match=False, hold=False)
+    service.server.start()
+    try:
+        with GatewayServer(config(upstream, service, timeout=30)) as server:
+            with pytest.raises(openai.BadRequestError, match="the upstream was never called"):
+                ask(server)
+    finally:
+        service.server.stop()
+    assert not called.is_set()
