@@ -444,3 +444,80 @@ def test_without_reask_a_schema_failure_is_denied_at_once(upstream: FakeUpstream
             server.openai_client().chat.completions.create(
                 model="plain", messages=[{"role": "user", "content": "2+2 as JSON"}])
     assert len(upstream.requests) == 1
+
+
+# -- streams: the rest ----------------------------------------------------------------------------
+
+
+def test_held_text_is_released_before_a_tool_call(upstream: FakeUpstream) -> None:
+    def chunk(delta: dict[str, Any], finish: str | None = None) -> dict[str, Any]:
+        return {"id": "c", "object": "chat.completion.chunk", "created": 1, "model": "m",
+                "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]}
+
+    call = {"index": 0, "id": "call_1", "type": "function", "function": {"name": "look", "arguments": "{}"}}
+    upstream.add(OAI, sse_reply([chunk({"role": "assistant", "content": ""}), chunk({"content": "Let me look"}),
+                                 chunk({"content": " that up."}), chunk({"tool_calls": [call]}),
+                                 chunk({}, "tool_calls")], done=True))
+    with GatewayServer(config(upstream)) as server:
+        stream = server.openai_client().chat.completions.create(
+            model="plain", stream=True, messages=[{"role": "user", "content": "hi"}],
+            tools=[{"type": "function", "function": {"name": "look", "parameters": {"type": "object"}}}])
+        chunks = [c for c in stream if c.choices]
+    deltas = [c.choices[0].delta for c in chunks]
+    text_at = [i for i, d in enumerate(deltas) if d.content]
+    tool_at = [i for i, d in enumerate(deltas) if d.tool_calls]
+    assert "".join(d.content or "" for d in deltas) == "Let me look that up."
+    assert tool_at and max(text_at) <= tool_at[0]
+    assert chunks[-1].choices[0].finish_reason == "tool_calls"
+
+
+def test_a_stream_carries_the_input_verdicts_in_its_headers(upstream: FakeUpstream) -> None:
+    upstream.add(OAI, openai_stream(["ok"]))
+    with GatewayServer(config(upstream)) as server:
+        with server.openai_client().chat.completions.with_streaming_response.create(
+                model="plain", stream=True, messages=[{"role": "user", "content": f"I am {EMAIL}"}]) as response:
+            assert verdicts(response.headers) == "pii=redact:email@input"
+            list(response.iter_lines())
+
+
+def test_a_whole_text_check_on_a_stream_judges_it_at_the_end(upstream: FakeUpstream) -> None:
+    cfg = config(upstream, ["long"])
+    cfg["guardrails"]["checks"] = {**CHECKS, "long": {"type": "length", "max_chars": 10, "action": "deny",
+                                                      "on": ["output"]}}
+    upstream.add(OAI, openai_stream(["a fairly ", "long answer"]))
+    with GatewayServer(cfg) as server:
+        stream = server.openai_client().chat.completions.create(
+            model="plain", stream=True, messages=[{"role": "user", "content": "hi"}])
+        with pytest.raises(openai.APIError, match=r"guardrail 'long'.*20 characters, more than 10"):
+            list(stream)
+
+
+def raw_messages_stream(server: GatewayServer, model: str) -> bytes:
+    import httpx
+
+    with httpx.stream("POST", server.url + "/v1/messages", timeout=30,
+                      json={"model": model, "max_tokens": 50, "stream": True,
+                            "messages": [{"role": "user", "content": "hi"}]}) as response:
+        return b"".join(response.iter_bytes())
+
+
+def test_an_anthropic_stream_stays_a_pass_through_without_output_span_checks(upstream: FakeUpstream) -> None:
+    """Input checks only: the upstream's own events reach the client as they were sent (a field
+    Portway does not know survives); with an output span check the stream is translated."""
+    events = [("message_start", {"type": "message_start", "message": {
+                  "id": "msg_1", "type": "message", "role": "assistant", "model": "claude-x", "content": [],
+                  "stop_reason": None, "stop_sequence": None, "usage": {"input_tokens": 3, "output_tokens": 1}}}),
+              ("content_block_start", {"type": "content_block_start", "index": 0,
+                                       "content_block": {"type": "text", "text": ""}}),
+              ("content_block_delta", {"type": "content_block_delta", "index": 0, "x_new_field": 7,
+                                       "delta": {"type": "text_delta", "text": "hello"}}),
+              ("content_block_stop", {"type": "content_block_stop", "index": 0}),
+              ("message_delta", {"type": "message_delta", "delta": {"stop_reason": "end_turn", "stop_sequence": None},
+                                 "usage": {"output_tokens": 5}}),
+              ("message_stop", {"type": "message_stop"})]
+    upstream.add(CLAUDE, sse_reply(events))
+    with GatewayServer(config(upstream, ["nope"])) as server:
+        assert b"x_new_field" in raw_messages_stream(server, "claude-plain")
+    with GatewayServer(config(upstream, ["pii"])) as server:
+        raw = raw_messages_stream(server, "claude-plain")
+        assert b"x_new_field" not in raw and b"hello" in raw and b"message_stop" in raw
