@@ -127,9 +127,14 @@ class Guardrails:
 
     def selected(self, ctx: Any) -> list[Check]:
         names = list(self.default)
-        option = ctx.alias_option("guardrails")
-        if option is not None:
-            names += option
+        ctx.alias_option("guardrails")  # resolves ctx.route (before routing) when the model names one
+        if ctx.route is not None:
+            for name in alias_guardrails(ctx.route.group):
+                if name not in self.checks:  # only a client's x-portway-config can name one
+                    raise PortwayError(f"x-portway-config names guardrail {name!r}, which is not configured "
+                                       f"(configured: {', '.join(self.checks)})", kind="bad_request",
+                                       code="unknown_guardrail")
+                names.append(name)
         asked = ctx.headers.get(HEADER)
         if asked:
             for name in (n.strip() for n in asked.split(",")):
@@ -384,6 +389,17 @@ def input_segments(body: dict[str, Any]) -> list[tuple[Any, Any]]:
     elif isinstance(given, list):
         out += [(given, i) for i, item in enumerate(given) if isinstance(item, str)]
     return out
+
+
+def alias_guardrails(group: Any) -> list[str]:
+    """The ``guardrails`` of an alias and of every alias nested in it (an
+    alias's checks apply wherever its targets serve, also as a member of
+    another alias or of a client's ``x-portway-config``)."""
+    names = list(group.options.get("guardrails") or ())
+    for member in group.members:
+        if hasattr(member, "members"):
+            names += alias_guardrails(member)
+    return names
 
 
 def _alias_guardrails(gateway: Any) -> list[tuple[str, list[str]]]:

@@ -521,3 +521,30 @@ def test_an_anthropic_stream_stays_a_pass_through_without_output_span_checks(ups
     with GatewayServer(config(upstream, ["pii"])) as server:
         raw = raw_messages_stream(server, "claude-plain")
         assert b"x_new_field" not in raw and b"hello" in raw and b"message_stop" in raw
+
+
+# -- nested aliases and x-portway-config ------------------------------------------------------------
+
+
+def test_an_alias_s_checks_apply_where_it_is_nested(upstream: FakeUpstream) -> None:
+    cfg = config(upstream)
+    cfg["models"]["outer"] = {"targets": [{"alias": "bot"}]}
+    upstream.add(OAI, completion("ok"))
+    long = [{"role": "user", "content": "x" * 41}]
+    with GatewayServer(cfg) as server:
+        client = server.openai_client()
+        with pytest.raises(openai.BadRequestError, match="guardrail 'short'"):
+            client.chat.completions.create(model="outer", messages=long)
+        with pytest.raises(openai.BadRequestError, match="guardrail 'short'"):  # a client's own alias cannot skip them
+            client.chat.completions.create(model="whatever", messages=long, extra_headers={
+                "x-portway-config": json.dumps({"targets": [{"alias": "bot"}]})})
+        header_checks = {"x-portway-config": json.dumps({"targets": [{"provider": "oai", "model": "m"}],
+                                                         "guardrails": ["short"]})}
+        with pytest.raises(openai.BadRequestError, match="guardrail 'short'"):
+            client.chat.completions.create(model="whatever", messages=long, extra_headers=header_checks)
+        with pytest.raises(openai.BadRequestError) as caught:
+            client.chat.completions.create(model="whatever", messages=long, extra_headers={
+                "x-portway-config": json.dumps({"targets": [{"provider": "oai", "model": "m"}],
+                                                "guardrails": ["invented"]})})
+        assert caught.value.code == "unknown_guardrail" and "'invented'" in caught.value.message
+    assert upstream.requests == []
