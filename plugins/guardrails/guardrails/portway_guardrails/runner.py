@@ -301,14 +301,15 @@ class Guardrails:
                 continue
             piece = delta.get("content")
             piece = piece if isinstance(piece, str) else ""
-            # Anything else in the chunk (the end, a tool call, the role) releases what is held first.
-            final = bool(choice.get("finish_reason")) or any(k not in ("content", "role") for k in delta) \
-                or "role" in delta and not piece
+            # The end, or a tool call, releases what is held first (the text comes before them).
+            final = bool(choice.get("finish_reason") or delta.get("tool_calls") or delta.get("function_call"))
             if state.text and piece:
                 state.texts.setdefault(index, []).append(piece)
             out = self._window(ctx, state, index).feed(piece, final) if state.span else piece
-            if choice.get("finish_reason") and state.text:
-                await self._whole_text(ctx, state, "".join(state.texts.pop(index, [])))
+            if choice.get("finish_reason"):
+                self._stream_durations(state, index)
+                if state.text:
+                    await self._whole_text(ctx, state, "".join(state.texts.pop(index, [])))
             if out:
                 delta["content"] = out
                 keep = True
@@ -321,6 +322,14 @@ class Guardrails:
         if choice_less(chunk):
             return None
         return None if keep else False
+
+    @staticmethod
+    def _stream_durations(state: _Request, index: int) -> None:
+        """A streamed verdict's duration: all the scanning its check did, to the end."""
+        window = state.windows.get(index)
+        if window is not None:
+            for name, record in state.stream_verdicts.items():
+                record["duration_ms"] = round(window.seconds.get(name, 0.0) * 1000, 3)
 
     def _window(self, ctx: Any, state: _Request, index: int) -> StreamWindow:
         window = state.windows.get(index)

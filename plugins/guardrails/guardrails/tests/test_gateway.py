@@ -548,3 +548,21 @@ def test_an_alias_s_checks_apply_where_it_is_nested(upstream: FakeUpstream) -> N
                                                 "guardrails": ["invented"]})})
         assert caught.value.code == "unknown_guardrail" and "'invented'" in caught.value.message
     assert upstream.requests == []
+
+
+def test_explicit_nulls_and_repeated_roles_do_not_release_held_text(upstream: FakeUpstream) -> None:
+    """Some upstreams send every delta key, null when unused, or the role on every chunk: the
+    window still holds a match split across them."""
+    def chunk(content: str) -> dict[str, Any]:
+        return {"id": "c", "object": "chat.completion.chunk", "created": 1, "model": "m", "choices": [
+            {"index": 0, "delta": {"role": "assistant", "content": content, "refusal": None, "tool_calls": None},
+             "finish_reason": None}]}
+
+    upstream.add(OAI, sse_reply([chunk(""), *map(chunk, SPLIT), chunk(""),
+                                 {"id": "c", "object": "chat.completion.chunk", "created": 1, "model": "m",
+                                  "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]}], done=True))
+    with GatewayServer(config(upstream)) as server:
+        stream = server.openai_client().chat.completions.create(
+            model="plain", stream=True, messages=[{"role": "user", "content": "who?"}])
+        text = "".join(c.choices[0].delta.content or "" for c in stream if c.choices)
+    assert text == "Contact [REDACTED:email] for more."
