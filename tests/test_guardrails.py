@@ -221,3 +221,31 @@ def test_register_request_hooks_adds_hooks_only_when_a_plugin_asks() -> None:
         assert "answering.hooks" in server.gateway.hooks.implementers("pre_request")
         reply = server.openai_client().chat.completions.create(model="mock/echo", messages=[{"role": "user", "content": "hi"}])
         assert reply.choices[0].message.content == "from the hook"
+
+
+def test_any_split_gives_what_the_whole_text_gives() -> None:
+    """However a text is cut into pieces, the window releases what redacting
+    the whole text at once gives (for matches no longer than the window), and
+    no release ever holds a match whole."""
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    words = st.sampled_from(["hello", "a@b.io", "mail", "jane.doe@example.com", ",", "x@y.org.", "\n"])
+    email = r"[\w.]+@\w+\.\w+(?:\.\w+)*"
+
+    @settings(max_examples=300, deadline=None, derandomize=True)
+    @given(st.lists(words, max_size=30), st.lists(st.integers(min_value=0, max_value=400), max_size=12),
+           st.integers(min_value=24, max_value=40))
+    def check(parts: list[str], cuts: list[int], size: int) -> None:
+        text = " ".join(parts)
+        bounds = sorted({c for c in cuts if c < len(text)} | {0, len(text)})
+        pieces = [text[a:b] for a, b in zip(bounds, bounds[1:], strict=False)]
+        window = StreamWindow([Word(email)], size, redact_all)
+        out = feed(window, pieces)
+        assert "".join(out) == apply_redactions(text, Word(email).scan(text))
+        released = ""
+        for piece in out:
+            released += piece
+            assert not re.search(r"\w@\w+\.\w", released.replace("[REDACTED:word]", " "))
+
+    check()
