@@ -82,7 +82,7 @@ def in_process(text: str, count: int) -> float:
     def ctx() -> Any:
         return SimpleNamespace(body={"model": "bench", "messages": [{"role": "user", "content": text}]},
                                headers={}, stream=False, metadata={}, verdicts=[], response_headers={},
-                               model="bench", alias_option=lambda key: None)
+                               model="bench", route=None, gates=[], alias_option=lambda key: None)
 
     async def run() -> float:
         for _ in range(200):

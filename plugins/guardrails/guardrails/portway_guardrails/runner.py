@@ -141,7 +141,7 @@ class Guardrails:
                 if not name:
                     continue
                 if name not in self.checks:
-                    raise PortwayError(f"{HEADER} names {name!r}, which is not a configured guardrail "
+                    raise PortwayError(f"{HEADER} names {name[:64]!r}, which is not a configured guardrail "
                                        f"(configured: {', '.join(self.checks)})", kind="bad_request",
                                        code="unknown_guardrail")
                 names.append(name)
