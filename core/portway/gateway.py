@@ -105,6 +105,9 @@ class Gateway:
                 log.warning("%s", self.unavailable[name])
                 continue
             settings = validate_section(cls.config_model, raw, config.source, f"providers.{name}")
+            connect = config.routing.timeout.connect
+            if connect is not None and "connect_timeout" not in settings.model_fields_set:
+                settings = settings.model_copy(update={"connect_timeout": connect})
             try:
                 self.providers[name] = cls(name, settings)
             except PortwayError as exc:
@@ -134,6 +137,8 @@ class Gateway:
         )
 
         self._header_routes: dict[str, Route] = {}
+        #: ``<provider>/<model>`` routes made so far (see :meth:`resolve`).
+        self._direct: dict[str, Route] = {}
         #: Responses API turns, for previous_response_id and retrieval (in memory: per process).
         self.responses: ResponseStore = MemoryResponseStore()
 
@@ -267,10 +272,17 @@ class Gateway:
             return self._usable(model, route)
         prefix, sep, rest = model.partition("/")
         if sep and rest:
+            route = self._direct.get(model)
+            if route is not None:
+                return route
             provider = self.providers.get(prefix)
             if provider is not None:
                 target = Target(provider, rest)
-                return Route(model, Group(model, (target,), (1.0,)), (target,), self.default_policy)
+                route = Route(model, Group(model, (target,), (1.0,)), (target,), self.default_policy)
+                if len(self._direct) >= DIRECT_ROUTES_KEPT:
+                    self._direct.clear()  # names come from clients: a bounded memo
+                self._direct[model] = route
+                return route
             if prefix in self.unavailable:
                 raise PortwayError(self.unavailable[prefix], kind="bad_request", code="provider_not_installed",
                                    param="model")
@@ -782,6 +794,9 @@ class Gateway:
             self.price(ctx)  # a stream's usage arrives with its end
         self.hooks.each_sync("request_finished", ctx=ctx)
 
+
+#: How many ``<provider>/<model>`` routes are remembered before the memo starts again.
+DIRECT_ROUTES_KEPT = 4096
 
 #: Keys that would point the gateway somewhere the config does not: never taken from a request.
 OPEN_PROXY_KEYS = frozenset({"base_url", "api_key", "headers", "url", "endpoint", "type", "providers",

@@ -29,7 +29,7 @@ from starlette.responses import Response
 
 from portway import hookimpl
 from portway.builtins import retries
-from portway.context import Group
+from portway.context import Target
 from portway.endpoints.common import JSONResponse
 from portway_routing import breaker, queue
 from portway_routing.compare import compare
@@ -61,6 +61,26 @@ def register_routes(register: Any) -> None:
     register("/admin/targets", targets, methods=["GET"])
 
 
+_shared: weakref.WeakKeyDictionary[Any, Any] = weakref.WeakKeyDictionary()
+
+
+@hookimpl
+def startup(gateway: Any) -> None:
+    breakers = breaker.breakers_of(gateway)
+    if breakers is not None and gateway.config.routing.breaker.redis_url:
+        from portway_routing.shared import SharedState
+
+        shared = _shared[gateway] = SharedState(gateway.config.routing.breaker, breakers)
+        shared.start()
+
+
+@hookimpl
+async def shutdown(gateway: Any) -> None:
+    shared = _shared.pop(gateway, None)
+    if shared is not None:
+        await shared.stop()
+
+
 @hookimpl(tryfirst=True)
 def select_provider(ctx: Any, candidates: list[Any]) -> Any:
     """Leave out targets whose circuit is open, let the alias's strategy
@@ -71,10 +91,13 @@ def select_provider(ctx: Any, candidates: list[Any]) -> Any:
     _end_attempt(ctx, state)
     route = ctx.route
     target = None
-    if route is not None and (len(candidates) > 1 or isinstance(route.group.members[0], Group)):
-        target = state.choose(ctx, route.group, {id(c) for c in candidates})
+    if route is not None and len(candidates) > 1:
+        group = route.group
+        if group.options.get("strategy", "fallback") != "fallback" or any(
+                not isinstance(m, Target) for m in group.members):
+            target = state.choose(ctx, group, {id(c) for c in candidates})
     if target is None:
-        target = candidates[0]
+        target = candidates[0]  # fallback over plain targets: the configured order, minus failures
     limiter = limiters.by_provider.get(target.provider.name)
     if limiter is None or limiter.try_acquire():
         if limiter is not None:
