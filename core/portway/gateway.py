@@ -504,7 +504,10 @@ class Gateway:
             answer = await self.hooks.first("pre_request", ctx=ctx)
             if answer is not None:
                 if ctx.gates:  # an answer no upstream gives still waits for what must pass first
-                    await self._gated(ctx, _no_work())
+                    try:
+                        await self._gated(ctx, _no_work())
+                    except _GateFailed as gate:
+                        raise gate.error from None
                 ctx.cached = True
                 return answer
         return None

@@ -228,3 +228,29 @@ def test_without_parallel_the_upstream_waits_for_the_check(upstream: FakeUpstrea
     finally:
         service.server.stop()
     assert not called.is_set()
+
+
+def test_parallel_holds_an_answer_a_hook_gave_until_the_check_passes(upstream: FakeUpstream) -> None:
+    """A plugin answering in pre_request (a cache hit) after the guardrails' own pre_request: its
+    answer still waits for the remote check, and a deny replaces it."""
+    from portway import hookimpl
+
+    class Cache:
+        @hookimpl(trylast=True)
+        def pre_request(self, ctx: Any) -> Any:
+            return {"id": "c", "object": "chat.completion", "created": 1, "model": "m", "choices": [
+                {"index": 0, "message": {"role": "assistant", "content": "cached"}, "finish_reason": "stop"}]}
+
+    called = threading.Event()
+    service = Watching(called, match=True)
+    service.server.start()
+    try:
+        cfg = config(upstream, service, timeout=30)
+        cfg["guardrails"]["parallel"] = True
+        with GatewayServer(cfg, plugins=[("cache", Cache())]) as server:
+            called.set()  # no upstream call will come: let the service answer at once
+            with pytest.raises(openai.BadRequestError, match="said no late"):
+                ask(server)
+    finally:
+        service.server.stop()
+    assert upstream.requests == []
