@@ -98,16 +98,20 @@ def select_provider(ctx: Any, candidates: list[Any]) -> Any:
             target = state.choose(ctx, group, {id(c) for c in candidates})
     if target is None:
         target = candidates[0]  # fallback over plain targets: the configured order, minus failures
-    limiter = limiters.by_provider.get(target.provider.name)
-    if limiter is None or limiter.try_acquire():
-        if limiter is not None:
-            ctx.metadata[queue.SLOT] = limiter
+    if not limiters.any:
         return _busy(ctx, state, target)
-    return _after_wait(ctx, state, limiter, target)
+    waiting = queue.take_free(ctx, limiters.of(target))
+    if not waiting:
+        return _busy(ctx, state, target)
+    return _after_wait(ctx, state, waiting, target)
 
 
-async def _after_wait(ctx: Any, state: State, limiter: queue.Limiter, target: Any) -> Any:
-    await queue.wait_for_slot(ctx, limiter)
+async def _after_wait(ctx: Any, state: State, waiting: list[queue.Limiter], target: Any) -> Any:
+    try:
+        await queue.wait_for_slots(ctx, waiting)
+    except BaseException:
+        queue.release(ctx)  # a refusal or a client gone: what was taken goes back now
+        raise
     return _busy(ctx, state, target)
 
 
@@ -183,4 +187,4 @@ async def targets(request: Request) -> Response:
                 "latency_ms": round(latency * 1000, 3) if latency is not None else None}
         rows.append(row)
     return JSONResponse({"breaker": "enabled" if breakers is not None else "disabled", "targets": rows,
-                         "queues": [limiter.view() for limiter in limiters.by_provider.values()]})
+                         "queues": limiters.views()})
