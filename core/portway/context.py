@@ -79,6 +79,12 @@ class RequestContext:
     status: int = 200
     error: Exception | None = None
     cached: bool = False
+    #: What the cache did with this request (``hit``, ``semantic-hit``,
+    #: ``miss``, ``bypass``), for logs and metrics; None without a cache.
+    cache_status: str | None = None
+    #: On a cache hit, what the answer cost when it was first paid for (USD;
+    #: None when unknown).
+    cost_saved: float | None = None
     #: The gateway serving this request: ``ctx.gateway.plugin_config[section]``
     #: is a plugin's validated config section.
     gateway: Any = None
