@@ -130,6 +130,11 @@ class Gateway:
         self.master_key: str | None = key.get_secret_value() if key is not None else None
         #: What clients' keys are compared with, byte for byte (see endpoints.common.check_key).
         self.master_key_bytes: bytes | None = self.master_key.encode("utf-8") if self.master_key else None
+        self._bind_hooks()
+
+    def _bind_hooks(self) -> None:
+        """Decide once which request-path hooks exist (a hook nobody
+        implements costs nothing on the request path)."""
         self._post_chunk = self.hooks.implemented("post_chunk")
         self._post_response = self.hooks.implemented("post_response")
         self._pre_request = self.hooks.implemented("pre_request")
@@ -137,6 +142,15 @@ class Gateway:
         # without the usage the client asked for) and per native format.
         self._chunk_relays = {wants: self._chunks(wants) for wants in (False, True)}
         self._native_relays: dict[str, Any] = {}
+
+    def add_plugin(self, name: str, plugin: Any) -> None:
+        """Register ``plugin``'s hook implementations now, from a ``startup``
+        hook: for a plugin whose request-path hooks exist only when its
+        config section does (the cache), so that an installed but
+        unconfigured plugin costs requests nothing.  Not while serving."""
+        self.pm.register(plugin, name=name)
+        self.hooks.refresh()
+        self._bind_hooks()
 
     # -- set-up ----------------------------------------------------------------
 

@@ -25,6 +25,8 @@ from portway_cache.config import AliasCache, CacheConfig
 
 PORTWAY_PLUGIN_KIND = "cache"
 SECTION = "cache"
+#: The name the request-path hooks are registered under (``plugins.order`` may use it).
+LOOKUP = "cache-lookup"
 
 _caches: weakref.WeakKeyDictionary[Any, Cache] = weakref.WeakKeyDictionary()
 
@@ -67,6 +69,9 @@ async def startup(gateway: Any) -> None:
         cache.check_embedding_model(option.embedding_model, f"models.{alias}.cache.embedding_model")
     await cache.backend.start()
     _caches[gateway] = cache
+    # The request-path hooks exist only now that the config asks for a cache:
+    # installed but unconfigured, the plugin costs requests nothing.
+    gateway.add_plugin(LOOKUP, CacheHooks(cache))
 
 
 def _alias_options(gateway: Any) -> list[tuple[str, AliasCache]]:
@@ -91,29 +96,29 @@ async def shutdown(gateway: Any) -> None:
         await cache.backend.close()
 
 
-# After every other pre_request (a guardrail's block, a template's rewrite) and
-# post_response (a redaction): the key is of what goes upstream, the entry of
-# what the client got.
-@hookimpl(trylast=True)
-async def pre_request(ctx: Any) -> dict[str, Any] | None:
-    cache = _caches.get(ctx.gateway)
-    if cache is None or ctx.endpoint not in CACHED_ENDPOINTS:
-        return None
-    return await cache.lookup(ctx)
+class CacheHooks:
+    """The request path of one gateway's cache (registered at start-up)."""
 
+    def __init__(self, cache: Cache) -> None:
+        self.cache = cache
 
-@hookimpl(trylast=True)
-async def post_response(ctx: Any, response: dict[str, Any]) -> None:
-    cache = _caches.get(ctx.gateway)
-    if cache is not None and "cache" in ctx.metadata:
-        await cache.store(ctx, response)
+    # After every other pre_request (a guardrail's block, a template's rewrite) and
+    # post_response (a redaction): the key is of what goes upstream, the entry of
+    # what the client got.
+    @hookimpl(trylast=True)
+    async def pre_request(self, ctx: Any) -> dict[str, Any] | None:
+        if ctx.endpoint not in CACHED_ENDPOINTS:
+            return None
+        return await self.cache.lookup(ctx)
 
+    @hookimpl(trylast=True)
+    async def post_response(self, ctx: Any, response: dict[str, Any]) -> None:
+        if "cache" in ctx.metadata:
+            await self.cache.store(ctx, response)
 
-@hookimpl
-def request_finished(ctx: Any) -> None:
-    cache = _caches.get(ctx.gateway)
-    if cache is not None:
-        cache.finished(ctx)
+    @hookimpl
+    def request_finished(self, ctx: Any) -> None:
+        self.cache.finished(ctx)
 
 
 async def admin_cache(request: Request) -> Response:

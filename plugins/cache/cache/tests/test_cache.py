@@ -16,10 +16,10 @@ import httpx
 import openai
 import pytest
 import redis
+from portway_cache.testing import CHAT, EMBED, CacheUpstream, gateway_config
 
 from portway.testing import FakeUpstream, json_reply, sse_reply
 from portway.testing.gateway import GatewayServer
-from portway_cache.testing import CHAT, EMBED, CacheUpstream, gateway_config
 
 REDIS_URL = "redis://127.0.0.1:6379/0"
 MASTER = "pw-master-cache-test-0123"
@@ -155,6 +155,7 @@ def test_a_stream_replay_parses_like_the_live_stream_in_the_openai_sdk(upstream:
         without_usage = streamed(client, "tell me a story")
         whole, whole_headers = chat(client, "tell me a story")  # non-streamed, from the streamed entry
         raw = httpx.post(server.base_url + "/chat/completions", timeout=10,
+                         headers={"authorization": "Bearer portway-test"},  # the SDK's key: the same namespace
                          json={"model": "fast", "messages": ask("tell me a story"), "stream": True})
     assert live[3]["x-portway-cache"] == "miss" and replay[3]["x-portway-cache"] == "hit"
     assert live[:3] == replay[:3] == (upstream.answer("tell me a story"), "stop",

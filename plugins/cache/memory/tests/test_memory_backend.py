@@ -6,7 +6,6 @@ import asyncio
 from typing import Any
 
 import pytest
-
 from portway_cache_memory import MemoryBackend, MemoryConfig
 
 

@@ -21,9 +21,9 @@ import openai
 import pytest
 import redis
 import yaml
+from portway_cache.testing import CacheUpstream, gateway_config
 
 from portway.testing import FakeUpstream, free_port
-from portway_cache.testing import CacheUpstream, gateway_config
 
 REDIS_URL = "redis://127.0.0.1:6379/0"
 PORTWAY = shutil.which("portway", path=os.path.dirname(sys.executable)) or "portway"

@@ -8,11 +8,11 @@ import time
 from pathlib import Path
 
 import pytest
+from portway_cache.testing import CacheUpstream, gateway_config
+from portway_cache_sqlite import SQLiteBackend, SQLiteConfig
 
 from portway.testing import FakeUpstream
 from portway.testing.gateway import GatewayServer
-from portway_cache.testing import CacheUpstream, gateway_config
-from portway_cache_sqlite import SQLiteBackend, SQLiteConfig
 
 
 @pytest.fixture
