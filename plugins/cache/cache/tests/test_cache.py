@@ -6,6 +6,7 @@ prefix of its own)."""
 from __future__ import annotations
 
 import asyncio
+import logging
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,7 +20,9 @@ import redis
 from portway_cache.testing import CHAT, EMBED, CacheUpstream, gateway_config
 
 from portway.testing import FakeUpstream, json_reply, sse_reply
+from portway.testing.anthropic_api import AnthropicAPI
 from portway.testing.gateway import GatewayServer
+from portway.testing.script import say
 
 REDIS_URL = "redis://127.0.0.1:6379/0"
 MASTER = "pw-master-cache-test-0123"
@@ -482,3 +485,56 @@ def test_an_alias_can_be_semantic_under_an_exact_section(upstream: CacheUpstream
         faq = client.chat.completions.with_raw_response.create(model="faq", messages=ask("how do I reset my password?!"))
         fast = client.chat.completions.with_raw_response.create(model="fast", messages=ask("how do I reset my password?!"))
     assert faq.headers["x-portway-cache"] == "semantic-hit" and fast.headers["x-portway-cache"] == "miss"
+
+
+# -- what a hit records -------------------------------------------------------------------------------
+
+
+def test_a_hit_is_logged_with_the_cost_it_saved_and_counted(upstream: CacheUpstream,
+                                                            caplog: pytest.LogCaptureFixture) -> None:
+    config = gateway_config(upstream.upstream, {}, master_key=MASTER)
+    config["catalog"] = {"up/m": {"price": {"input": 1.0, "output": 2.0}}}  # USD per million tokens
+    with caplog.at_level(logging.INFO, logger="portway.access"), GatewayServer(config) as server:
+        client = server.openai_client(api_key=MASTER)
+        _, paid = chat(client, "worth keeping")
+        _, free = chat(client, "worth keeping")
+        stats = httpx.get(server.url + "/admin/cache", headers={"authorization": f"Bearer {MASTER}"}).json()
+    assert paid["x-portway-cost"] == "0.000025"  # 11 input and 7 output tokens
+    assert free["x-portway-cost"] == "0.0"
+    lines = [r for r in caplog.records if r.name == "portway.access" and r.endpoint == "chat.completions"]
+    assert [(r.cache, r.cost_saved_usd) for r in lines] == [("miss", None), ("hit", pytest.approx(0.000025))]
+    assert lines[1].getMessage().endswith("cache=hit saved=0.000025")
+    assert stats["hit"] == 1 and stats["miss"] == 1 and stats["saved_usd"] == pytest.approx(0.000025)
+
+
+# -- an Anthropic upstream spoken to as it is (pass-through) ---------------------------------------
+
+
+@pytest.mark.parametrize("first_streamed", [False, True])
+def test_pass_through_answers_are_stored_and_hits_render_as_anthropic_messages(first_streamed: bool) -> None:
+    api = AnthropicAPI([say("The tide turns twice a day.", input_tokens=12, output_tokens=8)], api_key="sk-ant-test")
+    with FakeUpstream() as fake:
+        api.install(fake)
+        config = {"providers": {"claude": {"type": "anthropic", "api_key": "sk-ant-test", "base_url": fake.url}},
+                  "models": {"sonnet": {"target": {"provider": "claude", "model": "claude-sonnet-4-5"}}},
+                  "cache": {}}
+        with GatewayServer(config) as server:
+            client = server.anthropic_client()
+            request = {"model": "sonnet", "max_tokens": 100, "messages": ask("when does the tide turn?")}
+            if first_streamed:
+                with client.messages.stream(**request) as stream:
+                    live_text = stream.get_final_text()
+            else:
+                live_text = client.messages.create(**request).content[0].text
+            hit = client.messages.with_raw_response.create(**request)
+            with client.messages.with_streaming_response.create(**request, stream=True) as raw:
+                events = list(raw.parse())
+                replay_status = raw.headers["x-portway-cache"]
+    message = hit.parse()
+    assert live_text == message.content[0].text == "The tide turns twice a day."
+    assert hit.headers["x-portway-cache"] == "hit" and message.stop_reason == "end_turn"
+    assert message.usage.output_tokens == 8
+    assert replay_status == "hit"
+    assert [e.type for e in events][0] == "message_start" and events[-1].type == "message_stop"
+    assert "".join(e.delta.text for e in events if e.type == "content_block_delta") == "The tide turns twice a day."
+    assert len(api.calls) == 1
