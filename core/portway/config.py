@@ -234,7 +234,6 @@ class ModelConfig(Strict):
     """An alias: ``target`` for one place, ``targets`` for several (tried in
     order on failure)."""
 
-    model_config = ConfigDict(extra="allow")
     target: TargetConfig | None = None
     targets: list[TargetConfig] = Field(default_factory=list)
     retry: AliasRetryConfig | None = None

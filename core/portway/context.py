@@ -79,7 +79,6 @@ class RequestContext:
     status: int = 200
     error: Exception | None = None
     cached: bool = False
-    response_headers: dict[str, str] = field(default_factory=dict)
     #: What the cache did with this request (``hit``, ``semantic-hit``,
     #: ``miss``, ``bypass``), for logs and metrics; None without a cache.
     cache_status: str | None = None
@@ -115,9 +114,6 @@ class RequestContext:
     def stream(self) -> bool:
         body = self.canonical if self.canonical is not None else self.native.body
         return body.get("stream") is True
-
-    def alias_option(self, name: str) -> Any:
-        return self.gateway.alias_options.get(self.model, {}).get(name)
 
     @property
     def latency(self) -> float | None:

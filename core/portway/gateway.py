@@ -100,11 +100,6 @@ class Gateway:
         #: What each provider/model costs, reads and writes (see :mod:`portway.catalog`).
         self.catalog = model_catalog.Catalog(self.hooks, self._catalog_overrides(config))
 
-        keys: dict[str, Any] = {}
-        self.hooks.each_sync("register_alias_keys", register=lambda k, m: keys.__setitem__(k, m))
-        self.alias_options: dict[str, dict[str, Any]] = {
-            alias: {k: keys[k].model_validate(v) for k, v in (model.model_extra or {}).items()}
-            for alias, model in config.models.items()}
         self.aliases: dict[str, tuple[list[Target], Policy]] = {}
         self.default_policy = Policy(config.routing.retry, config.routing.timeout)
         for alias, model in config.models.items():

@@ -77,11 +77,6 @@ def register_cache_backends(register: Any) -> None:
     """
 
 
-@hookspec
-def register_alias_keys(register: Any) -> None:
-    """TEMP stand-in for the lead's seam."""
-
-
 # -- lifecycle -----------------------------------------------------------------
 
 

@@ -262,7 +262,6 @@ def route_headers(ctx: RequestContext) -> dict[str, str]:
         headers["x-portway-fallback"] = header_value("; ".join(f"{name}: {why}" for name, why in ctx.failures), 1024)
     if ctx.cost is not None:
         headers["x-portway-cost"] = format_cost(ctx.cost)
-    headers.update(ctx.response_headers)
     return headers
 
 
@@ -291,8 +290,6 @@ def failed(ctx: RequestContext | None, error: Exception, request_id: str, client
     response = error_response(client_error(ctx, error, request_id), client_format, request_id)
     if ctx is not None and ctx.target is not None:  # which upstream failed, as on a success
         response.headers.update(route_headers(ctx))
-    elif ctx is not None:
-        response.headers.update(ctx.response_headers)
     return response
 
 
