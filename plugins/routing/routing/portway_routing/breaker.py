@@ -90,6 +90,10 @@ class Breaker:
             return max(0.0, self.cooldown - (now - self.opened_at))
         return 0.0 if self.state == CLOSED or not self.probing else self.cooldown
 
+    def view(self, now: float) -> dict[str, Any]:
+        return {"state": self.state, "recent_failures": len(self.recent), "trips": self.trips,
+                "retry_in_s": round(self.retry_in(now), 3)}
+
     def _open(self, now: float) -> None:
         self.state, self.opened_at, self.probing = OPEN, now, False
         self.recent.clear()
@@ -110,8 +114,7 @@ class Breakers:
         return breaker
 
     def view(self, now: float) -> list[dict[str, Any]]:
-        return [{"target": name, "state": b.state, "recent_failures": len(b.recent), "trips": b.trips,
-                 "retry_in_s": round(b.retry_in(now), 3)} for name, b in sorted(self.by_target.items())]
+        return [{"target": name, **b.view(now)} for name, b in sorted(self.by_target.items())]
 
 
 _breakers: weakref.WeakKeyDictionary[Any, Breakers] = weakref.WeakKeyDictionary()
