@@ -18,6 +18,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from portway import hookimpl
+from portway.config import ConfigError
 from portway.endpoints.common import JSONResponse, error_response, request_id_of
 from portway.errors import PortwayError
 from portway_cache.cache import CACHED_ENDPOINTS, Cache
@@ -76,16 +77,14 @@ async def startup(gateway: Any) -> None:
 
 def _alias_options(gateway: Any) -> list[tuple[str, AliasCache]]:
     found = []
-    for alias, model in gateway.config.models.items():
-        option = getattr(model, "extra_keys", {}).get(SECTION) if hasattr(model, "extra_keys") else None
+    for alias, route in gateway.aliases.items():
+        option = route.options.get(SECTION)
         if isinstance(option, AliasCache):
             found.append((alias, option))
     return found
 
 
 def _config_error(gateway: Any, message: str) -> Exception:
-    from portway.config import ConfigError
-
     return ConfigError(f"{gateway.config.source}: {message}")
 
 

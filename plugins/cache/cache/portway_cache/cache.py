@@ -167,16 +167,18 @@ class Cache:
         if name is None:
             return
         try:
-            targets, _ = self.gateway.resolve(name)
+            self.gateway.resolve(name)
         except PortwayError as exc:
             raise ConfigError(f"{self.gateway.config.source}: {where}: {exc.message}") from None
-        if not targets:
-            raise ConfigError(f"{self.gateway.config.source}: {where}: {name!r} has no usable target")
 
-    def settings_for(self, ctx: Any) -> Settings | None:
-        option = ctx.alias_option("cache")
+    def settings_for(self, route: Any) -> Settings | None:
+        """The settings of a request on ``route``: the section's, under its
+        alias's ``cache:`` key (worked out once per configured alias)."""
+        option = route.options.get("cache")
         if option is None:
             return self.default
+        if route.from_header:  # a per-request alias (x-portway-config): not worth keeping
+            return Settings.of(self.config, option)
         found = self._settings.get(id(option), self)
         if found is self:
             found = self._settings[id(option)] = Settings.of(self.config, option)
@@ -185,14 +187,15 @@ class Cache:
     # -- pre_request ---------------------------------------------------------------
 
     async def lookup(self, ctx: Any) -> dict[str, Any] | None:
-        settings = self.settings_for(ctx)
-        if settings is None:
-            return self._bypass(ctx)
         asked = directive(ctx.headers.get(HEADER))
         try:
-            targets, _ = self.gateway.resolve(ctx.model)
+            route = self.gateway.route_for(ctx)
         except PortwayError:
             return None  # the pipeline reports the unknown model, in the client's shape
+        settings = self.settings_for(route)
+        if settings is None:
+            return self._bypass(ctx)
+        targets = route.targets
         body = ctx.body
         namespace = caching.namespace_for(ctx.key_id, settings.shared)
         key = caching.cache_key(namespace, "chat", targets, body)
@@ -268,8 +271,7 @@ class Cache:
         """The prompt's unit vector, or None when the embedding call failed
         (logged: the request goes on as a miss)."""
         try:
-            targets, _ = self.gateway.resolve(model)
-            target = targets[0]
+            target = self.gateway.resolve(model).targets[0]
             answer = await target.provider.embeddings({"model": target.model, "input": [text]}, ctx)
             return unit(answer["data"][0]["embedding"])
         except Exception as exc:

@@ -26,37 +26,41 @@ def unit(vector: Any) -> np.ndarray:
 class Bucket:
     """The vectors of one bucket, in the order the backend holds them."""
 
-    __slots__ = ("keys", "_matrix", "count")
+    __slots__ = ("keys", "_buffer", "count")
 
     def __init__(self) -> None:
         self.keys: list[str] = []
-        self._matrix: np.ndarray | None = None
+        #: Rows ``[0, len(keys))`` are the vectors; the rest is room to grow
+        #: (doubling, so an append costs O(1) amortised, not a copy of the bucket).
+        self._buffer: np.ndarray | None = None
         #: How many of the backend's vectors are here (where the next read starts).
         self.count = 0
 
     def reset(self) -> None:
-        self.keys, self._matrix, self.count = [], None, 0
+        self.keys, self._buffer, self.count = [], None, 0
 
     def add(self, rows: list[tuple[str, bytes]]) -> None:
         """Append what the backend added since the last read."""
-        if not rows:
-            return
-        vectors = [np.frombuffer(raw, dtype=np.float32) for _, raw in rows]
-        width = vectors[0].shape[0]
-        kept = [(key, v) for (key, _), v in zip(rows, vectors, strict=True) if v.shape[0] == width]
         self.count += len(rows)
-        if self._matrix is not None and self._matrix.shape[1] != width:
-            # The embedding model changed its width: older vectors cannot be compared.
-            self.keys, self._matrix = [], None
-        block = np.stack([v for _, v in kept])
-        self._matrix = block if self._matrix is None else np.concatenate([self._matrix, block])
-        self.keys.extend(key for key, _ in kept)
+        for key, raw in rows:
+            vector = np.frombuffer(raw, dtype=np.float32)
+            buffer = self._buffer
+            if buffer is None or buffer.shape[1] != vector.shape[0]:
+                # The first vector, or the embedding model changed its width: older ones cannot be compared.
+                self.keys, buffer = [], np.empty((16, vector.shape[0]), dtype=np.float32)
+            elif len(self.keys) == buffer.shape[0]:
+                grown = np.empty((buffer.shape[0] * 2, buffer.shape[1]), dtype=np.float32)
+                grown[:len(self.keys)] = buffer
+                buffer = grown
+            buffer[len(self.keys)] = vector
+            self._buffer = buffer
+            self.keys.append(key)
 
     def best(self, vector: np.ndarray) -> tuple[str, float] | None:
         """The most similar entry and its cosine similarity, newest first on a tie."""
-        if self._matrix is None or self._matrix.shape[1] != vector.shape[0]:
+        if self._buffer is None or not self.keys or self._buffer.shape[1] != vector.shape[0]:
             return None
-        scores = self._matrix @ vector
+        scores = self._buffer[:len(self.keys)] @ vector
         # The newest of equal scores: reversed, so argmax's first is the last added.
         index = len(scores) - 1 - int(np.argmax(scores[::-1]))
         return self.keys[index], float(scores[index])
