@@ -538,3 +538,13 @@ def test_pass_through_answers_are_stored_and_hits_render_as_anthropic_messages(f
     assert [e.type for e in events][0] == "message_start" and events[-1].type == "message_stop"
     assert "".join(e.delta.text for e in events if e.type == "content_block_delta") == "The tide turns twice a day."
     assert len(api.calls) == 1
+
+
+@pytest.mark.parametrize(("section", "registered"), [(None, False), ({}, True)])
+def test_the_request_hooks_exist_only_with_a_cache_section(upstream: CacheUpstream, section: Any,
+                                                           registered: bool) -> None:
+    with serve(upstream, section) as server:
+        hooks = server.gateway.hooks
+        found = {name: "cache-lookup" in hooks.implementers(name)
+                 for name in ("pre_request", "post_response", "request_finished")}
+    assert found == dict.fromkeys(found, registered)

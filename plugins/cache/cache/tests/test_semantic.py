@@ -56,3 +56,23 @@ def test_a_new_width_starts_the_bucket_again_and_other_widths_find_nothing() -> 
 ])
 def test_what_is_embedded(messages: list[dict[str, Any]], expected: Any) -> None:
     assert prompt_text(messages) == expected
+
+
+def test_a_large_bucket_is_searched_through_an_hnsw_index_with_the_same_answers(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    pytest.importorskip("usearch")  # the [ann] extra; the test extras install it
+    from portway_cache import semantic
+
+    monkeypatch.setattr(semantic, "ANN_FROM", 64)
+    rng = np.random.default_rng(5)
+    vectors = [unit(v) for v in rng.standard_normal((200, 32))]
+    indexed, brute = Bucket(), Bucket()
+    for start in range(0, 200, 40):  # the index is built at 64 and then grows with each read
+        indexed.add([(str(j), vectors[j].tobytes()) for j in range(start, start + 40)])
+    monkeypatch.setattr(semantic, "_HNSW", None)
+    brute.add([(str(j), vectors[j].tobytes()) for j in range(200)])
+    assert indexed.indexed and not brute.indexed
+    for j in (0, 63, 64, 150, 199):
+        near = unit(vectors[j] + 0.05 * rng.standard_normal(32))
+        (key, score), (brute_key, brute_score) = indexed.best(near), brute.best(near)  # type: ignore[misc]
+        assert key == brute_key == str(j) and score == pytest.approx(brute_score, abs=1e-4)
