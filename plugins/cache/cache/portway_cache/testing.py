@@ -44,6 +44,8 @@ class CacheUpstream:
     def __init__(self, upstream: FakeUpstream) -> None:
         self.upstream = upstream
         self.fail: int | None = None
+        #: The finish reason of the answers (None: ``stop``, or ``tool_calls`` with tools).
+        self.finish_reason: str | None = None
         upstream.add(CHAT, self._chat)
         upstream.add(EMBED, self._embed)
 
@@ -72,6 +74,7 @@ class CacheUpstream:
         else:
             message = {"role": "assistant", "content": self.answer(prompt_of(body))}
             finish = "stop"
+        finish = self.finish_reason or finish
         if not body.get("stream"):
             return json_reply({**base, "object": "chat.completion", "usage": usage,
                                "choices": [{"index": 0, "message": message, "finish_reason": finish}]})

@@ -260,6 +260,20 @@ def test_errors_are_not_cached(upstream: CacheUpstream, backend: dict[str, Any])
     assert upstream.chat_calls() == failed_calls + 1
 
 
+@pytest.mark.parametrize(("finish", "stored"), [("stop", True), ("length", True), ("content_filter", False)])
+@pytest.mark.parametrize("stream", [False, True])
+def test_only_complete_answers_are_stored(upstream: CacheUpstream, finish: str, stored: bool, stream: bool) -> None:
+    upstream.finish_reason = finish
+    with serve(upstream, {}) as server:
+        client = server.openai_client()
+        for _ in range(2):
+            if stream:
+                streamed(client, "filtered?")
+            else:
+                chat(client, "filtered?")
+    assert upstream.chat_calls() == (1 if stored else 2)
+
+
 def test_an_entry_expires_after_its_ttl(upstream: CacheUpstream, backend: dict[str, Any]) -> None:
     import time
 
