@@ -137,6 +137,8 @@ class TargetConfig(Strict):
     alias: str | None = None
     weight: float = Field(1.0, gt=0)
     params: dict[str, Any] = Field(default_factory=dict)
+    #: Requests in flight to this target at once (portway-routing queues the rest, see ``routing.queue``).
+    max_concurrency: int | None = Field(None, ge=1)
 
     @field_validator("provider")
     @classmethod
@@ -150,7 +152,7 @@ class TargetConfig(Strict):
     @model_validator(mode="after")
     def _one_form(self) -> TargetConfig:
         if self.alias is not None:
-            if self.provider is not None or self.model is not None or self.params:
+            if self.provider is not None or self.model is not None or self.params or self.max_concurrency:
                 raise ValueError("a target names either an alias ({alias: NAME}) or a provider and a model, "
                                  "not both")
         elif self.provider is None or self.model is None:
@@ -227,6 +229,10 @@ class TimeoutConfig(Strict):
     first_token: Duration | None = None
     #: The whole attempt, a whole stream included.
     total: Duration | None = None
+    #: Opening a connection to an upstream: under ``routing`` only, the
+    #: default for every provider that sets no ``connect_timeout`` of its own
+    #: (connections are pooled per provider, shared by every alias).
+    connect: Duration | None = Field(None, gt=0)
 
     def over(self, defaults: TimeoutConfig) -> TimeoutConfig:
         return TimeoutConfig(first_token=self.first_token if self.first_token is not None else defaults.first_token,
@@ -269,6 +275,9 @@ class ModelConfig(BaseModel):
 
     @model_validator(mode="after")
     def _one_form(self) -> ModelConfig:
+        if self.timeout is not None and self.timeout.connect is not None:
+            raise ValueError("timeout.connect is not per alias: connections are pooled per provider and shared by "
+                             "every alias; set routing.timeout.connect or providers.<name>.connect_timeout")
         if (self.target is None) == (not self.targets):
             raise ValueError("give exactly one of 'target' or 'targets'")
         if self.target is not None:
@@ -321,6 +330,13 @@ class BreakerConfig(Strict):
     failures: int = Field(5, ge=1)
     window: Duration = 30.0
     cooldown: Duration = 30.0
+    #: Share open circuits between workers and machines through this Redis
+    #: (``redis://host:6379/0``); None: each process keeps its own.
+    redis_url: str | None = None
+    #: The Redis hash that holds the open circuits (one per gateway fleet).
+    redis_key: str = "portway:breakers"
+    #: How often each process reads the shared state.
+    sync_interval: Duration = Field(1.0, gt=0)
 
 
 class QueueConfig(Strict):

@@ -19,11 +19,12 @@ way; after it, the client already has a 200 and the error ends the stream.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import random
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Collection
 from contextlib import aclosing
 from dataclasses import dataclass
 from typing import Any
@@ -104,6 +105,9 @@ class Gateway:
                 log.warning("%s", self.unavailable[name])
                 continue
             settings = validate_section(cls.config_model, raw, config.source, f"providers.{name}")
+            connect = config.routing.timeout.connect
+            if connect is not None and "connect_timeout" not in settings.model_fields_set:
+                settings = settings.model_copy(update={"connect_timeout": connect})
             try:
                 self.providers[name] = cls(name, settings)
             except PortwayError as exc:
@@ -133,6 +137,8 @@ class Gateway:
         )
 
         self._header_routes: dict[str, Route] = {}
+        #: ``<provider>/<model>`` routes made so far (see :meth:`resolve`).
+        self._direct: dict[str, Route] = {}
         #: Responses API turns, for previous_response_id and retrieval (in memory: per process).
         self.responses: ResponseStore = MemoryResponseStore()
 
@@ -140,11 +146,11 @@ class Gateway:
         self.master_key: str | None = key.get_secret_value() if key is not None else None
         #: What clients' keys are compared with, byte for byte (see endpoints.common.check_key).
         self.master_key_bytes: bytes | None = self.master_key.encode("utf-8") if self.master_key else None
-        self._bind_hooks()
-
-    def _bind_hooks(self) -> None:
-        """Decide once which request-path hooks exist (a hook nobody
-        implements costs nothing on the request path)."""
+        # Plugins whose request-path hooks depend on their config add them now, before anything
+        # below asks which hooks are implemented.
+        self.hooks.each_sync("register_request_hooks", contain=False, gateway=self,
+                             register=lambda name, obj: self.pm.register(obj, name=name))
+        self.hooks.refresh()
         self._post_chunk = self.hooks.implemented("post_chunk")
         self._post_response = self.hooks.implemented("post_response")
         self._pre_request = self.hooks.implemented("pre_request")
@@ -152,15 +158,6 @@ class Gateway:
         # without the usage the client asked for) and per native format.
         self._chunk_relays = {wants: self._chunks(wants) for wants in (False, True)}
         self._native_relays: dict[str, Any] = {}
-
-    def add_plugin(self, name: str, plugin: Any) -> None:
-        """Register ``plugin``'s hook implementations now, from a ``startup``
-        hook: for a plugin whose request-path hooks exist only when its
-        config section does (the cache), so that an installed but
-        unconfigured plugin costs requests nothing.  Not while serving."""
-        self.pm.register(plugin, name=name)
-        self.hooks.refresh()
-        self._bind_hooks()
 
     # -- set-up ----------------------------------------------------------------
 
@@ -179,7 +176,7 @@ class Gateway:
                 members.append(self._group(t.alias, models, options, groups))
             elif t.provider in self.providers:
                 members.append(Target(self.providers[t.provider], t.model, t.weight,  # type: ignore[arg-type]
-                                      tuple(t.params.items())))
+                                      tuple(t.params.items()), t.max_concurrency))
             else:
                 continue
             weights.append(t.weight)
@@ -275,10 +272,17 @@ class Gateway:
             return self._usable(model, route)
         prefix, sep, rest = model.partition("/")
         if sep and rest:
+            route = self._direct.get(model)
+            if route is not None:
+                return route
             provider = self.providers.get(prefix)
             if provider is not None:
                 target = Target(provider, rest)
-                return Route(model, Group(model, (target,), (1.0,)), (target,), self.default_policy)
+                route = Route(model, Group(model, (target,), (1.0,)), (target,), self.default_policy)
+                if len(self._direct) >= DIRECT_ROUTES_KEPT:
+                    self._direct.clear()  # names come from clients: a bounded memo
+                self._direct[model] = route
+                return route
             if prefix in self.unavailable:
                 raise PortwayError(self.unavailable[prefix], kind="bad_request", code="provider_not_installed",
                                    param="model")
@@ -319,10 +323,13 @@ class Gateway:
                       '{"strategy": "fallback", "targets": [{"provider": "oai", "model": "gpt-4o"}]}') from None
         if not isinstance(data, dict):
             raise bad("must be a JSON object (an alias: targets, strategy, retry, timeout, ...)")
-        refused = sorted(_open_proxy_keys(data))
+        refused = sorted(_keys_in(data, OPEN_PROXY_KEYS))
         if refused:
             raise bad(f"may not set {', '.join(refused)}: a request can only name the provider instances and "
                       "aliases of the server's config")
+        if _keys_in(data, {"max_concurrency"}):
+            raise bad("may not set max_concurrency: the limits of the server's targets are the config's, shared by "
+                      "every request")
         try:
             model = ModelConfig.model_validate(data, context={"providers": set(self.providers)})
         except ValidationError as exc:
@@ -499,9 +506,34 @@ class Gateway:
                 ctx.native.snapshot(ctx.body)  # so that what hooks change is never bypassed
             answer = await self.hooks.first("pre_request", ctx=ctx)
             if answer is not None:
+                if ctx.gates:  # an answer no upstream gives still waits for what must pass first
+                    try:
+                        await self._gated(ctx, _no_work())
+                    except _GateFailed as gate:
+                        raise gate.error from None
                 ctx.cached = True
                 return answer
         return None
+
+    @staticmethod
+    async def _gated(ctx: RequestContext, work: Any) -> Any:
+        """``work`` (an upstream call) run alongside ``ctx.gates``: its result
+        once every gate has passed; cancelled, and the gate's error raised
+        (as :class:`_GateFailed`, past the retry loop), when one fails."""
+        if not ctx.gates:
+            return await work
+        task = asyncio.ensure_future(work)
+        try:
+            await asyncio.gather(*ctx.gates)
+        except BaseException as exc:
+            task.cancel()
+            with contextlib.suppress(BaseException):
+                await task
+            if isinstance(exc, Exception):
+                raise _GateFailed(exc) from exc
+            raise
+        ctx.gates = []  # passed: a retry or fallback need not wait again
+        return await task
 
     # -- the request path ----------------------------------------------------------
 
@@ -543,8 +575,10 @@ class Gateway:
                         fmt = None
                         self._check_canonical(ctx)
                         call = getattr(target.provider, method)(self.upstream_body(ctx, target), ctx)
-                    response = await (call if limit is None else _within(limit, call, target, "no answer"))
+                    response = await self._gated(ctx, call if limit is None else _within(limit, call, target, "no answer"))
                     break
+                except _GateFailed as gate:
+                    raise gate.error from None
                 except PortwayError as error:
                     candidates = await self._recover(ctx, error, candidates)
                 except Exception as exc:
@@ -583,7 +617,7 @@ class Gateway:
         while True:
             target = await self._select(ctx, candidates)
             native = native_request_for(ctx, target)
-            if native is not None and self._post_chunk and not native.format.patches_streams:
+            if native is not None and self._post_chunk and (ctx.canonical_stream or not native.format.patches_streams):
                 native = None  # hooks watch the chunks and this format cannot carry their changes
             body = native.format.upstream_body(native, ctx, target) if native is not None else None
             if body is None:
@@ -601,8 +635,12 @@ class Gateway:
                 # upstream that announces a role and then fails can still be
                 # retried or fallen back from, invisibly.
                 starting = _first_content(stream, first, is_preamble)
-                await (starting if first_limit is None else _within(first_limit, starting, target, "no first content"))
+                await self._gated(ctx, starting if first_limit is None else _within(first_limit, starting, target,
+                                                                                     "no first content"))
                 break
+            except _GateFailed as gate:
+                await stream.aclose()
+                raise gate.error from None
             except StopAsyncIteration:
                 if first:
                     break  # a stream that ended cleanly with nothing but its preamble
@@ -756,26 +794,32 @@ class Gateway:
     def finish(self, ctx: RequestContext) -> None:
         """The response is sent: hand the record to observability plugins."""
         ctx.finished_at = time.perf_counter()
+        for gate in ctx.gates:  # never awaited (the request failed before its upstream call)
+            gate.cancel()
         if ctx.cost is None:
             self.price(ctx)  # a stream's usage arrives with its end
         self.hooks.each_sync("request_finished", ctx=ctx)
 
+
+#: How many ``<provider>/<model>`` routes are remembered before the memo starts again.
+DIRECT_ROUTES_KEPT = 4096
 
 #: Keys that would point the gateway somewhere the config does not: never taken from a request.
 OPEN_PROXY_KEYS = frozenset({"base_url", "api_key", "headers", "url", "endpoint", "type", "providers",
                              "aws_access_key_id", "aws_secret_access_key", "credentials"})
 
 
-def _open_proxy_keys(value: Any) -> set[str]:
+def _keys_in(value: Any, names: Collection[str]) -> set[str]:
+    """The keys among ``names`` anywhere in a JSON value."""
     found: set[str] = set()
     if isinstance(value, dict):
         for key, inner in value.items():
-            if key in OPEN_PROXY_KEYS:
+            if key in names:
                 found.add(key)
-            found |= _open_proxy_keys(inner)
+            found |= _keys_in(inner, names)
     elif isinstance(value, list):
         for inner in value:
-            found |= _open_proxy_keys(inner)
+            found |= _keys_in(inner, names)
     return found
 
 
@@ -783,7 +827,8 @@ def _filled(group: Group, matched: str) -> Group:
     """A wildcard alias's group with ``*`` in its targets' models replaced by
     what the alias's own ``*`` matched."""
     members = tuple(_filled(m, matched) if isinstance(m, Group) else
-                    Target(m.provider, m.model.replace("*", matched), m.weight, m.params) if "*" in m.model else m
+                    Target(m.provider, m.model.replace("*", matched), m.weight, m.params, m.max_concurrency)
+                    if "*" in m.model else m
                     for m in group.members)
     return Group(group.name, members, group.weights, group.options)
 
@@ -863,6 +908,18 @@ def _is_preamble(chunk: dict[str, Any]) -> bool:
             if value and key != "role":
                 return False
     return True
+
+
+class _GateFailed(Exception):
+    """A gate's error on its way past the retry loop (it is no upstream failure)."""
+
+    def __init__(self, error: Exception) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
+async def _no_work() -> None:
+    return None
 
 
 async def _no_more() -> AsyncIterator[list[dict[str, Any]]]:

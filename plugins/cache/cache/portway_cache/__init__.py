@@ -53,7 +53,10 @@ def register_routes(register: Any) -> None:
 
 
 @hookimpl
-async def startup(gateway: Any) -> None:
+def register_request_hooks(gateway: Any, register: Any) -> None:
+    """With a ``cache:`` section: the cache, checked, and its request hooks.
+    Without one nothing is registered, so an installed but unconfigured
+    cache costs requests nothing."""
     if SECTION not in gateway.config.extra_sections():
         return
     backends: dict[str, Any] = {}
@@ -68,11 +71,15 @@ async def startup(gateway: Any) -> None:
             raise _config_error(gateway, f"models.{alias}.cache: mode 'semantic' needs an embedding_model "
                                          f"(here or in cache.semantic)")
         cache.check_embedding_model(option.embedding_model, f"models.{alias}.cache.embedding_model")
-    await cache.backend.start()
     _caches[gateway] = cache
-    # The request-path hooks exist only now that the config asks for a cache:
-    # installed but unconfigured, the plugin costs requests nothing.
-    gateway.add_plugin(LOOKUP, CacheHooks(cache))
+    register(LOOKUP, CacheHooks(cache))
+
+
+@hookimpl
+async def startup(gateway: Any) -> None:
+    cache = _caches.get(gateway)
+    if cache is not None:
+        await cache.backend.start()  # a backend that cannot open (a wrong Redis URL) stops the start-up
 
 
 def _alias_options(gateway: Any) -> list[tuple[str, AliasCache]]:
