@@ -562,3 +562,39 @@ def test_the_request_hooks_exist_only_with_a_cache_section(upstream: CacheUpstre
         found = {name: "cache-lookup" in hooks.implementers(name)
                  for name in ("pre_request", "post_response", "request_finished")}
     assert found == dict.fromkeys(found, registered)
+
+
+# -- config errors -------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("cache", "models", "message"), [
+    ({"backend": "nosuch"}, {}, "cache.backend: no cache backend named 'nosuch' (installed: memory, redis, sqlite"),
+    ({"backend": "memory", "path": "x.db"}, {}, "cache.path: Extra inputs are not permitted"),
+    ({"backend": "sqlite", "max_entries": 5}, {}, "cache.max_entries: Extra inputs are not permitted"),
+    ({"mode": "semantic", "semantic": {"embedding_model": "nowhere/x"}}, {},
+     "cache.semantic.embedding_model: model 'nowhere/x' is not configured"),
+    ({}, {"faq": {"target": {"provider": "up", "model": "m"}, "cache": {"mode": "semantic"}}},
+     "models.faq.cache: mode 'semantic' needs an embedding_model"),
+])
+def test_config_errors_name_the_key(upstream: CacheUpstream, cache: dict[str, Any], models: dict[str, Any],
+                                    message: str) -> None:
+    from portway import config as config_module
+    from portway.config import ConfigError
+    from portway.gateway import Gateway
+
+    parsed = config_module.parse(gateway_config(upstream.upstream, cache, models=models), "portway.yaml", {})
+    with pytest.raises(ConfigError) as caught:
+        Gateway(parsed)
+    assert message in str(caught.value) and str(caught.value).startswith("portway.yaml: ")
+
+
+@pytest.mark.parametrize("cache", [{"mode": "sometimes"}, {"ttl": 0}, {"ttl": "soon"}, {"namespace": "mine"},
+                                   {"mode": "semantic"}, {"semantic": {"embedding_model": "embed", "threshold": 2}}])
+def test_bad_section_values_are_config_errors(upstream: CacheUpstream, cache: dict[str, Any]) -> None:
+    from portway import config as config_module
+    from portway.config import ConfigError
+    from portway.gateway import Gateway
+
+    with pytest.raises(ConfigError) as caught:
+        Gateway(config_module.parse(gateway_config(upstream.upstream, cache), "portway.yaml", {}))
+    assert "cache" in str(caught.value)
