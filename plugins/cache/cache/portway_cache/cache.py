@@ -177,8 +177,10 @@ class Cache:
         option = route.options.get("cache")
         if option is None:
             return self.default
-        if route.from_header:  # a per-request alias (x-portway-config): not worth keeping
-            return Settings.of(self.config, option)
+        if route.from_header:
+            # A per-request alias (x-portway-config), not worth keeping; it may not choose its
+            # namespace: a client must not read or fill another's entries by asking to.
+            return Settings.of(self.config, option.model_copy(update={"namespace": None}))
         found = self._settings.get(id(option), self)
         if found is self:
             found = self._settings[id(option)] = Settings.of(self.config, option)

@@ -371,6 +371,22 @@ def test_namespaces_isolate_keys(upstream: CacheUpstream, backend: dict[str, Any
     assert upstream.chat_calls() == 2
 
 
+def test_a_per_request_alias_can_turn_caching_off_but_not_change_its_namespace(upstream: CacheUpstream) -> None:
+    import json
+
+    def config(cache: Any) -> dict[str, str]:
+        return {"x-portway-config": json.dumps({"targets": [{"provider": "up", "model": "m"}], "cache": cache})}
+
+    with serve(upstream, {}) as server:
+        alice, bob = server.openai_client(api_key="sk-alice"), server.openai_client(api_key="sk-bob")
+        _, off = chat(alice, "per request", extra_headers=config(False))
+        chat(alice, "per request", extra_headers=config({"namespace": "shared"}))
+        _, bobs = chat(bob, "per request", extra_headers=config({"namespace": "shared"}))
+    assert off["x-portway-cache"] == "bypass"
+    assert bobs["x-portway-cache"] == "miss" and not bobs["x-portway-cache-key"].startswith("shared:")
+    assert upstream.chat_calls() == 3
+
+
 def test_a_shared_namespace_serves_every_key(upstream: CacheUpstream) -> None:
     with serve(upstream, {"namespace": "shared"}) as server:
         chat(server.openai_client(api_key="sk-alice"), "a common question")
