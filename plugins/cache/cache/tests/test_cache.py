@@ -614,3 +614,21 @@ def test_bad_section_values_are_config_errors(upstream: CacheUpstream, cache: di
     with pytest.raises(ConfigError) as caught:
         Gateway(config_module.parse(gateway_config(upstream.upstream, cache), "portway.yaml", {}))
     assert "cache" in str(caught.value)
+
+
+def test_the_key_is_of_the_request_after_other_pre_request_hooks_changed_it(upstream: CacheUpstream) -> None:
+    import portway
+
+    class Redactor:
+        @portway.hookimpl
+        def pre_request(self, ctx: Any) -> None:
+            for message in ctx.body["messages"]:
+                message["content"] = message["content"].replace("4111-1111", "[card]")
+
+    config = gateway_config(upstream.upstream, {})
+    with GatewayServer(config, plugins=[("redactor", Redactor())]) as server:
+        client = server.openai_client()
+        first, _ = chat(client, "my card is 4111-1111")
+        second, headers = chat(client, "my card is [card]")
+    assert first == second == upstream.answer("my card is [card]")
+    assert headers["x-portway-cache"] == "hit" and upstream.chat_calls() == 1
