@@ -632,3 +632,18 @@ def test_the_key_is_of_the_request_after_other_pre_request_hooks_changed_it(upst
         second, headers = chat(client, "my card is [card]")
     assert first == second == upstream.answer("my card is [card]")
     assert headers["x-portway-cache"] == "hit" and upstream.chat_calls() == 1
+
+
+def test_a_guardrail_that_denies_the_prompt_is_not_bypassed_by_a_cached_answer(upstream: CacheUpstream) -> None:
+    config = gateway_config(upstream.upstream, {})
+    config["guardrails"] = {"checks": {"nope": {"type": "regex", "pattern": "(?i)forbidden", "action": "deny",
+                                                "on": ["input"]}}}
+    with GatewayServer(config) as server:
+        client = server.openai_client()
+        _, first = chat(client, "a forbidden question")  # no check asked for: answered and stored
+        with pytest.raises(openai.APIStatusError) as denied:
+            chat(client, "a forbidden question", extra_headers={"x-portway-guardrails": "nope"})
+        _, again = chat(client, "a forbidden question")
+    assert first["x-portway-cache"] == "miss" and again["x-portway-cache"] == "hit"
+    assert denied.value.status_code == 400
+    assert upstream.chat_calls() == 1
