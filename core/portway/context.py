@@ -131,6 +131,9 @@ class RequestContext:
     cached: bool = False
     #: ``hit`` | ``miss`` | ``semantic-hit`` | ``bypass`` when a cache plugin looked; None otherwise.
     cache_status: str | None = None
+    #: On a cache hit, what the answer cost when it was first paid for (USD;
+    #: None when unknown).
+    cost_saved: float | None = None
     #: Guardrail verdicts, in order: ``{"check", "type", "action", "category", "stage", "duration_ms"}``
     #: (never the matched text).
     verdicts: list[dict[str, Any]] = field(default_factory=list)
@@ -161,6 +164,16 @@ class RequestContext:
     #: The request's spans (a :class:`portway.tracing.RequestTrace`), or None
     #: when nothing is traced.
     trace: Any = None
+    #: Set by a ``pre_request`` hook that holds streamed text back and
+    #: releases it in later chunks (a guardrail's window): a native
+    #: pass-through stream cannot carry text moved across its events, so the
+    #: stream then takes the canonical path (translated for the client).
+    canonical_stream: bool = False
+    #: Futures a ``pre_request`` hook started that must succeed before the
+    #: answer is released (slow guardrail checks in ``parallel`` mode): the
+    #: gateway runs the upstream call alongside them, cancels it when one
+    #: fails, and gives the client that one's error.
+    gates: list[Any] = field(default_factory=list)
 
     @property
     def body(self) -> dict[str, Any]:
