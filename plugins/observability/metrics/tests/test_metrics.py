@@ -314,3 +314,29 @@ def test_concurrency_limits_and_their_queue() -> None:
     assert value(after, "portway_queue_wait_seconds_total", limiter="oai") > 0
     assert value(after, "portway_queue_rejections_total", limiter="oai") == 1
     assert value(after, "portway_request_errors_total", endpoint="chat.completions", kind="rate_limit") == 1
+
+
+def test_the_real_cache_and_guardrails_as_metrics() -> None:
+    config = {**CONFIG,
+              "cache": {"mode": "exact", "backend": "memory", "ttl": "10m"},
+              "guardrails": {"checks": {"nope": {"type": "regex", "pattern": "(?i)forbidden", "action": "deny",
+                                                 "on": ["input"]},
+                                        "hello": {"type": "regex", "pattern": "(?i)hello", "action": "flag",
+                                                  "on": ["input"]}},
+                             "default": ["nope", "hello"]}}
+    with GatewayServer(config) as server:
+        client = server.openai_client()
+        for _ in range(3):  # the first is a miss, the two others hits
+            client.chat.completions.create(model="echo", messages=[{"role": "user", "content": "hello cache"}])
+        with pytest.raises(openai.BadRequestError):
+            client.chat.completions.create(model="echo", messages=[{"role": "user", "content": "forbidden"}])
+        samples = scrape(server)
+    assert value(samples, "portway_cache_requests_total", endpoint="chat.completions", result="miss") == 1
+    assert value(samples, "portway_cache_requests_total", endpoint="chat.completions", result="hit") == 2
+    assert value(samples, "portway_requests_total", endpoint="chat.completions", model="echo", provider="cache",
+                 status="200") == 2
+    assert value(samples, "portway_guardrail_verdicts_total", check="hello", action="flag", stage="input") == 3
+    assert value(samples, "portway_guardrail_verdicts_total", check="nope", action="deny", stage="input") == 1
+    assert value(samples, "portway_guardrail_blocked_requests_total", endpoint="chat.completions") == 1
+    # Only the miss went upstream.
+    assert value(samples, "portway_upstream_attempts_total", provider="mock") == 1
