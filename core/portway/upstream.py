@@ -177,6 +177,20 @@ class Upstream:
             await self._httpx.aclose()
             self._httpx = None
 
+    # -- figures (for metrics) --------------------------------------------------------
+
+    @property
+    def connections_in_use(self) -> int | None:
+        """Pooled connections held by requests now (aiohttp; None for httpx,
+        whose pool does not say)."""
+        slots = self._slots
+        return self._max_connections - slots._value if slots is not None else None
+
+    @property
+    def draining(self) -> int:
+        """Finished streams still reading their last bytes."""
+        return len(self._drains)
+
     # -- helpers --------------------------------------------------------------------
 
     def error(self, message: str, kind: str, status: int | None = None) -> ProviderError:

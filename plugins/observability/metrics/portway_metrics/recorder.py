@@ -32,6 +32,7 @@ from prometheus_client import multiprocess as prometheus_multiprocess
 from prometheus_client.metrics_core import Metric
 
 import portway
+from portway.errors import PortwayError
 from portway.hooks import REQUEST_HOOKS
 from portway_metrics.families import FAMILIES, Family
 
@@ -369,14 +370,14 @@ class Metrics:
             self._add(("seconds", plugin, hook), stats.seconds, m["portway_hook_duration_seconds"].labels(plugin, hook))
             self._add(("errors", plugin, hook), stats.errors, m["portway_hook_errors"].labels(plugin, hook))
         for name, provider in gateway.providers.items():
-            http = getattr(provider, "_http", None)
-            slots = getattr(http, "_slots", None)
-            if http is None:
+            try:
+                http = provider.http
+            except PortwayError:  # not started (or a provider without a pool)
                 continue
-            limit = provider.config.max_connections
-            in_use = limit - slots._value if slots is not None else 0  # asyncio.Semaphore's free slots
-            m["portway_upstream_connections_in_use"].labels(name).set(in_use)
-            m["portway_upstream_streams_draining"].labels(name).set(len(getattr(http, "_drains", ())))
+            in_use = http.connections_in_use
+            if in_use is not None:
+                m["portway_upstream_connections_in_use"].labels(name).set(in_use)
+            m["portway_upstream_streams_draining"].labels(name).set(http.draining)
         if self._routing:
             self._breakers(gateway)
             self._queues(gateway)

@@ -308,6 +308,8 @@ def test_concurrency_limits_and_their_queue() -> None:
     assert results == ["ok", "ok"]
     assert value(during, "portway_concurrency_in_use", limiter="oai") == 1
     assert value(during, "portway_concurrency_limit", limiter="oai") == 1
+    assert value(during, "portway_upstream_connections_in_use", provider="oai") == 1  # the held request's
+    assert value(after, "portway_upstream_connections_in_use", provider="oai") == 0
     assert value(after, "portway_queue_depth", limiter="oai") == 0
     assert value(after, "portway_concurrency_in_use", limiter="oai") == 0
     assert value(after, "portway_queue_waited_requests_total", limiter="oai") == 1
