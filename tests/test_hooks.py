@@ -701,3 +701,34 @@ def test_a_pre_request_answer_replayed_as_a_stream_keeps_its_usage(gateway_serve
     plain = list(server.openai_client().chat.completions.create(
         model="mock/echo", messages=[{"role": "user", "content": "x"}], stream=True))
     assert all(c.usage is None for c in plain) and plain[-1].choices[0].finish_reason == "stop"
+
+
+def test_every_implementation_counts_its_calls_time_and_failures(gateway_server: Start) -> None:
+    """``Hooks.stats``: per plugin and hook, what the metrics plugin exposes."""
+
+    class Sometimes:
+        calls = 0
+
+        @portway.hookimpl
+        async def pre_request(self, ctx: Any) -> None:
+            await asyncio.sleep(0)
+            Sometimes.calls += 1
+            if Sometimes.calls == 2:
+                raise RuntimeError("second time unlucky")
+
+        @portway.hookimpl
+        def request_finished(self, ctx: Any) -> None:
+            raise ValueError("a broken sink")
+
+    server = gateway_server(MOCK, plugins=[("sometimes", Sometimes())])
+    outcomes = []
+    for _ in range(3):
+        response = httpx.post(server.base_url + "/chat/completions",
+                              json={"model": "mock/echo", "messages": [{"role": "user", "content": "hi"}]})
+        outcomes.append(response.status_code)
+    stats = server.gateway.hooks.stats
+    pre, finished = stats[("sometimes", "pre_request")], stats[("sometimes", "request_finished")]
+    assert outcomes == [200, 500, 200]
+    assert (pre.calls, pre.errors) == (3, 1) and pre.seconds > 0
+    assert (finished.calls, finished.errors) == (3, 3)
+    assert server.gateway.hooks.errors == {"sometimes": 4}
