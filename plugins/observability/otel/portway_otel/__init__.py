@@ -13,6 +13,8 @@ tracing off).
 
 from __future__ import annotations
 
+import importlib
+import importlib.util
 import weakref
 from typing import Any, Literal
 
@@ -21,13 +23,15 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter, SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 import portway
 from portway import hookimpl
 from portway.tracing import Tracing
 
 PORTWAY_PLUGIN_KIND = "observability"
+
+OTLP_MODULE = "opentelemetry.exporter.otlp.proto.http.trace_exporter"
 
 
 class TracingConfig(BaseModel):
@@ -52,6 +56,13 @@ class TracingConfig(BaseModel):
     capture_content: bool = False
     #: ``service.name`` of the spans' resource.
     service_name: str = "portway"
+
+    @model_validator(mode="after")
+    def _exporter_installed(self) -> TracingConfig:
+        # Said by `portway config check`, with the file and key, rather than at start-up.
+        if self.exporter == "otlp" and not _installed(OTLP_MODULE):
+            raise ValueError("exporter otlp needs the OTLP exporter: pip install 'portway-otel[otlp]'")
+        return self
 
 
 #: Each started gateway's tracer provider.
@@ -103,11 +114,15 @@ def shutdown(gateway: Any) -> None:
         provider.shutdown()  # flushes what is still queued
 
 
+def _installed(module: str) -> bool:
+    try:
+        return importlib.util.find_spec(module) is not None
+    except ModuleNotFoundError:  # a parent package is missing
+        return False
+
+
 def _exporter(config: TracingConfig) -> Any:
     if config.exporter == "console":
         return ConsoleSpanExporter()
-    try:
-        from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
-    except ImportError:
-        raise RuntimeError("tracing.exporter otlp needs the OTLP exporter: pip install 'portway-otel[otlp]'") from None
-    return OTLPSpanExporter(endpoint=config.endpoint, headers=config.headers or None)
+    exporter = importlib.import_module(OTLP_MODULE).OTLPSpanExporter  # checked by TracingConfig
+    return exporter(endpoint=config.endpoint, headers=config.headers or None)

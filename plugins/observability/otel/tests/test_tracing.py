@@ -16,7 +16,7 @@ from portway_otel import memory_of
 
 from portway.testing import FakeUpstream
 from portway.testing.gateway import GatewayServer
-from portway.testing.upstream import json_reply, sse_reply
+from portway.testing.upstream import Reply, json_reply, sse_reply
 
 SECRET_PROMPT = "the launch code is swordfish"
 HI = [{"role": "user", "content": SECRET_PROMPT}]
@@ -218,3 +218,39 @@ def test_embeddings_are_their_own_operation(upstream: FakeUpstream) -> None:
     assert client_span.attributes["gen_ai.operation.name"] == "embeddings"
     assert client_span.attributes["gen_ai.usage.input_tokens"] == 5
     assert "gen_ai.usage.output_tokens" not in client_span.attributes
+
+
+def test_an_otlp_exporter_that_is_not_installed_is_a_config_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    import portway_otel
+
+    from portway.config import ConfigError
+
+    # As on an install without the [otlp] extra (the test environment has it, for the test below).
+    monkeypatch.setattr(portway_otel, "_installed", lambda module: False)
+    with pytest.raises(ConfigError, match=r"tracing.*pip install 'portway-otel\[otlp\]'"):
+        GatewayServer({"providers": {"mock": {"type": "mock"}}, "tracing": {"exporter": "otlp"}})
+
+
+def test_the_otlp_exporter_posts_spans_to_a_collector(upstream: FakeUpstream) -> None:
+    pytest.importorskip("opentelemetry.exporter.otlp.proto.http")
+    from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+
+    with FakeUpstream() as collector:
+        collector.add("/v1/traces", Reply(status=200, body=b"", content_type="application/x-protobuf"))
+        upstream.add("/v1/chat/completions", completion("fine"))
+        settings = {**config(upstream), "tracing": {"exporter": "otlp", "endpoint": collector.url + "/v1/traces",
+                                                    "headers": {"x-collector-key": "k-123"}}}
+        with GatewayServer(settings) as server:
+            server.openai_client().chat.completions.create(model="fast", messages=HI)
+        # Shutting down flushed the batch: the spans went out as OTLP/HTTP protobuf.
+        posts = [r for r in collector.requests if r.path == "/v1/traces"]
+    assert posts and all(r.headers["content-type"] == "application/x-protobuf" for r in posts)
+    assert posts[0].headers["x-collector-key"] == "k-123"
+    names = set()
+    for post in posts:
+        export = ExportTraceServiceRequest.FromString(post.body)
+        for resource_spans in export.resource_spans:
+            service = {a.key: a.value.string_value for a in resource_spans.resource.attributes}["service.name"]
+            assert service == "portway"
+            names |= {span.name for scope in resource_spans.scope_spans for span in scope.spans}
+    assert names == {"chat fast", "chat gpt-4o"}
