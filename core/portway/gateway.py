@@ -187,6 +187,20 @@ class Gateway:
             await provider.start()
         await self.hooks.each("startup", gateway=self)
 
+    def register_plugin(self, name: str, plugin: Any) -> None:
+        """Register more hook implementations after start-up began (from a
+        plugin's ``startup``, for hooks only its config asks for: the
+        request log keeps answers only when bodies are logged, so no stream
+        is assembled otherwise).  The request path sees them from the next
+        request on."""
+        self.pm.register(plugin, name=name)
+        self.hooks.refresh()
+        self._post_chunk = self.hooks.implemented("post_chunk")
+        self._post_response = self.hooks.implemented("post_response")
+        self._pre_request = self.hooks.implemented("pre_request")
+        self._chunk_relays = {wants: self._chunks(wants) for wants in (False, True)}
+        self._native_relays = {}
+
     async def shutdown(self) -> None:
         await self.hooks.each_contained("shutdown", gateway=self)
         for provider in self.providers.values():
