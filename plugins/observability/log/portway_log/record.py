@@ -16,13 +16,13 @@ from portway import serialization
 #: The columns of ``log_requests``, in :func:`row`'s order.
 COLUMNS = (
     "id", "request_id", "trace_id", "time", "logged_at", "endpoint", "client_format", "stream", "key_id", "tags", "model",
-    "alias", "provider", "provider_model", "attempts", "fallbacks", "status", "error_kind", "input_tokens",
+    "alias", "provider", "provider_model", "attempts", "failures", "status", "error_kind", "input_tokens",
     "output_tokens", "cached_tokens", "reasoning_tokens", "cost", "latency_ms", "ttft_ms", "output_tokens_per_s",
     "cache_status", "verdicts", "request_body", "response_body", "body_truncated",
 )
 
 #: The columns holding JSON text, decoded for the API.
-JSON_COLUMNS = ("tags", "fallbacks", "verdicts")
+JSON_COLUMNS = ("tags", "failures", "verdicts")
 
 
 def capture(ctx: Any, bodies: bool) -> tuple[Any, ...]:

@@ -40,7 +40,7 @@ MIGRATIONS = (
             provider TEXT,
             provider_model TEXT,
             attempts BIGINT NOT NULL,
-            fallbacks TEXT,
+            failures TEXT,
             status BIGINT NOT NULL,
             error_kind TEXT,
             input_tokens BIGINT,
