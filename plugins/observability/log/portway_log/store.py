@@ -205,7 +205,15 @@ class LogStore:
         """Delete the matching records, their tags and their feedback; how many records."""
         where, args = filters.where()
         async with self.db.transaction() as conn:
-            return await _delete(conn, where, args)
+            if not filters.tags:
+                return await _delete(conn, where, args)
+            # The filter reads log_tags, which the delete empties first: settle the rows before.
+            ids = [row["id"] for row in await conn.fetch(f"SELECT id FROM log_requests WHERE {where}", *args)]
+            deleted = 0
+            for start in range(0, len(ids), 500):
+                chunk = ids[start:start + 500]
+                deleted += await _delete(conn, f"id IN ({', '.join('?' * len(chunk))})", chunk)
+            return deleted
 
     async def sweep(self, before: float) -> int:
         """Retention: delete every record that started before ``before``."""
