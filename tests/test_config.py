@@ -61,10 +61,11 @@ def test_minimal_config_is_valid(tmp_path: Path) -> None:
 
     gateway = gateway_from_config_path(str(path))
     assert set(gateway.providers) == {"m"} and gateway.unavailable == {}
-    targets, policy = gateway.resolve("fast")
+    route = gateway.resolve("fast")
+    targets, policy = route.targets, route.policy
     assert [t.name for t in targets] == ["m/echo"] and policy.retry.attempts == 1  # no retry unless configured
     assert not policy.timeout.is_set  # and only the provider's own timeouts
-    assert gateway.resolve("m/anything")[0][0].name == "m/anything"
+    assert gateway.resolve("m/anything").targets[0].name == "m/anything"
 
 
 def test_empty_file_is_the_defaults(tmp_path: Path) -> None:
@@ -345,7 +346,8 @@ def test_master_key_with_surrounding_whitespace_is_an_error(tmp_path: Path) -> N
 
 def test_misspelt_hook_in_plugins_order(tmp_path: Path) -> None:
     path = write(tmp_path, "plugins: {order: {pre_reqest: [a], select_provider: [b], bogus: [c]}}\n")
-    hooks = ("register_providers, register_routes, register_commands, register_config, catalog_entry, startup, shutdown, "
+    hooks = ("register_providers, register_routes, register_commands, register_config, "
+             "register_alias_keys, catalog_entry, startup, shutdown, "
              "pre_request, select_provider, post_chunk, post_response, on_error, request_finished")
     with pytest.raises(ConfigError) as info:
         config_module.load(path, environ={})
@@ -544,7 +546,7 @@ def test_yaml_merge_keys_are_not_duplicates(tmp_path: Path) -> None:
 def test_embedded_defaults_serve_mock() -> None:
     gateway = gateway_from_config_path(None)
     assert "mock" in gateway.providers
-    assert gateway.resolve("mock/echo")[0][0].name == "mock/echo"
+    assert gateway.resolve("mock/echo").targets[0].name == "mock/echo"
 
 
 def test_embedded_defaults_say_so() -> None:
@@ -590,10 +592,10 @@ def test_retry_durations_and_an_aliass_retry_over_the_routing_default(tmp_path: 
     retry = config.routing.retry
     assert (retry.attempts, retry.on_status, retry.backoff.initial, retry.backoff.max) == (2, [429, 503], 0.2, 120.0)
     gateway = Gateway(config)
-    a, b, c = (gateway.resolve(name)[1].retry for name in ("a", "b", "c"))
+    a, b, c = (gateway.resolve(name).policy.retry for name in ("a", "b", "c"))
     assert (a.attempts, a.on_status, a.backoff.initial) == (4, [429, 503], 0.2)
     assert (b.attempts, b.backoff.initial, b.backoff.max) == (2, 1.5, 5.0)
-    assert c == retry and gateway.resolve("m/echo")[1].retry == retry
+    assert c == retry and gateway.resolve("m/echo").policy.retry == retry
     defaults = config_module.load(write(tmp_path, "providers: {m: {type: mock}}\n", "d.yaml"), environ={}).routing.retry
     assert (defaults.attempts, defaults.on_status, defaults.backoff.initial, defaults.backoff.max) == (
         1, [408, 429, 500, 502, 503, 504, 529], 0.2, 5.0)

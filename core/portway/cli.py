@@ -145,7 +145,7 @@ def cmd_models(args: argparse.Namespace) -> int:
         known = describe_model(info) if info is not None else ""
         print(f"{model_id}\t{owner}" + (f"\t{known}" if known else ""))
     for _, _, pattern in gateway.wildcards:
-        targets = ", ".join(t.name for t in gateway.aliases[pattern][0]) or "no usable target"
+        targets = ", ".join(t.name for t in gateway.aliases[pattern].targets) or "no usable target"
         print(f"{pattern}\tportway (wildcard: {targets})")
     return EXIT_OK
 

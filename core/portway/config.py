@@ -33,6 +33,7 @@ from pydantic import (
     Field,
     PrivateAttr,
     SecretStr,
+    TypeAdapter,
     ValidationError,
     ValidationInfo,
     field_validator,
@@ -125,19 +126,33 @@ class ProviderConfig(BaseModel):
 
 
 class TargetConfig(Strict):
-    provider: str
-    model: str
+    """One target of an alias: a provider instance and its model, or another
+    alias (``{alias: eu-pool}``: strategies nest)."""
+
+    provider: str | None = None
+    model: str | None = None
+    alias: str | None = None
     weight: float = Field(1.0, gt=0)
     params: dict[str, Any] = Field(default_factory=dict)
 
     @field_validator("provider")
     @classmethod
-    def _defined(cls, name: str, info: ValidationInfo) -> str:
+    def _defined(cls, name: str | None, info: ValidationInfo) -> str | None:
         # parse() passes the file's provider names as validation context.
         defined = (info.context or {}).get("providers")
-        if defined is not None and name not in defined:
+        if name is not None and defined is not None and name not in defined:
             raise ValueError(f"no provider named {name!r} (defined: {', '.join(sorted(defined)) or 'none'})")
         return name
+
+    @model_validator(mode="after")
+    def _one_form(self) -> TargetConfig:
+        if self.alias is not None:
+            if self.provider is not None or self.model is not None or self.params:
+                raise ValueError("a target names either an alias ({alias: NAME}) or a provider and a model, "
+                                 "not both")
+        elif self.provider is None or self.model is None:
+            raise ValueError("a target needs a 'provider' and a 'model' (or an 'alias')")
+        return self
 
 
 # -- durations and retries ---------------------------------------------------------------
@@ -230,9 +245,13 @@ def _no_retries_key(data: Any) -> Any:
     return data
 
 
-class ModelConfig(Strict):
+class ModelConfig(BaseModel):
     """An alias: ``target`` for one place, ``targets`` for several (tried in
-    order on failure)."""
+    order on failure, unless a routing plugin's ``strategy`` says otherwise).
+    Keys other than these belong to plugins (the ``register_alias_keys``
+    hook), which validate them; one that no plugin declares is an error."""
+
+    model_config = ConfigDict(extra="allow")
 
     target: TargetConfig | None = None
     targets: list[TargetConfig] = Field(default_factory=list)
@@ -253,6 +272,10 @@ class ModelConfig(Strict):
             self.targets = [self.target]
             self.target = None
         return self
+
+    def plugin_keys(self) -> dict[str, Any]:
+        """The keys plugins declare, as written."""
+        return dict(self.model_extra or {})
 
 
 class PriceConfig(Strict):
@@ -374,13 +397,48 @@ class Config(BaseModel):
     def _wildcard_targets(self) -> Config:
         for alias, model in self.models.items():
             for i, target in enumerate(model.targets):
-                if target.model.count("*") > (1 if "*" in alias else 0):
-                    where = "target" if len(model.targets) == 1 else f"targets.{i}"
+                where = "target" if len(model.targets) == 1 else f"targets.{i}"
+                if target.alias is not None:
+                    if target.alias not in self.models:
+                        raise ValueError(f"models.{alias}.{where}.alias: no alias named {target.alias!r}"
+                                         f"{suggest(target.alias, self.models)}")
+                    if "*" in target.alias:
+                        raise ValueError(f"models.{alias}.{where}.alias: {target.alias!r} is a wildcard alias, "
+                                         "which only a request's model name can fill in")
+                    continue
+                if target.model.count("*") > (1 if "*" in alias else 0):  # type: ignore[union-attr]
                     raise ValueError(
                         f"models.{alias}.{where}.model: {target.model!r} uses '*', which stands for the part of "
                         f"the name the alias's own '*' matched" + (" (once)" if "*" in alias else
                                                                    f"; alias {alias!r} has none"))
+        cycle = alias_cycle(self.models)
+        if cycle:
+            raise ValueError(f"models: aliases name each other in a cycle: {' -> '.join(cycle)}")
         return self
+
+
+def alias_cycle(models: Mapping[str, ModelConfig]) -> list[str] | None:
+    """A cycle of aliases naming each other as targets (``[a, b, a]``), or None."""
+    done: set[str] = set()
+
+    def visit(name: str, path: list[str]) -> list[str] | None:
+        if name in path:
+            return [*path[path.index(name):], name]
+        if name in done or name not in models:
+            return None
+        for target in models[name].targets:
+            if target.alias is not None:
+                found = visit(target.alias, [*path, name])
+                if found:
+                    return found
+        done.add(name)
+        return None
+
+    for name in models:
+        found = visit(name, [])
+        if found:
+            return found
+    return None
 
 
 #: The top-level keys the core owns; any other belongs to a plugin.
@@ -660,3 +718,35 @@ def validate_section(model: type[BaseModel], data: Any, source: str, section: st
     if problems:
         raise ConfigError(*problems)
     return value
+
+
+#: The keys of an alias the core owns; any other belongs to a plugin (``register_alias_keys``).
+CORE_ALIAS_KEYS = ("target", "targets", "retry", "timeout")
+
+
+def alias_key_problems(models: Mapping[str, Any], declared: Mapping[str, Any], source: str
+                       ) -> tuple[dict[str, dict[str, Any]], list[str]]:
+    """Validate every alias's plugin keys (``models.<alias>.<key>``) with the
+    type its plugin declared (a pydantic model or any type pydantic
+    validates: ``Literal[...]``, ``bool | Model``).  ``models`` maps an alias
+    to its raw plugin keys.  Returns each alias's validated values, and the
+    problems: an undeclared key names the file and the key."""
+    values: dict[str, dict[str, Any]] = {}
+    problems: list[str] = []
+    for alias, keys in models.items():
+        values[alias] = {}
+        for key, raw in keys.items():
+            kind = declared.get(key)
+            if kind is None:
+                problems.append(f"{source}: models.{alias}.{key}: unknown key (no installed plugin declares it)"
+                                f"{suggest(str(key), [*CORE_ALIAS_KEYS, *declared])}")
+                continue
+            try:
+                values[alias][key] = _adapter(kind).validate_python(raw)
+            except ValidationError as exc:
+                problems += error_lines(exc, source, prefix=("models", alias, key))
+    return values, problems
+
+
+def _adapter(kind: Any) -> TypeAdapter[Any]:
+    return TypeAdapter(kind)

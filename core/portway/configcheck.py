@@ -16,14 +16,23 @@ import contextlib
 import logging
 import os
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from pydantic import BaseModel
 
 from portway import config as config_module
 from portway import plugins as plugin_loader
-from portway.config import CORE_SECTIONS, Config, ConfigError, ServerConfig, section_problems, suggest
+from portway.config import (
+    CORE_ALIAS_KEYS,
+    CORE_SECTIONS,
+    Config,
+    ConfigError,
+    ServerConfig,
+    alias_key_problems,
+    section_problems,
+    suggest,
+)
 from portway.errors import PortwayError
 from portway.hooks import Hooks
 
@@ -50,6 +59,8 @@ class Catalog:
     provider_types: dict[str, Any]
     sections: dict[str, type[BaseModel]]
     plugins: list[plugin_loader.PluginInfo]
+    #: The alias keys plugins declare (``register_alias_keys``).
+    alias_keys: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
     def installed(cls, disable: list[str]) -> Catalog:
@@ -61,7 +72,9 @@ class Catalog:
             sections: dict[str, type[BaseModel]] = {}
             hooks.each_sync("register_providers", register=lambda provider: types.__setitem__(provider.type, provider))
             hooks.each_sync("register_config", register=lambda section, model: sections.__setitem__(section, model))
-        return cls(types, sections, infos)
+            alias_keys: dict[str, Any] = {}
+            hooks.each_sync("register_alias_keys", register=lambda key, kind: alias_keys.__setitem__(key, kind))
+        return cls(types, sections, infos, alias_keys)
 
     def why_unavailable(self, type_name: str) -> str:
         """Why no installed plugin provides ``type_name``."""
@@ -114,6 +127,11 @@ def plugin_problems(data: dict[str, Any], source: str, catalog: Catalog, *, stri
                         f"{suggest(str(section), [*CORE_SECTIONS, *catalog.sections])}")
     for section, model in catalog.sections.items():
         problems += section_problems(model, data.get(section, {}), source, section)[1]
+    models = data.get("models")
+    if isinstance(models, dict):
+        plugin_keys = {alias: {k: v for k, v in entry.items() if k not in CORE_ALIAS_KEYS}
+                       for alias, entry in models.items() if isinstance(entry, dict)}
+        problems += alias_key_problems(plugin_keys, catalog.alias_keys, source)[1]
     return problems
 
 

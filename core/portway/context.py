@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -23,6 +24,50 @@ class Target:
     @property
     def name(self) -> str:
         return f"{self.provider.name}/{self.model}"
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class Group:
+    """An alias's targets as configured: each member a :class:`Target` or,
+    where the config names another alias, that alias's own group (strategies
+    nest).  ``options`` holds the alias's plugin-declared keys, validated
+    (``strategy``, ``cache``, ``guardrails``, ...)."""
+
+    name: str
+    members: tuple[Target | Group, ...]
+    #: The weight of each member, in order.
+    weights: tuple[float, ...]
+    options: Mapping[str, Any] = field(default_factory=dict)
+
+    def leaves(self) -> list[Target]:
+        """Every target under this group, in configured order (a target
+        reached by two paths once each)."""
+        found: list[Target] = []
+        for member in self.members:
+            found += member.leaves() if isinstance(member, Group) else [member]
+        return found
+
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class Route:
+    """What a model name resolved to: the alias (or the name as asked, for
+    ``<provider>/<model>``), its targets as a tree (``group``), flattened in
+    ``targets``, and how they are retried and timed (``policy``, a
+    :class:`portway.gateway.Policy`).  ``targets`` are the very objects in
+    the tree, so a router can tell which member of a group a candidate
+    belongs to by identity."""
+
+    name: str
+    group: Group
+    targets: tuple[Target, ...]
+    policy: Any
+    #: True for a route a client sent in ``x-portway-config``.
+    from_header: bool = False
+
+    @property
+    def options(self) -> Mapping[str, Any]:
+        return self.group.options
 
 
 @dataclass(slots=True, eq=False)
@@ -67,6 +112,9 @@ class RequestContext:
     #: How the model's targets are retried and timed (a :class:`portway.gateway.Policy`),
     #: set when the model name is resolved.
     policy: Any = None
+    #: What the model name resolved to (a :class:`Route`); set by the gateway
+    #: before routing, or by the endpoint from an ``x-portway-config`` header.
+    route: Route | None = None
     #: (target name, why) of every failed try, in order: ``("oai/gpt-4o", "server_error 503")``.
     failures: list[tuple[str, str]] = field(default_factory=list)
     started: float = field(default_factory=time.perf_counter)
@@ -79,6 +127,20 @@ class RequestContext:
     status: int = 200
     error: Exception | None = None
     cached: bool = False
+    #: ``hit`` | ``miss`` | ``semantic-hit`` | ``bypass`` when a cache plugin looked; None otherwise.
+    cache_status: str | None = None
+    #: Guardrail verdicts, in order: ``{"check", "type", "action", "category", "stage", "duration_ms"}``
+    #: (never the matched text).
+    verdicts: list[dict[str, Any]] = field(default_factory=list)
+    #: The client's tags from the ``x-portway-metadata`` header (a JSON object
+    #: of strings, bounded; see :func:`portway.endpoints.common.parse_tags`).
+    tags: dict[str, str] = field(default_factory=dict)
+    #: The request's trace id (32 hex digits) when tracing is on.
+    trace_id: str | None = None
+    #: Headers plugins add to the client's response (a non-streamed answer, a
+    #: stream's opening headers, an error).  For a stream only what is set
+    #: before its first chunk reaches the client.
+    response_headers: dict[str, str] = field(default_factory=dict)
     #: The gateway serving this request: ``ctx.gateway.plugin_config[section]``
     #: is a plugin's validated config section.
     gateway: Any = None
@@ -108,6 +170,23 @@ class RequestContext:
     def stream(self) -> bool:
         body = self.canonical if self.canonical is not None else self.native.body
         return body.get("stream") is True
+
+    def alias_option(self, key: str) -> Any:
+        """The validated value of a plugin-declared alias key (see the
+        ``register_alias_keys`` hook) for this request's model name, or None
+        when its alias does not set it (or it names ``<provider>/<model>``,
+        or nothing is configured under that name).  Works before routing too
+        (``pre_request``): the name is resolved then, and re-resolved if a
+        hook changes ``model``."""
+        route = self.route
+        if route is None or (not route.from_header and route.name != self.model):
+            if self.gateway is None:
+                return None
+            route = self.gateway.route_or_none(self.model)
+            if route is None:
+                return None
+            self.route = route
+        return route.options.get(key)
 
     @property
     def latency(self) -> float | None:

@@ -31,9 +31,18 @@ from typing import Any
 from portway import catalog as model_catalog
 from portway import plugins as plugin_loader
 from portway import serialization, tokens
-from portway.config import Config, ConfigError, RetryConfig, TimeoutConfig, validate_section
+from portway.config import (
+    CORE_ALIAS_KEYS,
+    Config,
+    ConfigError,
+    ModelConfig,
+    RetryConfig,
+    TimeoutConfig,
+    alias_key_problems,
+    validate_section,
+)
 from portway.configcheck import Catalog
-from portway.context import RequestContext, Target
+from portway.context import Group, RequestContext, Route, Target
 from portway.errors import PortwayError, ProviderError
 from portway.formats.openai import StreamAssembler, completion_to_chunks
 from portway.hooks import Hooks
@@ -100,17 +109,18 @@ class Gateway:
         #: What each provider/model costs, reads and writes (see :mod:`portway.catalog`).
         self.catalog = model_catalog.Catalog(self.hooks, self._catalog_overrides(config))
 
-        self.aliases: dict[str, tuple[list[Target], Policy]] = {}
         self.default_policy = Policy(config.routing.retry, config.routing.timeout)
+        #: Each alias's route (its targets as configured, nested aliases expanded).
+        self.aliases: dict[str, Route] = {}
+        options, problems = alias_key_problems({a: m.plugin_keys() for a, m in config.models.items()},
+                                               self.alias_keys, config.source)
+        if problems:
+            raise ConfigError(*problems)
+        groups: dict[str, Group] = {}
+        for alias in config.models:
+            self._group(alias, config.models, options, groups)
         for alias, model in config.models.items():
-            targets = [
-                Target(self.providers[t.provider], t.model, t.weight, tuple(t.params.items()))
-                for t in model.targets
-                if t.provider in self.providers
-            ]
-            retry = model.retry.over(config.routing.retry) if model.retry is not None else config.routing.retry
-            timeout = model.timeout.over(config.routing.timeout) if model.timeout is not None else config.routing.timeout
-            self.aliases[alias] = (targets, Policy(retry, timeout))
+            self.aliases[alias] = self._route(alias, groups[alias], self.policy_of(model))
         #: Aliases with a ``*``: (prefix, suffix, alias), the most specific
         #: (the longest literal part) first; see :meth:`resolve`.
         self.wildcards: list[tuple[str, str, str]] = sorted(
@@ -135,6 +145,38 @@ class Gateway:
 
     # -- set-up ----------------------------------------------------------------
 
+    def _group(self, alias: str, models: dict[str, ModelConfig], options: dict[str, dict[str, Any]],
+               groups: dict[str, Group]) -> Group:
+        """The alias's targets as a tree: each nested alias's group is built
+        once and shared (the config has no cycles).  A target whose provider
+        is not available is left out."""
+        found = groups.get(alias)
+        if found is not None:
+            return found
+        members: list[Target | Group] = []
+        weights: list[float] = []
+        for t in models[alias].targets:
+            if t.alias is not None:
+                members.append(self._group(t.alias, models, options, groups))
+            elif t.provider in self.providers:
+                members.append(Target(self.providers[t.provider], t.model, t.weight,  # type: ignore[arg-type]
+                                      tuple(t.params.items())))
+            else:
+                continue
+            weights.append(t.weight)
+        group = groups[alias] = Group(alias, tuple(members), tuple(weights), options.get(alias, {}))
+        return group
+
+    def policy_of(self, model: ModelConfig) -> Policy:
+        """An alias's retry and timeout: its own keys over ``routing``'s."""
+        routing = self.config.routing
+        return Policy(model.retry.over(routing.retry) if model.retry is not None else routing.retry,
+                      model.timeout.over(routing.timeout) if model.timeout is not None else routing.timeout)
+
+    @staticmethod
+    def _route(name: str, group: Group, policy: Policy, *, from_header: bool = False) -> Route:
+        return Route(name, group, tuple(group.leaves()), policy, from_header)
+
     def _register_provider_type(self, cls: type[Provider]) -> None:
         if not cls.type:
             raise ConfigError(f"provider class {cls.__qualname__} has no 'type'")
@@ -144,6 +186,15 @@ class Gateway:
         models: dict[str, Any] = {}
         self.hooks.each_sync("register_config", register=lambda section, model: models.__setitem__(section, model))
         self.plugin_config: dict[str, Any] = {}
+        #: What each plugin-declared alias key is validated by (``register_alias_keys``).
+        self.alias_keys: dict[str, Any] = {}
+        twice: list[str] = []
+        self.hooks.each_sync("register_alias_keys", register=lambda key, kind: (
+            twice.append(key) if key in CORE_ALIAS_KEYS or key in self.alias_keys
+            else self.alias_keys.__setitem__(key, kind)))
+        if twice:
+            raise ConfigError(*(f"alias key {key!r} is declared twice (by the core or another plugin)"
+                                for key in twice))
         extra = self.config.extra_sections()
         for section in extra:
             if section not in models:
@@ -208,42 +259,59 @@ class Gateway:
 
     # -- routing -----------------------------------------------------------------
 
-    def resolve(self, model: str) -> tuple[list[Target], Policy]:
-        """The targets that can serve ``model`` and how to retry and time
-        them (:class:`Policy`).  In
-        order: an exact alias; ``<provider>/<model>`` for a configured
-        provider; the most specific wildcard alias that matches (``claude-*``
-        before ``*``), whose targets get the matched part where their model
-        has a ``*``."""
-        entry = self.aliases.get(model)
-        if entry is not None and "*" not in model:
-            return self._usable(model, entry)
+    def resolve(self, model: str) -> Route:
+        """The :class:`Route` for ``model``: its targets and how to retry and
+        time them.  In order: an exact alias; ``<provider>/<model>`` for a
+        configured provider; the most specific wildcard alias that matches
+        (``claude-*`` before ``*``), whose targets get the matched part where
+        their model has a ``*``."""
+        route = self.aliases.get(model)
+        if route is not None and "*" not in model:
+            return self._usable(model, route)
         prefix, sep, rest = model.partition("/")
         if sep and rest:
             provider = self.providers.get(prefix)
             if provider is not None:
-                return [Target(provider, rest)], self.default_policy
+                target = Target(provider, rest)
+                return Route(model, Group(model, (target,), (1.0,)), (target,), self.default_policy)
             if prefix in self.unavailable:
                 raise PortwayError(self.unavailable[prefix], kind="bad_request", code="provider_not_installed",
                                    param="model")
         for head, tail, alias in self.wildcards:
             if model.startswith(head) and model.endswith(tail) and len(model) >= len(head) + len(tail):
                 matched = model[len(head):len(model) - len(tail)]
-                targets, policy = self._usable(model, self.aliases[alias])
-                return [Target(t.provider, t.model.replace("*", matched), t.weight, t.params) if "*" in t.model
-                        else t for t in targets], policy
+                route = self._usable(model, self.aliases[alias])
+                return self._route(model, _filled(route.group, matched), route.policy)
         raise PortwayError(
             f"model {model!r} is not configured: use an alias ({', '.join(sorted(self.aliases)) or 'none defined'}) "
             f"or '<provider>/<model>' with a provider of {', '.join(sorted(self.providers)) or 'none'}",
             kind="not_found", code="model_not_found", param="model",
         )
 
-    def _usable(self, model: str, entry: tuple[list[Target], Policy]) -> tuple[list[Target], Policy]:
-        if not entry[0]:
+    def route_or_none(self, model: str) -> Route | None:
+        """:meth:`resolve`, or None where it would fail."""
+        try:
+            return self.resolve(model)
+        except PortwayError:
+            return None
+
+    def route_for(self, ctx: RequestContext) -> Route:
+        """The request's route: the one the client sent in
+        ``x-portway-config``, the one resolved before a ``pre_request`` hook
+        read an alias option (while the model name is unchanged), or the
+        model name resolved now."""
+        route = ctx.route
+        if route is None or (not route.from_header and route.name != ctx.model):
+            route = ctx.route = self.resolve(ctx.model)
+        ctx.policy = route.policy
+        return route
+
+    def _usable(self, model: str, route: Route) -> Route:
+        if not route.targets:
             reasons = "; ".join(self.unavailable.values()) or "no usable target"
             raise PortwayError(f"model {model!r} has no usable target: {reasons}", kind="bad_request",
                                code="provider_not_installed", param="model")
-        return list(entry[0]), entry[1]
+        return route
 
     def model_ids(self) -> list[tuple[str, str]]:
         """(id, owner) for ``GET /v1/models``: aliases, then provider models."""
@@ -266,11 +334,8 @@ class Gateway:
     def model_info(self, model_id: str) -> model_catalog.ModelInfo | None:
         """What the catalog knows of an alias (its first target's entry) or
         of ``<provider>/<model>``."""
-        try:
-            targets, _ = self.resolve(model_id)
-        except PortwayError:
-            return None
-        return self.catalog.lookup(targets[0].provider, targets[0].model) if targets else None
+        route = self.route_or_none(model_id)
+        return self.catalog.lookup(route.targets[0].provider, route.targets[0].model) if route else None
 
     @staticmethod
     def upstream_body(ctx: RequestContext, target: Target) -> dict[str, Any]:
@@ -405,9 +470,9 @@ class Gateway:
         response = await self._prepare(ctx)
         fmt: str | None = None
         if response is None:
-            candidates, policy = self.resolve(ctx.model)
-            ctx.policy = policy
-            limit = _answer_limit(policy.timeout)
+            route = self.route_for(ctx)
+            candidates = list(route.targets)
+            limit = _answer_limit(route.policy.timeout)
             if method == "chat":
                 candidates = self.fitting(ctx, candidates)
             while True:
@@ -455,9 +520,9 @@ class Gateway:
         answer = await self._prepare(ctx)
         if answer is not None:
             return None, self._relay(ctx, _no_more(), completion_to_chunks(answer), self._chunk_relays[_wants_usage(ctx)])
-        candidates, policy = self.resolve(ctx.model)
-        ctx.policy = policy
-        first_limit = _answer_limit(policy.timeout)
+        route = self.route_for(ctx)
+        candidates = list(route.targets)
+        first_limit = _answer_limit(route.policy.timeout)
         candidates = self.fitting(ctx, candidates)
         while True:
             target = await self._select(ctx, candidates)
@@ -638,6 +703,15 @@ class Gateway:
         if ctx.cost is None:
             self.price(ctx)  # a stream's usage arrives with its end
         self.hooks.each_sync("request_finished", ctx=ctx)
+
+
+def _filled(group: Group, matched: str) -> Group:
+    """A wildcard alias's group with ``*`` in its targets' models replaced by
+    what the alias's own ``*`` matched."""
+    members = tuple(_filled(m, matched) if isinstance(m, Group) else
+                    Target(m.provider, m.model.replace("*", matched), m.weight, m.params) if "*" in m.model else m
+                    for m in group.members)
+    return Group(group.name, members, group.weights, group.options)
 
 
 def _answer_limit(timeout: TimeoutConfig) -> float | None:

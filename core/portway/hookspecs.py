@@ -64,6 +64,21 @@ def register_config(register: Any) -> None:
     """
 
 
+@hookspec
+def register_alias_keys(register: Any) -> None:
+    """Declare keys the plugin reads on model aliases.
+
+    Call ``register(key, kind)``: every ``models.<alias>.<key>`` in the
+    config is validated by ``kind`` (a pydantic model, or any type pydantic
+    validates, e.g. ``Literal["a", "b"]`` or ``bool | Model``); a key no
+    plugin declares is a config error naming the file and the key.  On the
+    request path ``ctx.alias_option(key)`` gives the validated value for
+    the request's alias (None when it does not set the key).  A key is
+    declared by one plugin; routing (``strategy``), caching (``cache``) and
+    guardrails (``guardrails``) each declare their own.
+    """
+
+
 # -- lifecycle -----------------------------------------------------------------
 
 

@@ -102,7 +102,7 @@ async def count_tokens(request: Request) -> Response:
         validate(CountTokensEnvelope, body)
         ctx = context_for(request, request_id, "count_tokens", None, key, "anthropic",
                           NativeRequest(ANTHROPIC, body, [], to_canonical=_canonical))
-        target = gateway.resolve(body["model"])[0][0]
+        target = gateway.resolve(body["model"]).targets[0]
         counted = await unless_disconnected(
             request.receive, target.provider.count_tokens({**body, "model": target.model}, ctx))
     except ClientDisconnected:

@@ -239,10 +239,42 @@ async def read_json(request: Request, limit: int) -> tuple[Any, int]:
 
 def context_for(request: Request, request_id: str, endpoint: str, body: dict[str, Any] | None, key: str | None,
                 client_format: str = "openai", native: Any = None, size: int | None = None) -> RequestContext:
-    return RequestContext(request_id=request_id, endpoint=endpoint, canonical=body, key_id=key,
-                          client_format=client_format, gateway=request.app.state.gateway, native=native,
-                          body_bytes=size,
-                          headers={k: v for k, v in request.headers.items() if k not in SECRET_HEADERS})
+    ctx = RequestContext(request_id=request_id, endpoint=endpoint, canonical=body, key_id=key,
+                         client_format=client_format, gateway=request.app.state.gateway, native=native,
+                         body_bytes=size,
+                         headers={k: v for k, v in request.headers.items() if k not in SECRET_HEADERS})
+    tags = request.headers.get("x-portway-metadata")
+    if tags is not None:
+        ctx.tags = parse_tags(tags)
+    return ctx
+
+
+#: Bounds on ``x-portway-metadata``: it is stored with every logged request.
+MAX_TAGS, MAX_TAG_KEY, MAX_TAG_VALUE = 16, 64, 256
+
+
+def parse_tags(header: str) -> dict[str, str]:
+    """The ``x-portway-metadata`` header: a JSON object of strings (at most
+    16 keys of 64 characters, values of 256), or a 400 saying what is wrong."""
+    def bad(why: str) -> PortwayError:
+        return PortwayError(f"x-portway-metadata: {why}", kind="bad_request", code="invalid_metadata")
+
+    try:
+        tags = serialization.loads(header)
+    except ValueError:
+        raise bad("not valid JSON; send an object of strings, e.g. {\"team\": \"search\"}") from None
+    if not isinstance(tags, dict):
+        raise bad("must be a JSON object of strings")
+    if len(tags) > MAX_TAGS:
+        raise bad(f"{len(tags)} keys; at most {MAX_TAGS}")
+    for name, value in tags.items():
+        if not name or len(name) > MAX_TAG_KEY:
+            raise bad(f"a key must have 1 to {MAX_TAG_KEY} characters")
+        if not isinstance(value, str):
+            raise bad(f"the value of {name!r} is not a string")
+        if len(value) > MAX_TAG_VALUE:
+            raise bad(f"the value of {name!r} is longer than {MAX_TAG_VALUE} characters")
+    return tags
 
 
 def route_headers(ctx: RequestContext) -> dict[str, str]:
@@ -262,6 +294,9 @@ def route_headers(ctx: RequestContext) -> dict[str, str]:
         headers["x-portway-fallback"] = header_value("; ".join(f"{name}: {why}" for name, why in ctx.failures), 1024)
     if ctx.cost is not None:
         headers["x-portway-cost"] = format_cost(ctx.cost)
+    if ctx.response_headers:
+        for name, value in ctx.response_headers.items():
+            headers[name] = header_value(value, 1024)
     return headers
 
 
@@ -288,7 +323,7 @@ def client_error(ctx: RequestContext | None, error: Exception, request_id: str) 
 def failed(ctx: RequestContext | None, error: Exception, request_id: str, client_format: str) -> Response:
     """The error response for anything raised while serving a request (see :func:`client_error`)."""
     response = error_response(client_error(ctx, error, request_id), client_format, request_id)
-    if ctx is not None and ctx.target is not None:  # which upstream failed, as on a success
+    if ctx is not None and (ctx.target is not None or ctx.response_headers):  # what happened, as on a success
         response.headers.update(route_headers(ctx))
     return response
 

@@ -54,7 +54,7 @@ async def targets(request: Request) -> Response:
     breakers = breaker.breakers_of(gateway)
     if breakers is None:
         return JSONResponse({"breaker": "disabled", "targets": []})
-    for targets_of_alias, _ in gateway.aliases.values():
-        for target in targets_of_alias:
+    for route in gateway.aliases.values():
+        for target in route.targets:
             breakers.get(target.name)
     return JSONResponse({"breaker": "enabled", "targets": breakers.view(time.monotonic())})
