@@ -30,26 +30,20 @@ def capture(ctx: Any, bodies: bool) -> tuple[Any, ...]:
     touched again after ``request_finished``)."""
     target = ctx.target
     error = ctx.error
-    route = getattr(ctx, "route", None)
+    route = ctx.route
     body = None
     if bodies:
         body = ctx.canonical if ctx.canonical is not None else getattr(ctx.native, "body", None)
     return (
-        time.time(), ctx.request_id, getattr(ctx, "trace_id", None), ctx.endpoint, ctx.client_format, ctx.stream,
-        ctx.key_id, getattr(ctx, "tags", None), ctx.model, getattr(route, "name", None),
+        time.time(), ctx.request_id, ctx.trace_id, ctx.endpoint, ctx.client_format, ctx.stream, ctx.key_id,
+        ctx.tags, ctx.model, route.name if route is not None else None,
         target.provider.name if target is not None else None, target.model if target is not None else None,
         ctx.attempts, tuple(ctx.failures), ctx.status,
         (getattr(error, "kind", None) or "internal") if error is not None else None,
-        ctx.usage, ctx.cost, ctx.latency, ctx.time_to_first_token, _cache_status(ctx),
-        getattr(ctx, "verdicts", None), body, ctx.metadata.get("log.response") if bodies else None,
+        ctx.usage, ctx.cost, ctx.latency, ctx.time_to_first_token,
+        ctx.cache_status if ctx.cache_status is not None else ("hit" if ctx.cached else None),
+        ctx.verdicts, body, ctx.metadata.get("log.response") if bodies else None,
     )
-
-
-def _cache_status(ctx: Any) -> str | None:
-    status = getattr(ctx, "cache_status", None)
-    if status is None and ctx.cached:
-        return "hit"
-    return status
 
 
 def _int(value: Any) -> int | None:

@@ -6,6 +6,7 @@ on SQLite (the default store) and on the real PostgreSQL server."""
 from __future__ import annotations
 
 import asyncio
+import json
 import math
 import os
 import time
@@ -118,9 +119,17 @@ MIXED = [
 ]
 
 
+def tags_of(request_id: str, client: str) -> dict[str, str]:
+    """The metadata each request of the run sends: a team per client, and a flag on the streams."""
+    tags = {"team": "search" if client == "openai" else "ads"}
+    if "stream" in request_id:
+        tags["kind"] = "stream"
+    return tags
+
+
 def ask(server: GatewayServer, request_id: str, client: str, model: str, stream: bool) -> int:
     """One request as the SDK sends it; the HTTP status the client saw."""
-    headers = {"x-request-id": request_id}
+    headers = {"x-request-id": request_id, "x-portway-metadata": json.dumps(tags_of(request_id, client))}
     try:
         if client == "openai":
             oai = server.openai_client(api_key=OPENAI_KEY)
@@ -191,6 +200,9 @@ def test_every_request_is_logged_as_it_happened(mixed_run: Any, request_id: str,
                                                         statuses[request_id])
     assert record["endpoint"] == ("chat.completions" if client == "openai" else "messages")
     assert record["key_id"] == key_id(OPENAI_KEY if client == "openai" else ANTHROPIC_KEY)
+    assert record["tags"] == tags_of(request_id, client)
+    assert record["alias"] == (None if model == "no-such-model" else model)
+    assert (record["trace_id"], record["cache_status"], record["verdicts"]) == (None, None, None)
     assert record["latency_ms"] > 0
     if failed:
         assert [f["target"] for f in record["failures"]] == failed
@@ -251,6 +263,9 @@ FILTERS: list[tuple[dict[str, Any], Callable[[dict[str, Any]], bool]]] = [
     ({"key_id": key_id(ANTHROPIC_KEY)}, lambda r: r["client_format"] == "anthropic"),
     ({"model": "fast", "key_id": key_id(OPENAI_KEY)}, lambda r: r["model"] == "fast" and r["client_format"] == "openai"),
     ({"request_id": "oa-stream"}, lambda r: r["request_id"] == "oa-stream"),
+    ({"tag.team": "ads"}, lambda r: r["tags"]["team"] == "ads"),
+    ({"tag.team": "search", "tag.kind": "stream"}, lambda r: r["tags"] == {"team": "search", "kind": "stream"}),
+    ({"tag.kind": "stream", "status": "ok"}, lambda r: "kind" in r["tags"] and r["status"] < 400),
 ]
 
 
@@ -285,16 +300,24 @@ def _nearest_rank(values: list[float], p: float) -> float:
     return ordered[max(1, math.ceil(p / 100 * len(ordered))) - 1]
 
 
-@pytest.mark.parametrize("group_by", ["model", "provider", "key"])
-def test_analytics_agree_with_the_raw_log(mixed_run: Any, group_by: str) -> None:
+GROUPINGS: list[tuple[str, Callable[[dict[str, Any]], Any]]] = [
+    ("model", lambda r: r["model"]),
+    ("provider", lambda r: r["provider"]),
+    ("key", lambda r: r["key_id"]),
+    ("tag.team", lambda r: r["tags"]["team"]),
+    ("tag.kind", lambda r: r["tags"].get("kind")),  # requests without the tag form a group of their own (null)
+]
+
+
+@pytest.mark.parametrize(("group_by", "group_of"), GROUPINGS, ids=[g for g, _ in GROUPINGS])
+def test_analytics_agree_with_the_raw_log(mixed_run: Any, group_by: str, group_of: Callable[[dict[str, Any]], Any]) -> None:
     server, _, records = mixed_run
-    column = {"model": "model", "provider": "provider", "key": "key_id"}[group_by]
     answer = admin(server.url, "/admin/analytics", group_by=group_by).json()
     assert answer["rows"] == len(records) and answer["truncated"] is False
     groups = {entry["group"]: entry for entry in answer["data"]}
-    assert set(groups) == {r[column] for r in records}
+    assert set(groups) == {group_of(r) for r in records}
     for name, entry in groups.items():
-        members = [r for r in records if r[column] == name]
+        members = [r for r in records if group_of(r) == name]
         errors = sum(1 for r in members if r["status"] >= 400)
         assert (entry["requests"], entry["errors"]) == (len(members), errors)
         assert entry["error_rate"] == pytest.approx(errors / len(members))

@@ -12,6 +12,7 @@ import httpx
 import pytest
 from portway_log.record import redact
 
+from portway import hookimpl
 from portway.endpoints.common import key_id
 from portway.testing import FakeUpstream, json_reply
 from portway.testing.gateway import GatewayServer
@@ -187,3 +188,35 @@ def test_the_api_is_behind_the_master_key(upstream: FakeUpstream, method: str, p
         allowed = httpx.request(method, server.url + path, headers={"authorization": f"Bearer {master}"},
                                 json={"request_id": "x", "score": 1}, timeout=30)
         assert allowed.status_code in (200, 201, 404)
+
+
+def test_delete_by_metadata_removes_the_tagged_records_only(upstream: FakeUpstream) -> None:
+    with GatewayServer(config(upstream)) as server:
+        for n, user in enumerate(["u1", "u2", "u1"]):
+            server.openai_client().chat.completions.create(
+                model="fast", messages=HI,
+                extra_headers={"x-request-id": f"r{n}", "x-portway-metadata": f'{{"user": "{user}", "app": "chat"}}'})
+        gone = httpx.delete(server.url + "/admin/logs", params={"tag.user": "u1"}, timeout=30)
+        assert gone.json() == {"deleted": 2}
+        left = get(server, "/admin/logs").json()["data"]
+        assert [(r["request_id"], r["tags"]) for r in left] == [("r1", {"user": "u2", "app": "chat"})]
+        assert get(server, "/admin/logs", **{"tag.user": "u1"}).json()["data"] == []
+
+
+class Marks:
+    """A stand-in for a cache and a guardrail: sets what they would set."""
+
+    @hookimpl
+    def pre_request(self, ctx: Any) -> None:
+        ctx.cache_status = "miss"
+        ctx.verdicts.append({"check": "pii", "type": "regex", "action": "allow", "category": None,
+                             "stage": "input", "duration_ms": 0.1})
+
+
+def test_cache_status_and_guardrail_verdicts_are_recorded(upstream: FakeUpstream) -> None:
+    with GatewayServer(config(upstream), plugins=[("marks", Marks())]) as server:
+        server.openai_client().chat.completions.create(model="fast", messages=HI, extra_headers={"x-request-id": "m"})
+        record = get(server, "/admin/logs/m").json()
+        assert record["cache_status"] == "miss"
+        assert record["verdicts"] == [{"check": "pii", "type": "regex", "action": "allow", "category": None,
+                                       "stage": "input", "duration_ms": 0.1}]

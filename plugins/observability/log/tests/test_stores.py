@@ -141,7 +141,8 @@ WRITER = textwrap.dedent("""
             sink.add(Ctx(request_id=f"w{worker}-{n}", endpoint="chat.completions", client_format="openai",
                          stream=False, key_id=f"key_{worker}", model="fast", target=None, error=None, attempts=0,
                          failures=[], status=200, usage=None, cost=None, latency=0.01, time_to_first_token=None,
-                         cached=False, metadata={}, canonical=None, native=None))
+                         cached=False, metadata={}, canonical=None, native=None, route=None, trace_id=None,
+                         tags={"worker": worker}, cache_status=None, verdicts=[]))
             if n % 10 == 0:
                 await asyncio.sleep(0)  # let the writer take batches while more arrive
         assert await sink.flush(60)
@@ -171,6 +172,8 @@ def test_two_processes_write_one_sqlite_file(tmp_path: Path) -> None:
             rows = await db.fetch("SELECT key_id, COUNT(*) AS n, COUNT(DISTINCT request_id) AS ids FROM log_requests "
                                   "GROUP BY key_id ORDER BY key_id")
             assert rows == [{"key_id": "key_1", "n": count, "ids": count}, {"key_id": "key_2", "n": count, "ids": count}]
+            assert await db.fetch("SELECT value, COUNT(*) AS n FROM log_tags GROUP BY value ORDER BY value") == [
+                {"value": "1", "n": count}, {"value": "2", "n": count}]
             assert [r["version"] for r in await db.fetch("SELECT version FROM schema_migrations ORDER BY version")] == [1, 2]
             assert (await db.fetch("PRAGMA journal_mode"))[0]["journal_mode"] == "wal"
         finally:
