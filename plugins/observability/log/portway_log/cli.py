@@ -104,8 +104,10 @@ async def _tail(url: str, args: argparse.Namespace) -> int:
             print(line(record), flush=True)
         # Follow by when records were written, looking back a little: another
         # worker's batch can commit after a later one, so ids already seen are skipped.
-        seen = {record["id"]: record["logged_at"] for record in records}
-        mark = max((record["logged_at"] for record in records), default=time.time())
+        latest = (await store.db.fetch("SELECT MAX(logged_at) AS at FROM log_requests"))[0]["at"]
+        mark = latest if latest is not None else time.time()
+        # What is already there counts as seen, printed or not: only records written from now on follow.
+        seen = {record["id"]: record["logged_at"] for record in await logged_since(store, mark - FOLLOW_LOOKBACK)}
         while not args.no_follow:
             await asyncio.sleep(args.interval)
             for record in await logged_since(store, mark - FOLLOW_LOOKBACK):
