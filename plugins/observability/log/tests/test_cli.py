@@ -14,6 +14,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
@@ -114,18 +115,28 @@ def test_two_workers_log_every_request_into_the_data_dir(tmp_path: Path) -> None
     data = tmp_path / "data"
     config = tmp_path / "portway.yaml"
     config.write_text("providers: {mock: {type: mock}}\n")
-    pids = set()
+    pids: set[int] = set()
+    sent: list[str] = []
+
+    def ask(request_id: str) -> int:
+        with httpx.Client(timeout=10, headers={"connection": "close"}) as http:
+            answer = http.post(url + "/v1/chat/completions", json={"model": "mock/echo", "messages": HI},
+                               headers={"x-request-id": request_id})
+            assert answer.status_code == 200, answer.text
+            return http.get(url + "/admin/logs/stats").json()["pid"]
+
     with serve("--config", str(config), "--workers", "2", "--data-dir", str(data), cwd=tmp_path) as url:
-        with httpx.Client(base_url=url, timeout=10) as http:
-            for n in range(40):
-                answer = http.post("/v1/chat/completions", json={"model": "mock/echo", "messages": HI},
-                                   headers={"connection": "close", "x-request-id": f"w{n}"})
-                assert answer.status_code == 200, answer.text
-            for _ in range(20):
-                pids.add(http.get("/admin/logs/stats", headers={"connection": "close"}).json()["pid"])
+        # Which worker accepts a connection is the kernel's choice: send in parallel until both have served.
+        with ThreadPoolExecutor(8) as pool:
+            for round_ in range(50):
+                ids = [f"w{round_}-{n}" for n in range(8)]
+                pids.update(pool.map(ask, ids))
+                sent += ids
+                if len(pids) == 2 and len(sent) >= 40:
+                    break
+    assert len(pids) == 2, "one worker served every request"
     assert (data / "portway.db").exists()
-    done = portway("logs", "tail", "-n", "100", "--no-follow", "--config", str(config), "--data-dir", str(data),
+    done = portway("logs", "tail", "-n", "1000", "--no-follow", "--config", str(config), "--data-dir", str(data),
                    cwd=tmp_path)
     assert done.returncode == 0, done.stderr
-    assert sorted(line.split()[2] for line in done.stdout.splitlines()) == sorted(f"w{n}" for n in range(40))
-    assert len(pids) == 2  # both workers served (and so wrote to the one file)
+    assert sorted(line.split()[2] for line in done.stdout.splitlines()) == sorted(sent)

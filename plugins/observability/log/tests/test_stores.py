@@ -209,3 +209,28 @@ def test_passwords_never_leave_in_messages() -> None:
     assert redact_url("postgresql://app:s3cret@db:5432/log") == "postgresql://app:***@db:5432/log"
     assert "s3cret" not in redact_url("postgresql://app:s3cret@db/log?schema=x")
     assert os.environ["PORTWAY_DATA_DIR"]  # the suite's own, never the user's data dir
+
+
+@pytest.mark.parametrize(("sections", "message"), [
+    ({"store": {"url": "mysql://h/db"}}, "store.url: 'mysql://h/db' is not a store URL"),
+    ({"store": {"path": "x.db"}}, "store.path: Extra inputs are not permitted"),
+    ({"log": {"log_bodies": "some"}}, "log.log_bodies: Input should be 'off', 'full' or 'redacted'"),
+    ({"log": {"retention": "0s"}}, "log.retention: must be longer than 0"),
+    ({"log": {"retention": "a month"}}, "log.retention: 'a month' is not a duration"),
+    ({"log": {"queue_size": 0}}, "log.queue_size: Input should be greater than or equal to 1"),
+])
+def test_config_mistakes_name_the_key(sections: dict[str, Any], message: str) -> None:
+    from portway.config import ConfigError
+    from portway.testing.gateway import GatewayServer
+
+    with pytest.raises(ConfigError) as info:
+        GatewayServer(sections)
+    assert message in str(info.value)
+
+
+def test_retention_takes_days() -> None:
+    from portway_log.config import LogConfig
+
+    assert LogConfig.model_validate({"retention": "30d"}).retention == 30 * 86400
+    assert LogConfig.model_validate({"retention": "12h"}).retention == 12 * 3600
+    assert LogConfig.model_validate({"retention": None}).retention is None
