@@ -220,3 +220,12 @@ def test_cache_status_and_guardrail_verdicts_are_recorded(upstream: FakeUpstream
         assert record["cache_status"] == "miss"
         assert record["verdicts"] == [{"check": "pii", "type": "regex", "action": "allow", "category": None,
                                        "stage": "input", "duration_ms": 0.1}]
+
+
+@pytest.mark.parametrize(("log", "keeps_answers"), [({}, False), ({"log_bodies": "redacted"}, True)])
+def test_answers_are_kept_only_when_bodies_are_logged(upstream: FakeUpstream, log: dict[str, Any],
+                                                      keeps_answers: bool) -> None:
+    """No post_response implementation unless bodies are logged: otherwise every stream would be assembled."""
+    with GatewayServer(config(upstream, log=log)) as server:
+        assert ("log.bodies" in server.gateway.hooks.implementers("post_response")) is keeps_answers
+        assert server.gateway.hooks.implemented("post_response") is keeps_answers
