@@ -215,10 +215,19 @@ class LogStore:
                 deleted += await _delete(conn, f"id IN ({', '.join('?' * len(chunk))})", chunk)
             return deleted
 
-    async def sweep(self, before: float) -> int:
-        """Retention: delete every record that started before ``before``."""
-        async with self.db.transaction() as conn:
-            return await _delete(conn, "time < ?", [before])
+    async def sweep(self, before: float, chunk: int = 2000) -> int:
+        """Retention: delete every record that started before ``before``, a
+        chunk per transaction (a long delete would hold SQLite's one write
+        lock while every worker's batches wait)."""
+        deleted = 0
+        while True:
+            async with self.db.transaction() as conn:
+                ids = [row["id"] for row in await conn.fetch(
+                    "SELECT id FROM log_requests WHERE time < ? ORDER BY time LIMIT ?", before, chunk)]
+                if ids:
+                    deleted += await _delete(conn, f"id IN ({', '.join('?' * len(ids))})", ids)
+            if len(ids) < chunk:
+                return deleted
 
     async def analytics_rows(self, filters: Filters, group_by: str | None, max_rows: int
                              ) -> tuple[list[dict[str, Any]], dict[str, list[float]]]:

@@ -108,7 +108,7 @@ def test_sweep_and_delete_remove_records_with_their_tags_and_feedback(url: str) 
             for request_id in ("req-a", "req-b", "req-c"):
                 await store.add_feedback("fb-" + request_id, request_id, 500.0, None, 1.0, None, None)
 
-            assert await store.sweep(before=250.0) == 2  # a and b started before it
+            assert await store.sweep(before=250.0, chunk=1) == 2  # a and b started before it, one at a time
             rows, _ = await store.page(Filters(), 10)
             assert [r["request_id"] for r in rows] == ["req-d", "req-c"]
             assert await db.fetch("SELECT row_id FROM log_tags ORDER BY row_id") == [{"row_id": "c"}, {"row_id": "d"}]
