@@ -110,3 +110,19 @@ def test_an_aliass_timeout_overrides_the_default(upstream: FakeUpstream) -> None
             server.openai_client().chat.completions.create(model="smart", messages=HI)
         gate.open()
     assert caught.value.status_code == 504 and "within 0.3 s" in caught.value.message
+
+
+def test_routing_timeout_connect_is_every_providers_default_connect_limit() -> None:
+    from portway import config as config_module
+    from portway.config import ConfigError
+    from portway.gateway import Gateway
+
+    config = {"providers": {"p": {"type": "mock"}, "own": {"type": "mock", "connect_timeout": 7}},
+              "routing": {"timeout": {"connect": "2s"}}}
+    gateway = Gateway(config_module.parse(config, "portway.yaml"))
+    assert gateway.providers["p"].config.connect_timeout == 2.0
+    assert gateway.providers["own"].config.connect_timeout == 7.0  # a provider's own setting wins
+    per_alias = {"providers": {"p": {"type": "mock"}},
+                 "models": {"a": {"target": {"provider": "p", "model": "echo"}, "timeout": {"connect": "1s"}}}}
+    with pytest.raises(ConfigError, match="timeout.connect is not per alias"):
+        config_module.parse(per_alias, "portway.yaml")

@@ -118,6 +118,9 @@ class ProviderConfig(BaseModel):
     #: Longest wait for a free pooled connection when all max_connections are in use.
     pool_timeout: float = Field(30.0, gt=0)
     max_connections: int = Field(1000, ge=1)
+    #: Requests in flight to this instance at once (portway-routing queues the
+    #: rest, see ``routing.queue``); None: no limit but ``max_connections``.
+    max_concurrency: int | None = Field(None, ge=1)
     max_response_bytes: int = Field(64 * 1024 * 1024, ge=1024)
     max_event_bytes: int = Field(16 * 1024 * 1024, ge=1024)
     http_client: Literal["aiohttp", "httpx"] = "aiohttp"
@@ -224,6 +227,10 @@ class TimeoutConfig(Strict):
     first_token: Duration | None = None
     #: The whole attempt, a whole stream included.
     total: Duration | None = None
+    #: Opening a connection to an upstream: under ``routing`` only, the
+    #: default for every provider that sets no ``connect_timeout`` of its own
+    #: (connections are pooled per provider, shared by every alias).
+    connect: Duration | None = Field(None, gt=0)
 
     def over(self, defaults: TimeoutConfig) -> TimeoutConfig:
         return TimeoutConfig(first_token=self.first_token if self.first_token is not None else defaults.first_token,
@@ -266,6 +273,9 @@ class ModelConfig(BaseModel):
 
     @model_validator(mode="after")
     def _one_form(self) -> ModelConfig:
+        if self.timeout is not None and self.timeout.connect is not None:
+            raise ValueError("timeout.connect is not per alias: connections are pooled per provider and shared by "
+                             "every alias; set routing.timeout.connect or providers.<name>.connect_timeout")
         if (self.target is None) == (not self.targets):
             raise ValueError("give exactly one of 'target' or 'targets'")
         if self.target is not None:
@@ -318,12 +328,30 @@ class BreakerConfig(Strict):
     failures: int = Field(5, ge=1)
     window: Duration = 30.0
     cooldown: Duration = 30.0
+    #: Share open circuits between workers and machines through this Redis
+    #: (``redis://host:6379/0``); None: each process keeps its own.
+    redis_url: str | None = None
+    #: The Redis hash that holds the open circuits (one per gateway fleet).
+    redis_key: str = "portway:breakers"
+    #: How often each process reads the shared state.
+    sync_interval: Duration = Field(1.0, gt=0)
+
+
+class QueueConfig(Strict):
+    """Requests over a provider's ``max_concurrency`` wait here
+    (``portway-routing``): at most ``max_waiting`` per provider instance, each
+    for at most ``timeout``; past either, a 429 with ``Retry-After``.  Waiting
+    requests are served round-robin between client keys."""
+
+    max_waiting: int = Field(100, ge=0)
+    timeout: Duration = 10.0
 
 
 class RoutingConfig(Strict):
     retry: RetryConfig = Field(default_factory=RetryConfig)
     timeout: TimeoutConfig = Field(default_factory=TimeoutConfig)
     breaker: BreakerConfig = Field(default_factory=BreakerConfig)
+    queue: QueueConfig = Field(default_factory=QueueConfig)
 
     @model_validator(mode="before")
     @classmethod
@@ -724,17 +752,36 @@ def validate_section(model: type[BaseModel], data: Any, source: str, section: st
 CORE_ALIAS_KEYS = ("target", "targets", "retry", "timeout")
 
 
+def target_names(targets: Any) -> list[str]:
+    """The names of an alias's targets as written (``<provider>/<model>``, or
+    the alias a target names), from a raw entry's ``target``/``targets``."""
+    names = []
+    for target in targets if isinstance(targets, list) else [targets]:
+        if isinstance(target, dict):
+            alias = target.get("alias")
+            names.append(str(alias) if alias is not None else f"{target.get('provider')}/{target.get('model')}")
+    return names
+
+
 def alias_key_problems(models: Mapping[str, Any], declared: Mapping[str, Any], source: str
                        ) -> tuple[dict[str, dict[str, Any]], list[str]]:
     """Validate every alias's plugin keys (``models.<alias>.<key>``) with the
     type its plugin declared (a pydantic model or any type pydantic
     validates: ``Literal[...]``, ``bool | Model``).  ``models`` maps an alias
-    to its raw plugin keys.  Returns each alias's validated values, and the
-    problems: an undeclared key names the file and the key."""
+    to its raw entry.  A plugin's validators get the validation context
+    ``{"alias": name, "targets": [target names], "keys": {the alias's keys}}``
+    (see :func:`target_names`), to check one key against the others.
+    Returns each alias's validated plugin keys, and the problems: an
+    undeclared key names the file and the key."""
     values: dict[str, dict[str, Any]] = {}
     problems: list[str] = []
-    for alias, keys in models.items():
+    for alias, entry in models.items():
+        if not isinstance(entry, Mapping):
+            continue
         values[alias] = {}
+        keys = {k: v for k, v in entry.items() if k not in CORE_ALIAS_KEYS}
+        context = {"alias": alias, "keys": dict(entry),
+                   "targets": target_names(entry.get("targets", entry.get("target")))}
         for key, raw in keys.items():
             kind = declared.get(key)
             if kind is None:
@@ -742,7 +789,7 @@ def alias_key_problems(models: Mapping[str, Any], declared: Mapping[str, Any], s
                                 f"{suggest(str(key), [*CORE_ALIAS_KEYS, *declared])}")
                 continue
             try:
-                values[alias][key] = _adapter(kind).validate_python(raw)
+                values[alias][key] = _adapter(kind).validate_python(raw, context=context)
             except ValidationError as exc:
                 problems += error_lines(exc, source, prefix=("models", alias, key))
     return values, problems

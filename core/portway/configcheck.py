@@ -24,7 +24,6 @@ from pydantic import BaseModel
 from portway import config as config_module
 from portway import plugins as plugin_loader
 from portway.config import (
-    CORE_ALIAS_KEYS,
     CORE_SECTIONS,
     Config,
     ConfigError,
@@ -129,9 +128,7 @@ def plugin_problems(data: dict[str, Any], source: str, catalog: Catalog, *, stri
         problems += section_problems(model, data.get(section, {}), source, section)[1]
     models = data.get("models")
     if isinstance(models, dict):
-        plugin_keys = {alias: {k: v for k, v in entry.items() if k not in CORE_ALIAS_KEYS}
-                       for alias, entry in models.items() if isinstance(entry, dict)}
-        problems += alias_key_problems(plugin_keys, catalog.alias_keys, source)[1]
+        problems += alias_key_problems(models, catalog.alias_keys, source)[1]
     return problems
 
 

@@ -28,6 +28,8 @@ from contextlib import aclosing
 from dataclasses import dataclass
 from typing import Any
 
+from pydantic import ValidationError
+
 from portway import catalog as model_catalog
 from portway import plugins as plugin_loader
 from portway import serialization, tokens
@@ -39,6 +41,7 @@ from portway.config import (
     RetryConfig,
     TimeoutConfig,
     alias_key_problems,
+    error_lines,
     validate_section,
 )
 from portway.configcheck import Catalog
@@ -101,6 +104,9 @@ class Gateway:
                 log.warning("%s", self.unavailable[name])
                 continue
             settings = validate_section(cls.config_model, raw, config.source, f"providers.{name}")
+            connect = config.routing.timeout.connect
+            if connect is not None and "connect_timeout" not in settings.model_fields_set:
+                settings = settings.model_copy(update={"connect_timeout": connect})
             try:
                 self.providers[name] = cls(name, settings)
             except PortwayError as exc:
@@ -112,8 +118,9 @@ class Gateway:
         self.default_policy = Policy(config.routing.retry, config.routing.timeout)
         #: Each alias's route (its targets as configured, nested aliases expanded).
         self.aliases: dict[str, Route] = {}
-        options, problems = alias_key_problems({a: m.plugin_keys() for a, m in config.models.items()},
-                                               self.alias_keys, config.source)
+        options, problems = alias_key_problems(
+            {a: m.model_dump(include={"targets"}, exclude_none=True) | m.plugin_keys()
+             for a, m in config.models.items()}, self.alias_keys, config.source)
         if problems:
             raise ConfigError(*problems)
         groups: dict[str, Group] = {}
@@ -128,6 +135,7 @@ class Gateway:
             key=lambda w: (-(len(w[0]) + len(w[1])), -len(w[0]), w[2]),
         )
 
+        self._header_routes: dict[str, Route] = {}
         #: Responses API turns, for previous_response_id and retrieval (in memory: per process).
         self.responses: ResponseStore = MemoryResponseStore()
 
@@ -287,6 +295,57 @@ class Gateway:
             f"or '<provider>/<model>' with a provider of {', '.join(sorted(self.providers)) or 'none'}",
             kind="not_found", code="model_not_found", param="model",
         )
+
+    def header_route(self, text: str) -> Route:
+        """The route a client sent in ``x-portway-config``: an alias's shape as
+        JSON (``strategy``, ``targets``, ``retry``, ``timeout``, ...),
+        validated like the file; its targets may only name the config's
+        provider instances and aliases, so anything that would point the
+        gateway elsewhere (``base_url``, a key, headers) is refused.  A 400
+        saying what is wrong otherwise.  Remembered by its text."""
+        found = self._header_routes.get(text)
+        if found is None:
+            found = self._parse_header_route(text)
+            if len(self._header_routes) >= 256:
+                self._header_routes.clear()
+            self._header_routes[text] = found
+        return found
+
+    def _parse_header_route(self, text: str) -> Route:
+        def bad(why: str) -> PortwayError:
+            return PortwayError(f"x-portway-config: {why}", kind="bad_request", code="invalid_config")
+
+        try:
+            data = serialization.loads(text)
+        except ValueError:
+            raise bad("not valid JSON; send an alias as JSON, e.g. "
+                      '{"strategy": "fallback", "targets": [{"provider": "oai", "model": "gpt-4o"}]}') from None
+        if not isinstance(data, dict):
+            raise bad("must be a JSON object (an alias: targets, strategy, retry, timeout, ...)")
+        refused = sorted(_open_proxy_keys(data))
+        if refused:
+            raise bad(f"may not set {', '.join(refused)}: a request can only name the provider instances and "
+                      "aliases of the server's config")
+        try:
+            model = ModelConfig.model_validate(data, context={"providers": set(self.providers)})
+        except ValidationError as exc:
+            raise bad("; ".join(line.removeprefix("x-portway-config: ")
+                                for line in error_lines(exc, "x-portway-config"))) from None
+        options, problems = alias_key_problems({"x-portway-config": data}, self.alias_keys, "x-portway-config")
+        if problems:
+            raise bad("; ".join(p.removeprefix("x-portway-config: models.x-portway-config.") for p in problems))
+        members: list[Target | Group] = []
+        for t in model.targets:
+            if t.alias is not None:
+                if t.alias not in self.aliases or "*" in t.alias:
+                    raise bad(f"no alias named {t.alias!r}")
+                members.append(self.aliases[t.alias].group)
+            else:
+                members.append(Target(self.providers[t.provider], t.model, t.weight,  # type: ignore[index,arg-type]
+                                      tuple(t.params.items())))
+        group = Group("x-portway-config", tuple(members), tuple(t.weight for t in model.targets),
+                      options.get("x-portway-config", {}))
+        return self._route("x-portway-config", group, self.policy_of(model), from_header=True)
 
     def route_or_none(self, model: str) -> Route | None:
         """:meth:`resolve`, or None where it would fail."""
@@ -703,6 +762,24 @@ class Gateway:
         if ctx.cost is None:
             self.price(ctx)  # a stream's usage arrives with its end
         self.hooks.each_sync("request_finished", ctx=ctx)
+
+
+#: Keys that would point the gateway somewhere the config does not: never taken from a request.
+OPEN_PROXY_KEYS = frozenset({"base_url", "api_key", "headers", "url", "endpoint", "type", "providers",
+                             "aws_access_key_id", "aws_secret_access_key", "credentials"})
+
+
+def _open_proxy_keys(value: Any) -> set[str]:
+    found: set[str] = set()
+    if isinstance(value, dict):
+        for key, inner in value.items():
+            if key in OPEN_PROXY_KEYS:
+                found.add(key)
+            found |= _open_proxy_keys(inner)
+    elif isinstance(value, list):
+        for inner in value:
+            found |= _open_proxy_keys(inner)
+    return found
 
 
 def _filled(group: Group, matched: str) -> Group:

@@ -246,6 +246,9 @@ def context_for(request: Request, request_id: str, endpoint: str, body: dict[str
     tags = request.headers.get("x-portway-metadata")
     if tags is not None:
         ctx.tags = parse_tags(tags)
+    route = request.headers.get("x-portway-config")
+    if route is not None:
+        ctx.route = ctx.gateway.header_route(route)
     return ctx
 
 

@@ -1,28 +1,57 @@
-"""Portway's routing layer, as a plugin (issue 12; the core's install pulls it in).
+"""Portway's routing layer, as a plugin (the core's install pulls it in).
 
-So far:
-
-- circuit breaking per target (:mod:`portway_routing.breaker`), with its
-  state at ``GET /admin/targets``;
+- strategies (:mod:`portway_routing.strategies`): ``strategy`` on an alias
+  (fallback, loadbalance, conditional, least-latency, least-busy, cheapest),
+  nesting through aliases that name aliases, and ``fallback_on``;
+- the ``conditional`` strategy's safe condition language
+  (:mod:`portway_routing.conditions`);
+- circuit breaking per target (:mod:`portway_routing.breaker`);
+- queueing over a provider's ``max_concurrency`` (:mod:`portway_routing.queue`);
+- ``GET /admin/targets``: every target's breaker, in-flight count and
+  latency, and every queue;
 - ``POST /v1/compare`` (:mod:`portway_routing.compare`): one chat request
-  fanned out to several models at once, each answer or error with its
-  latency, tokens and cost.
+  fanned out to several models at once.
+
+The core's own ``router`` (first candidate) and ``retries`` (retry, then
+fall back) plugins stay as the last word: this plugin answers
+``select_provider`` first, and ``on_error`` first only where the breaker or
+``fallback_on`` has something to say.
 """
 
 from __future__ import annotations
 
 import time
+import weakref
 from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import Response
 
 from portway import hookimpl
+from portway.builtins import retries
+from portway.context import Group
 from portway.endpoints.common import JSONResponse
-from portway_routing import breaker
+from portway_routing import breaker, queue
 from portway_routing.compare import compare
+from portway_routing.strategies import BUSY, FALLBACK_KINDS, Conditions, FallbackKind, State, Strategy
 
 PORTWAY_PLUGIN_KIND = "router"
+
+_states: weakref.WeakKeyDictionary[Any, tuple[State, queue.Limiters]] = weakref.WeakKeyDictionary()
+
+
+def state_of(gateway: Any) -> tuple[State, queue.Limiters]:
+    found = _states.get(gateway)
+    if found is None:
+        found = _states[gateway] = (State(gateway), queue.Limiters(gateway))
+    return found
+
+
+@hookimpl
+def register_alias_keys(register: Any) -> None:
+    register("strategy", Strategy)
+    register("fallback_on", list[FallbackKind])
+    register("conditions", Conditions)
 
 
 @hookimpl
@@ -32,29 +61,123 @@ def register_routes(register: Any) -> None:
     register("/admin/targets", targets, methods=["GET"])
 
 
+_shared: weakref.WeakKeyDictionary[Any, Any] = weakref.WeakKeyDictionary()
+
+
+@hookimpl
+def startup(gateway: Any) -> None:
+    breakers = breaker.breakers_of(gateway)
+    if breakers is not None and gateway.config.routing.breaker.redis_url:
+        from portway_routing.shared import SharedState
+
+        shared = _shared[gateway] = SharedState(gateway.config.routing.breaker, breakers)
+        shared.start()
+
+
+@hookimpl
+async def shutdown(gateway: Any) -> None:
+    shared = _shared.pop(gateway, None)
+    if shared is not None:
+        await shared.stop()
+
+
 @hookimpl(tryfirst=True)
-def select_provider(ctx: Any, candidates: list[Any]) -> None:
-    breaker.select(ctx, candidates)  # filters the candidates; the router after it chooses
+def select_provider(ctx: Any, candidates: list[Any]) -> Any:
+    """Leave out targets whose circuit is open, let the alias's strategy
+    choose, then take a slot of the provider's queue (waiting for one if
+    they are all in use)."""
+    breaker.select(ctx, candidates)  # a 503 when none is left
+    state, limiters = state_of(ctx.gateway)
+    _end_attempt(ctx, state)
+    route = ctx.route
+    target = None
+    if route is not None and (len(candidates) > 1 or isinstance(route.group.members[0], Group)):
+        target = state.choose(ctx, route.group, {id(c) for c in candidates})
+    if target is None:
+        target = candidates[0]
+    limiter = limiters.by_provider.get(target.provider.name)
+    if limiter is None or limiter.try_acquire():
+        if limiter is not None:
+            ctx.metadata[queue.SLOT] = limiter
+        return _busy(ctx, state, target)
+    return _after_wait(ctx, state, limiter, target)
+
+
+async def _after_wait(ctx: Any, state: State, limiter: queue.Limiter, target: Any) -> Any:
+    await queue.wait_for_slot(ctx, limiter)
+    return _busy(ctx, state, target)
+
+
+def _busy(ctx: Any, state: State, target: Any) -> Any:
+    ctx.metadata[BUSY] = target.name
+    state.busy(target.name, 1)
+    return target
+
+
+def _end_attempt(ctx: Any, state: State) -> None:
+    queue.release(ctx)
+    name = ctx.metadata.pop(BUSY, None)
+    if name is not None:
+        state.busy(name, -1)
 
 
 @hookimpl(tryfirst=True)
 def on_error(ctx: Any, error: Any, candidates: list[Any]) -> Any:
-    return breaker.failed(ctx, error, candidates)
+    if ctx.gateway is not None:
+        _end_attempt(ctx, state_of(ctx.gateway)[0])
+    decision = breaker.failed(ctx, error, candidates)
+    if decision is not None:
+        return decision
+    return _fallback_on(ctx, error, candidates)
+
+
+def _fallback_on(ctx: Any, error: Any, candidates: list[Any]) -> Any:
+    """An alias's ``fallback_on``: fall back on the errors it names (a
+    retryable one after its retries), and on no other (a retryable one is
+    still retried on the same target)."""
+    kinds = ctx.alias_option("fallback_on")
+    if kinds is None or getattr(error, "code", None) == "unsupported":
+        return None
+    covered = set().union(*(FALLBACK_KINDS.get(kind, {kind}) for kind in kinds))
+    if error.kind in covered:
+        if error.retryable:
+            return None  # the default policy retries, then falls back
+        return "fallback" if len(candidates) > 1 else "raise"
+    decision = retries.on_error(ctx, error, candidates)
+    return "raise" if decision == "fallback" else decision
 
 
 @hookimpl
 def request_finished(ctx: Any) -> None:
     breaker.finished(ctx)
+    if ctx.gateway is None:
+        return
+    state = state_of(ctx.gateway)[0]
+    _end_attempt(ctx, state)
+    if ctx.target is not None and ctx.status < 400 and ctx.attempt_started is not None:
+        end = ctx.first_token_at or ctx.finished_at
+        if end is not None:
+            state.observed(ctx.target.name, end - ctx.attempt_started)
 
 
 async def targets(request: Request) -> Response:
-    """``GET /admin/targets``: every target's breaker (the targets of the
-    configured aliases, and any other that was tried)."""
+    """``GET /admin/targets``: every target's breaker, in-flight count and
+    mean recent latency (the targets of the configured aliases, and any
+    other that was tried), and each provider's queue."""
     gateway = request.app.state.gateway
+    state, limiters = state_of(gateway)
     breakers = breaker.breakers_of(gateway)
-    if breakers is None:
-        return JSONResponse({"breaker": "disabled", "targets": []})
-    for route in gateway.aliases.values():
-        for target in route.targets:
-            breakers.get(target.name)
-    return JSONResponse({"breaker": "enabled", "targets": breakers.view(time.monotonic())})
+    names = {t.name for route in gateway.aliases.values() for t in route.targets}
+    names |= set(state.in_flight) | (set(breakers.by_target) if breakers is not None else set())
+    now = time.monotonic()
+    rows = []
+    for name in sorted(names):
+        row: dict[str, Any] = {"target": name}
+        if breakers is not None:
+            row |= breakers.get(name).view(now)
+        latency = state.latency(name)
+        row |= {"in_flight": state.in_flight.get(name, 0),
+                "latency_ms": round(latency * 1000, 3) if latency is not None else None}
+        rows.append(row)
+    return JSONResponse({"breaker": "enabled" if breakers is not None else "disabled", "targets": rows,
+                         "queues": [limiter.view() for limiter in limiters.by_provider.values()]})

@@ -11,7 +11,9 @@ the request gets a 503 with ``Retry-After`` (the seconds until the first
 probe may go), and no upstream is called.
 
 The state is per process (per gateway): with several workers each counts
-its own failures.  ``GET /admin/targets`` shows it.
+its own failures, and with ``routing.breaker.redis_url`` set an open
+circuit is shared (:mod:`portway_routing.shared`).  ``GET /admin/targets``
+shows it.
 
 The hooks: ``select_provider`` (first: takes open targets out of the
 candidates, keeping one probe, and leaves the choice to the next router),
@@ -90,6 +92,19 @@ class Breaker:
             return max(0.0, self.cooldown - (now - self.opened_at))
         return 0.0 if self.state == CLOSED or not self.probing else self.cooldown
 
+    def opened_elsewhere(self, now: float, left: float) -> None:
+        """Another process opened this circuit, for ``left`` more seconds."""
+        if self.state == OPEN and self.opened_at + self.cooldown - now >= left:
+            return
+        if self.state != OPEN:
+            self.trips += 1
+        self.state, self.opened_at, self.probing = OPEN, now - (self.cooldown - left), False
+        self.recent.clear()
+
+    def view(self, now: float) -> dict[str, Any]:
+        return {"state": self.state, "recent_failures": len(self.recent), "trips": self.trips,
+                "retry_in_s": round(self.retry_in(now), 3)}
+
     def _open(self, now: float) -> None:
         self.state, self.opened_at, self.probing = OPEN, now, False
         self.recent.clear()
@@ -102,6 +117,9 @@ class Breakers:
     def __init__(self, config: Any) -> None:
         self.config = config
         self.by_target: dict[str, Breaker] = {}
+        #: Told ``(target, state, cooldown seconds)`` when a breaker opens or a
+        #: probe closes it (:mod:`portway_routing.shared`); None: nobody listens.
+        self.listener: Any = None
 
     def get(self, name: str) -> Breaker:
         breaker = self.by_target.get(name)
@@ -110,8 +128,7 @@ class Breakers:
         return breaker
 
     def view(self, now: float) -> list[dict[str, Any]]:
-        return [{"target": name, "state": b.state, "recent_failures": len(b.recent), "trips": b.trips,
-                 "retry_in_s": round(b.retry_in(now), 3)} for name, b in sorted(self.by_target.items())]
+        return [{"target": name, **b.view(now)} for name, b in sorted(self.by_target.items())]
 
 
 _breakers: weakref.WeakKeyDictionary[Any, Breakers] = weakref.WeakKeyDictionary()
@@ -166,10 +183,13 @@ def failed(ctx: Any, error: Any, candidates: list[Any]) -> str | None:
     if breakers is None or target is None or not getattr(error, "retryable", False):
         return None
     breaker = breakers.get(target.name)
+    trips = breaker.trips
     breaker.failed(time.monotonic())
     if ctx.metadata.get(PROBE) == target.name:
         del ctx.metadata[PROBE]
     if breaker.state == OPEN:
+        if breaker.trips != trips and breakers.listener is not None:
+            breakers.listener(target.name, OPEN, breaker.cooldown)
         return "fallback" if len(candidates) > 1 else "raise"
     return None
 
@@ -188,6 +208,8 @@ def finished(ctx: Any) -> None:
         return  # a closed target's success changes nothing: failures count within the window
     if probe == target.name and ctx.status < 500 and ctx.status != 499:
         breakers.get(probe).succeeded()
+        if breakers.listener is not None:
+            breakers.listener(probe, CLOSED, 0.0)
     else:
         breakers.get(probe).probe_ended_unknown()
 
