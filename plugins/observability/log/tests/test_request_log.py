@@ -21,6 +21,7 @@ import pytest
 
 from portway.endpoints.common import key_id
 from portway.testing import FakeUpstream, RecordedRequest, Reply, json_reply, sse_reply
+from portway.testing.anthropic_api import stream_events
 from portway.testing.gateway import GatewayServer
 
 PG_BASE = os.environ.get("PORTWAY_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
@@ -56,6 +57,24 @@ def answer(request: RecordedRequest) -> Reply:
     return sse_reply(events, done=True)
 
 
+#: What the Anthropic-format upstream answers: 60 fresh input tokens, 40 read from the cache, 50 output.
+CLAUDE_USAGE = {"input_tokens": 60, "cache_read_input_tokens": 40, "cache_creation_input_tokens": 0,
+                "output_tokens": 50}
+#: Its cost at PRICE: no reasoning tokens this time.
+CLAUDE_COST = (60 * 1.0 + 40 * 0.5 + 50 * 2.0) / 1_000_000
+
+
+def claude_answer(request: RecordedRequest) -> Reply:
+    """A Messages API answer, streamed as the API streams it when asked."""
+    body = request.json()
+    message = {"id": "msg_1", "type": "message", "role": "assistant", "model": body["model"],
+               "content": [{"type": "text", "text": "Hello there."}], "stop_reason": "end_turn",
+               "stop_sequence": None, "usage": CLAUDE_USAGE}
+    if body.get("stream"):
+        return sse_reply(list(stream_events(message)))
+    return json_reply(message)
+
+
 BOOM = json_reply({"error": {"message": "boom", "type": "server_error", "code": None}}, 500)
 
 
@@ -64,20 +83,26 @@ def upstream() -> Iterator[FakeUpstream]:
     with FakeUpstream() as up:
         up.add("/good/v1/chat/completions", answer)
         up.add("/down/v1/chat/completions", BOOM)
+        up.add("/claude/v1/messages", claude_answer)
         yield up
 
 
 def gateway_config(upstream: FakeUpstream, **sections: Any) -> dict[str, Any]:
-    """Providers ``good`` and ``down`` (always 500); aliases ``fast`` (good),
-    ``smart`` (down, then good: a fallback) and ``broken`` (down); the good
-    target priced at :data:`PRICE`; no breaker (every try reaches the upstream)."""
+    """Providers ``good`` and ``down`` (always 500) in OpenAI's format and
+    ``claude`` in Anthropic's; aliases ``fast`` (good), ``smart`` (down, then
+    good: a fallback), ``broken`` (down) and ``native`` (claude: a
+    pass-through for Anthropic clients); both good targets priced at
+    :data:`PRICE`; no breaker (every try reaches the upstream)."""
     return {
         "providers": {"good": {"type": "openai", "api_key": "sk-good-0123456789", "base_url": upstream.url + "/good/v1"},
-                      "down": {"type": "openai", "api_key": "sk-down-0123456789", "base_url": upstream.url + "/down/v1"}},
+                      "down": {"type": "openai", "api_key": "sk-down-0123456789", "base_url": upstream.url + "/down/v1"},
+                      "claude": {"type": "anthropic", "api_key": "sk-ant-claude-0123456789",
+                                 "base_url": upstream.url + "/claude"}},
         "models": {"fast": {"target": {"provider": "good", "model": "m1"}},
                    "smart": {"targets": [{"provider": "down", "model": "m1"}, {"provider": "good", "model": "m1"}]},
-                   "broken": {"target": {"provider": "down", "model": "m1"}}},
-        "catalog": {"good/m1": {"price": PRICE}},
+                   "broken": {"target": {"provider": "down", "model": "m1"}},
+                   "native": {"target": {"provider": "claude", "model": "c1"}}},
+        "catalog": {"good/m1": {"price": PRICE}, "claude/c1": {"price": PRICE}},
         "routing": {"breaker": {"enabled": False}},
         **sections,
     }
@@ -116,7 +141,13 @@ MIXED = [
     ("an-stream", "anthropic", "fast", True, "good", 1, [], None),
     ("an-fallback-stream", "anthropic", "smart", True, "good", 2, ["down/m1"], None),
     ("an-broken-stream", "anthropic", "broken", True, "down", 1, ["down/m1"], "server_error"),
+    ("an-native", "anthropic", "native", False, "claude", 1, [], None),
+    ("an-native-stream", "anthropic", "native", True, "claude", 1, [], None),
+    ("oa-to-claude-stream", "openai", "native", True, "claude", 1, [], None),
 ]
+
+#: (model, input, output, cached, reasoning tokens, cost) of a success, per provider that served it.
+SERVED = {"good": ("m1", 100, 50, 40, 10, COST), "claude": ("c1", 100, 50, 40, None, CLAUDE_COST)}
 
 
 def tags_of(request_id: str, client: str) -> dict[str, str]:
@@ -171,6 +202,7 @@ def mixed_run(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathF
     with FakeUpstream() as up:
         up.add("/good/v1/chat/completions", answer)
         up.add("/down/v1/chat/completions", BOOM)
+        up.add("/claude/v1/messages", claude_answer)
         with GatewayServer(gateway_config(up, store=store)) as server:
             statuses = {rid: ask(server, rid, client, model, stream) for rid, client, model, stream, *_ in MIXED}
             records = wait_for(lambda: (found := logs(server)) and len(found) == len(MIXED) and found,
@@ -211,9 +243,10 @@ def test_every_request_is_logged_as_it_happened(mixed_run: Any, request_id: str,
         assert record["failures"] is None
     if error is None:
         assert statuses[request_id] == 200
+        served, *tokens, cost = SERVED[provider]  # type: ignore[index]
         assert (record["provider_model"], record["input_tokens"], record["output_tokens"], record["cached_tokens"],
-                record["reasoning_tokens"]) == ("m1", 100, 50, 40, 10)
-        assert record["cost"] == pytest.approx(COST)
+                record["reasoning_tokens"]) == (served, *tokens)
+        assert record["cost"] == pytest.approx(cost)
         assert record["output_tokens_per_s"] > 0
         assert (record["ttft_ms"] is not None) is stream  # a stream's first token is timed; a whole answer has none
         if stream:
