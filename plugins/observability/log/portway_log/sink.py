@@ -176,6 +176,11 @@ class LogSink:
             if len(self._pending) <= self.config.batch_size:
                 self._now.clear()  # (a fuller queue goes on at once)
             batch = [self._pending.popleft() for _ in range(min(self.config.batch_size, len(self._pending)))]
+            if self._closing and self._store is None and self.write_errors:
+                # Shutting down with the store already failing: do not wait out another connect.
+                self.dropped_store_error += len(batch)
+                await self._notify()
+                continue
             try:
                 store = await self.store()
                 rows, tags = self._rows(batch)

@@ -81,6 +81,24 @@ def test_a_dead_store_drops_and_counts_records_and_fails_no_request(upstream: Fa
         assert answer.status_code == 503 and answer.json()["error"]["code"] == "store_unavailable"
 
 
+def test_a_store_that_never_answers_holds_up_no_request(upstream: FakeUpstream) -> None:
+    """A PostgreSQL "server" that accepts connections and never says a word: the
+    writer waits out its connect timeout, requests are answered all along."""
+    with socket.socket() as tarpit:
+        tarpit.bind(("127.0.0.1", 0))
+        tarpit.listen(64)  # the kernel completes the handshakes; nobody ever reads or writes
+        slow = f"postgresql://postgres@127.0.0.1:{tarpit.getsockname()[1]}/test"
+        with GatewayServer(config(upstream, store={"url": slow})) as server:
+            client = server.openai_client()
+            for _ in range(20):
+                assert client.chat.completions.create(model="fast", messages=HI).choices[0].message.content
+            stats = get(server, "/admin/logs/stats").json()
+            assert stats["written"] == 0 and stats["accepted"] == 20  # all queued while the writer waits
+            stats = wait_for(lambda: (now := get(server, "/admin/logs/stats").json())["dropped_store_error"] and now,
+                             "the connect timeout to count the batch as dropped")
+            assert "Timeout" in stats["last_error"]
+
+
 def test_store_false_turns_the_log_off(upstream: FakeUpstream, portway_data_dir: Any) -> None:
     with GatewayServer(config(upstream, store=False)) as server:
         server.openai_client().chat.completions.create(model="fast", messages=HI)
