@@ -169,7 +169,7 @@ async def analytics(request: Request, sink: LogSink) -> Response:
     limit = sink.config.analytics_max_rows
     rows, scores = await (await _store(sink)).analytics_rows(filters, group_by, limit)
     truncated = len(rows) > limit
-    rows = rows[:limit]
+    rows = rows[len(rows) - limit:] if truncated else rows  # the newest
     return JSONResponse({"group_by": group_by, "bucket_seconds": bucket, "since": filters.since,
                          "until": filters.until, "rows": len(rows), "truncated": truncated,
                          "data": summarise(rows, scores, bucket)})

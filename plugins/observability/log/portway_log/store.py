@@ -231,14 +231,15 @@ class LogStore:
 
     async def analytics_rows(self, filters: Filters, group_by: str | None, max_rows: int
                              ) -> tuple[list[dict[str, Any]], dict[str, list[float]]]:
-        """The rows analytics are computed from (at most ``max_rows + 1``,
+        """The rows analytics are computed from (the newest ``max_rows + 1``,
         oldest first), each with ``group`` set; and the feedback scores per
         request id."""
         where, args = filters.where()
         rows = await self.db.fetch(
             "SELECT id, request_id, time, model, provider, key_id, status, input_tokens, output_tokens, "
             "cached_tokens, reasoning_tokens, cost, latency_ms, ttft_ms FROM log_requests "
-            f"WHERE {where} ORDER BY time, id LIMIT ?", *args, max_rows + 1)
+            f"WHERE {where} ORDER BY time DESC, id DESC LIMIT ?", *args, max_rows + 1)
+        rows.reverse()
         if group_by is not None and group_by.startswith("tag."):
             name = group_by[len("tag."):]
             tagged = await self.db.fetch(

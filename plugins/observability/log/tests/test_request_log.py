@@ -422,3 +422,12 @@ def test_feedback_for_a_request_still_queued_is_accepted(upstream: FakeUpstream)
                                                            extra_headers={"x-request-id": request_id})
             answer = httpx.post(server.url + "/v1/feedback", json={"request_id": request_id, "score": 1}, timeout=10)
             assert answer.status_code == 201, answer.text
+
+
+def test_analytics_past_its_row_limit_read_the_newest_and_say_so(upstream: FakeUpstream) -> None:
+    with GatewayServer(gateway_config(upstream, log={"analytics_max_rows": 3})) as server:
+        for n in range(5):
+            server.openai_client().chat.completions.create(model="fast" if n < 2 else "smart", messages=HI)
+        answer = admin(server.url, "/admin/analytics", group_by="model").json()
+        assert (answer["rows"], answer["truncated"]) == (3, True)
+        assert [(e["group"], e["requests"]) for e in answer["data"]] == [("smart", 3)]
