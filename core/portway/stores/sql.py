@@ -31,6 +31,7 @@ import asyncio
 import contextlib
 import os
 import re
+import time
 from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -175,8 +176,6 @@ class Database(Connection):
         """Apply the steps of ``component`` not applied yet, in version
         order, each recorded in ``schema_migrations``; the versions applied
         now.  Safe when several processes start at once."""
-        import time
-
         applied: list[int] = []
         async with self.transaction() as conn:
             await self._lock_migrations(conn)
