@@ -137,6 +137,8 @@ class TargetConfig(Strict):
     alias: str | None = None
     weight: float = Field(1.0, gt=0)
     params: dict[str, Any] = Field(default_factory=dict)
+    #: Requests in flight to this target at once (portway-routing queues the rest, see ``routing.queue``).
+    max_concurrency: int | None = Field(None, ge=1)
 
     @field_validator("provider")
     @classmethod
@@ -150,7 +152,7 @@ class TargetConfig(Strict):
     @model_validator(mode="after")
     def _one_form(self) -> TargetConfig:
         if self.alias is not None:
-            if self.provider is not None or self.model is not None or self.params:
+            if self.provider is not None or self.model is not None or self.params or self.max_concurrency:
                 raise ValueError("a target names either an alias ({alias: NAME}) or a provider and a model, "
                                  "not both")
         elif self.provider is None or self.model is None:

@@ -20,6 +20,8 @@ class Target:
     model: str
     weight: float = 1.0
     params: tuple[tuple[str, Any], ...] = ()
+    #: Requests in flight to this target at once (portway-routing queues the rest); None: no own limit.
+    max_concurrency: int | None = None
 
     @property
     def name(self) -> str:

@@ -23,7 +23,7 @@ import logging
 import os
 import random
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Collection
 from contextlib import aclosing
 from dataclasses import dataclass
 from typing import Any
@@ -136,6 +136,8 @@ class Gateway:
         )
 
         self._header_routes: dict[str, Route] = {}
+        #: ``<provider>/<model>`` routes made so far (see :meth:`resolve`).
+        self._direct: dict[str, Route] = {}
         #: Responses API turns, for previous_response_id and retrieval (in memory: per process).
         self.responses: ResponseStore = MemoryResponseStore()
 
@@ -168,7 +170,7 @@ class Gateway:
                 members.append(self._group(t.alias, models, options, groups))
             elif t.provider in self.providers:
                 members.append(Target(self.providers[t.provider], t.model, t.weight,  # type: ignore[arg-type]
-                                      tuple(t.params.items())))
+                                      tuple(t.params.items()), t.max_concurrency))
             else:
                 continue
             weights.append(t.weight)
@@ -278,10 +280,17 @@ class Gateway:
             return self._usable(model, route)
         prefix, sep, rest = model.partition("/")
         if sep and rest:
+            route = self._direct.get(model)
+            if route is not None:
+                return route
             provider = self.providers.get(prefix)
             if provider is not None:
                 target = Target(provider, rest)
-                return Route(model, Group(model, (target,), (1.0,)), (target,), self.default_policy)
+                route = Route(model, Group(model, (target,), (1.0,)), (target,), self.default_policy)
+                if len(self._direct) >= DIRECT_ROUTES_KEPT:
+                    self._direct.clear()  # names come from clients: a bounded memo
+                self._direct[model] = route
+                return route
             if prefix in self.unavailable:
                 raise PortwayError(self.unavailable[prefix], kind="bad_request", code="provider_not_installed",
                                    param="model")
@@ -322,10 +331,13 @@ class Gateway:
                       '{"strategy": "fallback", "targets": [{"provider": "oai", "model": "gpt-4o"}]}') from None
         if not isinstance(data, dict):
             raise bad("must be a JSON object (an alias: targets, strategy, retry, timeout, ...)")
-        refused = sorted(_open_proxy_keys(data))
+        refused = sorted(_keys_in(data, OPEN_PROXY_KEYS))
         if refused:
             raise bad(f"may not set {', '.join(refused)}: a request can only name the provider instances and "
                       "aliases of the server's config")
+        if _keys_in(data, {"max_concurrency"}):
+            raise bad("may not set max_concurrency: the limits of the server's targets are the config's, shared by "
+                      "every request")
         try:
             model = ModelConfig.model_validate(data, context={"providers": set(self.providers)})
         except ValidationError as exc:
@@ -764,21 +776,25 @@ class Gateway:
         self.hooks.each_sync("request_finished", ctx=ctx)
 
 
+#: How many ``<provider>/<model>`` routes are remembered before the memo starts again.
+DIRECT_ROUTES_KEPT = 4096
+
 #: Keys that would point the gateway somewhere the config does not: never taken from a request.
 OPEN_PROXY_KEYS = frozenset({"base_url", "api_key", "headers", "url", "endpoint", "type", "providers",
                              "aws_access_key_id", "aws_secret_access_key", "credentials"})
 
 
-def _open_proxy_keys(value: Any) -> set[str]:
+def _keys_in(value: Any, names: Collection[str]) -> set[str]:
+    """The keys among ``names`` anywhere in a JSON value."""
     found: set[str] = set()
     if isinstance(value, dict):
         for key, inner in value.items():
-            if key in OPEN_PROXY_KEYS:
+            if key in names:
                 found.add(key)
-            found |= _open_proxy_keys(inner)
+            found |= _keys_in(inner, names)
     elif isinstance(value, list):
         for inner in value:
-            found |= _open_proxy_keys(inner)
+            found |= _keys_in(inner, names)
     return found
 
 
@@ -786,7 +802,8 @@ def _filled(group: Group, matched: str) -> Group:
     """A wildcard alias's group with ``*`` in its targets' models replaced by
     what the alias's own ``*`` matched."""
     members = tuple(_filled(m, matched) if isinstance(m, Group) else
-                    Target(m.provider, m.model.replace("*", matched), m.weight, m.params) if "*" in m.model else m
+                    Target(m.provider, m.model.replace("*", matched), m.weight, m.params, m.max_concurrency)
+                    if "*" in m.model else m
                     for m in group.members)
     return Group(group.name, members, group.weights, group.options)
 

@@ -29,7 +29,7 @@ from starlette.responses import Response
 
 from portway import hookimpl
 from portway.builtins import retries
-from portway.context import Group
+from portway.context import Target
 from portway.endpoints.common import JSONResponse
 from portway_routing import breaker, queue
 from portway_routing.compare import compare
@@ -91,20 +91,27 @@ def select_provider(ctx: Any, candidates: list[Any]) -> Any:
     _end_attempt(ctx, state)
     route = ctx.route
     target = None
-    if route is not None and (len(candidates) > 1 or isinstance(route.group.members[0], Group)):
-        target = state.choose(ctx, route.group, {id(c) for c in candidates})
+    if route is not None and len(candidates) > 1:
+        group = route.group
+        if group.options.get("strategy", "fallback") != "fallback" or any(
+                not isinstance(m, Target) for m in group.members):
+            target = state.choose(ctx, group, {id(c) for c in candidates})
     if target is None:
-        target = candidates[0]
-    limiter = limiters.by_provider.get(target.provider.name)
-    if limiter is None or limiter.try_acquire():
-        if limiter is not None:
-            ctx.metadata[queue.SLOT] = limiter
+        target = candidates[0]  # fallback over plain targets: the configured order, minus failures
+    if not limiters.any:
         return _busy(ctx, state, target)
-    return _after_wait(ctx, state, limiter, target)
+    waiting = queue.take_free(ctx, limiters.of(target))
+    if not waiting:
+        return _busy(ctx, state, target)
+    return _after_wait(ctx, state, waiting, target)
 
 
-async def _after_wait(ctx: Any, state: State, limiter: queue.Limiter, target: Any) -> Any:
-    await queue.wait_for_slot(ctx, limiter)
+async def _after_wait(ctx: Any, state: State, waiting: list[queue.Limiter], target: Any) -> Any:
+    try:
+        await queue.wait_for_slots(ctx, waiting)
+    except BaseException:
+        queue.release(ctx)  # a refusal or a client gone: what was taken goes back now
+        raise
     return _busy(ctx, state, target)
 
 
@@ -180,4 +187,4 @@ async def targets(request: Request) -> Response:
                 "latency_ms": round(latency * 1000, 3) if latency is not None else None}
         rows.append(row)
     return JSONResponse({"breaker": "enabled" if breakers is not None else "disabled", "targets": rows,
-                         "queues": [limiter.view() for limiter in limiters.by_provider.values()]})
+                         "queues": limiters.views()})

@@ -1,7 +1,8 @@
 """Queueing under spikes: at most ``max_concurrency`` requests in flight to a
 provider instance; the rest wait, fairly, for a bounded time.
 
-A provider instance with ``max_concurrency`` set gets a :class:`Limiter`.
+A provider instance with ``max_concurrency`` set gets a :class:`Limiter`,
+and so does a configured target with its own ``max_concurrency``.
 A request holds one of its slots from the moment it is routed there until
 its attempt ends (the answer sent, a stream finished, or the attempt failed
 and the next one is chosen).  When every slot is taken, the request waits in
@@ -114,18 +115,20 @@ class Limiter:
 
     def _refusal(self, why: str) -> PortwayError:
         return PortwayError(
-            f"provider {self.name!r} is at its limit of {self.limit} requests at once and {why}; retry shortly",
+            f"{'target' if '/' in self.name else 'provider'} {self.name!r} is at its limit of {self.limit} "
+            f"requests at once and {why}; retry shortly",
             kind="rate_limit", code="queue_full", retry_after=str(max(1, math.ceil(self.timeout))))
 
     def view(self) -> dict[str, Any]:
-        return {"provider": self.name, "max_concurrency": self.limit, "in_flight": self.active,
+        return {("target" if "/" in self.name else "provider"): self.name, "max_concurrency": self.limit, "in_flight": self.active,
                 "waiting": self.waiting, "shed": self.shed,
                 "mean_wait_ms": round(1000 * self.waited / self.admitted_after_wait, 3)
                 if self.admitted_after_wait else 0.0}
 
 
 class Limiters:
-    """The limiters of one gateway, one per provider instance with ``max_concurrency``."""
+    """The limiters of one gateway: one per provider instance with
+    ``max_concurrency``, one per configured target with its own."""
 
     def __init__(self, gateway: Any) -> None:
         queue = gateway.config.routing.queue
@@ -134,18 +137,57 @@ class Limiters:
             for name, provider in gateway.providers.items()
             if getattr(provider.config, "max_concurrency", None)
         }
+        self.by_target: dict[str, Limiter] = {}
+        for route in gateway.aliases.values():
+            for target in route.targets:
+                if target.max_concurrency and target.name not in self.by_target:
+                    self.by_target[target.name] = Limiter(target.name, target.max_concurrency, queue.max_waiting,
+                                                          queue.timeout)
+        self.any = bool(self.by_provider or self.by_target)
+
+    def of(self, target: Any) -> list[Limiter]:
+        """The limiters a request to ``target`` takes a slot of: the
+        target's own first, then its provider's (always in that order, so
+        two requests never hold one each while waiting for the other)."""
+        found = []
+        if self.by_target:
+            own = self.by_target.get(target.name)
+            if own is not None:
+                found.append(own)
+        provider = self.by_provider.get(target.provider.name)
+        if provider is not None:
+            found.append(provider)
+        return found
+
+    def views(self) -> list[dict[str, Any]]:
+        return [limiter.view() for limiter in (*self.by_target.values(), *self.by_provider.values())]
 
 
-async def wait_for_slot(ctx: Any, limiter: Limiter) -> None:
-    await limiter.acquire(ctx.key_id or "anonymous")
-    ctx.metadata[SLOT] = limiter
+def take_free(ctx: Any, limiters: list[Limiter]) -> list[Limiter]:
+    """Take every slot that is free at once, in order, until one is not;
+    returns the limiters still to wait for (the taken ones are held)."""
+    held: list[Limiter] = ctx.metadata.setdefault(SLOT, [])
+    for i, limiter in enumerate(limiters):
+        if not limiter.try_acquire():
+            return limiters[i:]
+        held.append(limiter)
+    return []
+
+
+async def wait_for_slots(ctx: Any, limiters: list[Limiter]) -> None:
+    """Wait for a slot of each of ``limiters``, in order (a refusal releases
+    what this request already holds, when the caller's attempt ends)."""
+    held: list[Limiter] = ctx.metadata.setdefault(SLOT, [])
+    for limiter in limiters:
+        await limiter.acquire(ctx.key_id or "anonymous")
+        held.append(limiter)
 
 
 def release(ctx: Any) -> None:
-    """Give back the slot the request holds, if any (idempotent)."""
-    limiter = ctx.metadata.pop(SLOT, None)
-    if limiter is not None:
+    """Give back the slots the request holds, if any (idempotent)."""
+    held = ctx.metadata.pop(SLOT, None)
+    for limiter in held or ():
         limiter.release()
 
 
-__all__ = ["SLOT", "Limiter", "Limiters", "release", "wait_for_slot"]
+__all__ = ["SLOT", "Limiter", "Limiters", "release", "take_free", "wait_for_slots"]

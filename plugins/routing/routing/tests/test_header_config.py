@@ -80,6 +80,7 @@ def test_the_headers_retry_and_fallback_apply(server: GatewayServer, upstream: F
     ({"target": {"provider": "a", "model": "m"}, "strategy": "random"}, "strategy: Input should be"),
     ({"target": {"provider": "a", "model": "m"}, "colour": "red"}, "colour: unknown key"),
     ({"targets": []}, "give exactly one of 'target' or 'targets'"),
+    ({"target": {"provider": "a", "model": "m", "max_concurrency": 1}}, "may not set max_concurrency"),
     ("{not json", "not valid JSON"),
     ("[1, 2]", "must be a JSON object"),
 ])

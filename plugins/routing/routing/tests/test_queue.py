@@ -131,3 +131,27 @@ def test_a_waiter_that_gives_up_frees_its_place() -> None:
 
     limiter = asyncio.run(scenario())
     assert (limiter.active, limiter.waiting, limiter.shed) == (0, 0, 1)
+
+
+def test_a_targets_own_limit_applies_to_that_target_only() -> None:
+    gate = Gate()
+    with FakeUpstream() as upstream:
+        upstream.add("/v1/chat/completions", Reply(body=ANSWER, chunks=[gate, ANSWER]))
+        config = {"auth": {"master_key": MASTER},
+                  "providers": {"p": {"type": "openai", "api_key": "sk-q-0123456789", "base_url": upstream.url + "/v1"}},
+                  "models": {"scarce": {"target": {"provider": "p", "model": "m", "max_concurrency": 1}}},
+                  "routing": {"queue": {"max_waiting": 0}}}
+        with GatewayServer(config) as server:
+            client = server.openai_client(api_key=MASTER)
+            with ThreadPoolExecutor(2) as pool:
+                held = pool.submit(lambda: client.chat.completions.create(model="scarce", messages=HI))
+                gate.wait_reached()
+                with pytest.raises(openai.RateLimitError) as info:
+                    client.chat.completions.create(model="scarce", messages=HI)
+                other = pool.submit(lambda: client.chat.completions.create(model="p/other", messages=HI))
+                wait_until(lambda: len(upstream.requests) == 2)  # another model of the provider is not held back
+                view = queues(server)
+                gate.open()
+                assert held.result(30).choices[0].message.content == other.result(30).choices[0].message.content
+    assert "'p/m' is at its limit of 1 requests at once" in info.value.message
+    assert view == {"target": "p/m", "max_concurrency": 1, "in_flight": 1, "waiting": 0, "shed": 1, "mean_wait_ms": 0.0}
