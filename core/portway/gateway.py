@@ -145,6 +145,12 @@ class Gateway:
         self.master_key: str | None = key.get_secret_value() if key is not None else None
         #: What clients' keys are compared with, byte for byte (see endpoints.common.check_key).
         self.master_key_bytes: bytes | None = self.master_key.encode("utf-8") if self.master_key else None
+        self._cache_hooks()
+
+    # -- set-up ----------------------------------------------------------------
+
+    def _cache_hooks(self) -> None:
+        """What the request path knows of the hooks without asking each time."""
         self._post_chunk = self.hooks.implemented("post_chunk")
         self._post_response = self.hooks.implemented("post_response")
         self._pre_request = self.hooks.implemented("pre_request")
@@ -152,8 +158,6 @@ class Gateway:
         # without the usage the client asked for) and per native format.
         self._chunk_relays = {wants: self._chunks(wants) for wants in (False, True)}
         self._native_relays: dict[str, Any] = {}
-
-    # -- set-up ----------------------------------------------------------------
 
     def _group(self, alias: str, models: dict[str, ModelConfig], options: dict[str, dict[str, Any]],
                groups: dict[str, Group]) -> Group:
@@ -256,11 +260,7 @@ class Gateway:
         request on."""
         self.pm.register(plugin, name=name)
         self.hooks.refresh()
-        self._post_chunk = self.hooks.implemented("post_chunk")
-        self._post_response = self.hooks.implemented("post_response")
-        self._pre_request = self.hooks.implemented("pre_request")
-        self._chunk_relays = {wants: self._chunks(wants) for wants in (False, True)}
-        self._native_relays = {}
+        self._cache_hooks()
 
     async def shutdown(self) -> None:
         await self.hooks.each_contained("shutdown", gateway=self)
