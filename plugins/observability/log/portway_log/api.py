@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import logging
 import math
 import os
 import time
@@ -28,6 +29,8 @@ from portway.schemas import validate
 from portway.stores.sql import StoreUnavailable
 from portway_log.sink import LogSink
 from portway_log.store import Filters, LogStore, summarise
+
+log = logging.getLogger("portway.log")
 
 MAX_LIMIT = 1000
 DEFAULT_LIMIT = 50
@@ -110,6 +113,11 @@ def endpoint(sink_of: Callable[[Any], LogSink | None], handler: Handler) -> Call
             error = PortwayError(f"the log store is unavailable: {exc}"[:500], kind="unavailable",
                                  code="store_unavailable")
             return error_response(error, "openai", request_id_of(request))
+        except Exception:  # never a traceback to the client
+            request_id = request_id_of(request)
+            log.exception("request log API: %s %s failed (request id %s)", request.method, request.url.path, request_id)
+            return error_response(PortwayError(f"internal error (request id {request_id})", kind="server_error"),
+                                  "openai", request_id)
 
     return run
 

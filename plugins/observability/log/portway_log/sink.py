@@ -109,8 +109,11 @@ class LogSink:
                 store = LogStore(db)
                 try:
                     await store.migrate()
-                except BaseException:
+                except BaseException as exc:
                     await db.close()
+                    if isinstance(exc, Exception) and not isinstance(exc, StoreUnavailable):
+                        # A refused migration (permissions, a foreign table in the way): the store is unusable.
+                        raise StoreUnavailable(f"cannot migrate the log's tables: {type(exc).__name__}: {exc}") from exc
                     raise
                 self._store = store
             return self._store

@@ -247,3 +247,29 @@ def test_answers_are_kept_only_when_bodies_are_logged(upstream: FakeUpstream, lo
     with GatewayServer(config(upstream, log=log)) as server:
         assert ("log.bodies" in server.gateway.hooks.implementers("post_response")) is keeps_answers
         assert server.gateway.hooks.implemented("post_response") is keeps_answers
+
+
+def test_a_store_whose_tables_cannot_be_made_is_unavailable_not_a_crash(upstream: FakeUpstream, pg_url: str) -> None:
+    """A table of someone else's in the way: migrating fails, the API says the store is unavailable."""
+    import asyncio
+
+    import asyncpg
+
+    async def squat() -> None:
+        base, _, schema = pg_url.partition("?schema=")
+        conn = await asyncpg.connect(base)
+        try:
+            await conn.execute(f'CREATE SCHEMA "{schema}"')
+            await conn.execute(f'CREATE TABLE "{schema}".log_requests (squatter INTEGER)')
+        finally:
+            await conn.close()
+
+    asyncio.run(squat())
+    with GatewayServer(config(upstream, store={"url": pg_url})) as server:
+        assert server.openai_client().chat.completions.create(model="fast", messages=HI).choices
+        answer = get(server, "/admin/logs")
+        assert answer.status_code == 503, answer.text
+        assert "cannot migrate the log's tables" in answer.json()["error"]["message"]
+        stats = wait_for(lambda: (now := get(server, "/admin/logs/stats").json())["dropped_store_error"] and now,
+                         "the record to be counted as dropped")
+        assert stats["written"] == 0
