@@ -25,9 +25,10 @@ COLUMNS = (
 JSON_COLUMNS = ("tags", "failures", "verdicts")
 
 
-def capture(ctx: Any, bodies: bool) -> tuple[Any, ...]:
+def capture(ctx: Any, bodies: bool, held: int = 0, skipped: bool = False) -> tuple[Any, ...]:
     """What the record needs from ``ctx``, taken now (the context is not
-    touched again after ``request_finished``)."""
+    touched again after ``request_finished``); ``held``: the bytes of body
+    the queue counts for it, ``skipped``: bodies were wanted but left out."""
     target = ctx.target
     error = ctx.error
     route = ctx.route
@@ -42,7 +43,7 @@ def capture(ctx: Any, bodies: bool) -> tuple[Any, ...]:
         (getattr(error, "kind", None) or "internal") if error is not None else None,
         ctx.usage, ctx.cost, ctx.latency, ctx.time_to_first_token,
         ctx.cache_status if ctx.cache_status is not None else ("hit" if ctx.cached else None),
-        ctx.verdicts, body, ctx.metadata.get("log.response") if bodies else None,
+        ctx.verdicts, body, ctx.metadata.get("log.response") if bodies else None, held, skipped,
     )
 
 
@@ -67,7 +68,7 @@ def row(record_id: str, logged_at: float, values: tuple[Any, ...], mode: str, ca
     """The table row of a captured record, written at ``logged_at`` (``mode``: ``off``, ``full`` or ``redacted``)."""
     (now, request_id, trace_id, endpoint, client_format, stream, key_id, tags, model, alias, provider,
      provider_model, attempts, failures, status, error_kind, usage, cost, latency, ttft, cache_status, verdicts,
-     request_body, response_body) = values
+     request_body, response_body, _held, skipped) = values
     input_tokens, output_tokens, cached_tokens, reasoning_tokens = tokens(usage)
     started = now - latency if latency is not None else now
     speed = None
@@ -75,7 +76,7 @@ def row(record_id: str, logged_at: float, values: tuple[Any, ...], mode: str, ca
         # Generation speed: from the first token on for a stream, the whole answer otherwise.
         span = latency - ttft if stream and ttft is not None and latency > ttft else latency
         speed = output_tokens / span if span > 0 else None
-    truncated = False
+    truncated = skipped  # bodies left out whole (the queue's byte budget) count as cut
     texts = []
     for body in (request_body, response_body):
         text, cut = body_text(body, mode, cap)

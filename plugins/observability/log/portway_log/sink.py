@@ -15,7 +15,8 @@ The counters are per process (``--workers N``: per worker), and are what
 - ``accepted``, ``written``: records queued, records in the store;
 - ``dropped``: records lost, of which ``dropped_queue_full`` (the queue was
   full) and ``dropped_store_error`` (their batch could not be written);
-- ``write_errors``: failed batches; ``last_error``: the last failure's text.
+- ``write_errors``: failed batches; ``last_error``: the last failure's text;
+- ``bodies_skipped``: records queued without their bodies (:data:`BODY_BUDGET`).
 """
 
 from __future__ import annotations
@@ -41,6 +42,10 @@ RETRY_MAX = 30.0
 #: log or a full batch writes at once).  One transaction per request cost a
 #: busy gateway about a quarter of its throughput; a batch costs little a record.
 FLUSH_SECONDS = 0.2
+#: Bytes of request body the queue may hold (when bodies are logged): past it
+#: a record is queued without its bodies (``body_truncated``), so a store that
+#: is down cannot make the queue hold ``queue_size`` large bodies.
+BODY_BUDGET = 64 * 1024 * 1024
 
 
 class LogSink:
@@ -65,6 +70,8 @@ class LogSink:
         self.write_errors = 0
         self.last_error: str | None = None
         self.swept = 0
+        self.bodies_skipped = 0
+        self._held_bytes = 0
 
     # -- the request path ------------------------------------------------------------
 
@@ -72,7 +79,16 @@ class LogSink:
         if len(self._pending) >= self.queue_size:
             self.dropped_queue_full += 1
             return
-        self._pending.append(capture(ctx, self.bodies))
+        if self.bodies:
+            held = ctx.body_bytes or 0
+            if self._held_bytes + held > BODY_BUDGET:
+                self.bodies_skipped += 1
+                self._pending.append(capture(ctx, False, 0, True))
+            else:
+                self._held_bytes += held
+                self._pending.append(capture(ctx, True, held))
+        else:
+            self._pending.append(capture(ctx, False))
         self.accepted += 1
         if not self._wake.is_set():
             self._wake.set()
@@ -95,7 +111,7 @@ class LogSink:
             "queue_depth": self.queue_depth, "queue_size": self.queue_size, "accepted": self.accepted,
             "written": self.written, "dropped": self.dropped, "dropped_queue_full": self.dropped_queue_full,
             "dropped_store_error": self.dropped_store_error, "write_errors": self.write_errors,
-            "last_error": self.last_error, "swept": self.swept,
+            "last_error": self.last_error, "swept": self.swept, "bodies_skipped": self.bodies_skipped,
         }
 
     # -- the store ----------------------------------------------------------------------
@@ -179,6 +195,8 @@ class LogSink:
             if len(self._pending) <= self.config.batch_size:
                 self._now.clear()  # (a fuller queue goes on at once)
             batch = [self._pending.popleft() for _ in range(min(self.config.batch_size, len(self._pending)))]
+            if self.bodies:
+                self._held_bytes -= sum(values[-2] for values in batch)
             if self._closing and self._store is None and self.write_errors:
                 # Shutting down with the store already failing: do not wait out another connect.
                 self.dropped_store_error += len(batch)

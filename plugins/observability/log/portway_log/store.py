@@ -326,6 +326,6 @@ async def newest(store: LogStore, count: int) -> list[dict[str, Any]]:
 async def logged_since(store: LogStore, since: float, limit: int = 10_000) -> list[dict[str, Any]]:
     """Records written at or after ``since``, in the order they were written."""
     rows = await store.db.fetch(
-        f"SELECT {', '.join(LIST_COLUMNS)} FROM log_requests WHERE logged_at >= ? ORDER BY logged_at, id LIMIT ?",
+        f"SELECT {', '.join(LIST_COLUMNS)} FROM log_requests WHERE logged_at >= ? ORDER BY logged_at, time, id LIMIT ?",
         since, limit)
     return [_decoded(row) for row in rows]

@@ -273,3 +273,16 @@ def test_a_store_whose_tables_cannot_be_made_is_unavailable_not_a_crash(upstream
         stats = wait_for(lambda: (now := get(server, "/admin/logs/stats").json())["dropped_store_error"] and now,
                          "the record to be counted as dropped")
         assert stats["written"] == 0
+
+
+def test_past_the_queue_s_body_budget_records_go_without_bodies(upstream: FakeUpstream,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    import portway_log.sink
+
+    monkeypatch.setattr(portway_log.sink, "BODY_BUDGET", 0)  # any body is over it
+    with GatewayServer(config(upstream, log={"log_bodies": "full"})) as server:
+        server.openai_client().chat.completions.create(model="fast", messages=HI, extra_headers={"x-request-id": "b"})
+        record = get(server, "/admin/logs/b").json()
+        assert (record["request_body"], record["response_body"], record["body_truncated"]) == (None, None, True)
+        assert record["output_tokens"] == 5  # the record itself is whole
+        assert get(server, "/admin/logs/stats").json()["bodies_skipped"] == 1

@@ -138,7 +138,7 @@ WRITER = textwrap.dedent("""
         sink = LogSink(url, LogConfig(batch_size=7))
         sink.start()
         for n in range(count):
-            sink.add(Ctx(request_id=f"w{worker}-{n}", endpoint="chat.completions", client_format="openai",
+            sink.add(Ctx(request_id=f"w{worker}-{n}", body_bytes=10, endpoint="chat.completions", client_format="openai",
                          stream=False, key_id=f"key_{worker}", model="fast", target=None, error=None, attempts=0,
                          failures=[], status=200, usage=None, cost=None, latency=0.01, time_to_first_token=None,
                          cached=False, metadata={}, canonical=None, native=None, route=None, trace_id=None,
