@@ -347,7 +347,7 @@ def test_master_key_with_surrounding_whitespace_is_an_error(tmp_path: Path) -> N
 def test_misspelt_hook_in_plugins_order(tmp_path: Path) -> None:
     path = write(tmp_path, "plugins: {order: {pre_reqest: [a], select_provider: [b], bogus: [c]}}\n")
     hooks = ("register_providers, register_routes, register_commands, register_config, "
-             "register_alias_keys, catalog_entry, startup, shutdown, "
+             "register_alias_keys, register_guardrails, register_request_hooks, catalog_entry, startup, shutdown, "
              "pre_request, select_provider, post_chunk, post_response, on_error, request_finished")
     with pytest.raises(ConfigError) as info:
         config_module.load(path, environ={})

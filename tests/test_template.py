@@ -42,7 +42,7 @@ KINDS = ("provider", "guardrail", "cache", "observability", "hook")
 #: The hooks each kind implements as generated.
 HOOKS = {
     "provider": ["register_providers"],
-    "guardrail": ["post_chunk", "post_response", "pre_request", "register_config"],
+    "guardrail": ["register_guardrails"],
     "cache": ["post_response", "pre_request", "register_config", "startup"],
     "observability": ["register_config", "request_finished", "shutdown", "startup"],
     "hook": ["pre_request", "register_routes"],

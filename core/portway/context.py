@@ -151,6 +151,16 @@ class RequestContext:
     #: (a :class:`portway.native.NativeRequest`; ``None`` for OpenAI clients).
     #: Hooks read and change ``body``; the pass-through carries what they did.
     native: Any = None
+    #: Set by a ``pre_request`` hook that holds streamed text back and
+    #: releases it in later chunks (a guardrail's window): a native
+    #: pass-through stream cannot carry text moved across its events, so the
+    #: stream then takes the canonical path (translated for the client).
+    canonical_stream: bool = False
+    #: Futures a ``pre_request`` hook started that must succeed before the
+    #: answer is released (slow guardrail checks in ``parallel`` mode): the
+    #: gateway runs the upstream call alongside them, cancels it when one
+    #: fails, and gives the client that one's error.
+    gates: list[Any] = field(default_factory=list)
 
     @property
     def body(self) -> dict[str, Any]:

@@ -19,6 +19,7 @@ way; after it, the client already has a 200 and the error ends the stream.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import random
@@ -145,12 +146,11 @@ class Gateway:
         self.master_key: str | None = key.get_secret_value() if key is not None else None
         #: What clients' keys are compared with, byte for byte (see endpoints.common.check_key).
         self.master_key_bytes: bytes | None = self.master_key.encode("utf-8") if self.master_key else None
-        self._cache_hooks()
-
-    # -- set-up ----------------------------------------------------------------
-
-    def _cache_hooks(self) -> None:
-        """What the request path knows of the hooks without asking each time."""
+        # Plugins whose request-path hooks depend on their config add them now, before anything
+        # below asks which hooks are implemented.
+        self.hooks.each_sync("register_request_hooks", contain=False, gateway=self,
+                             register=lambda name, obj: self.pm.register(obj, name=name))
+        self.hooks.refresh()
         self._post_chunk = self.hooks.implemented("post_chunk")
         self._post_response = self.hooks.implemented("post_response")
         self._pre_request = self.hooks.implemented("pre_request")
@@ -158,6 +158,8 @@ class Gateway:
         # without the usage the client asked for) and per native format.
         self._chunk_relays = {wants: self._chunks(wants) for wants in (False, True)}
         self._native_relays: dict[str, Any] = {}
+
+    # -- set-up ----------------------------------------------------------------
 
     def _group(self, alias: str, models: dict[str, ModelConfig], options: dict[str, dict[str, Any]],
                groups: dict[str, Group]) -> Group:
@@ -251,16 +253,6 @@ class Gateway:
         for provider in self.providers.values():
             await provider.start()
         await self.hooks.each("startup", gateway=self)
-
-    def register_plugin(self, name: str, plugin: Any) -> None:
-        """Register more hook implementations after start-up began (from a
-        plugin's ``startup``, for hooks only its config asks for: the
-        request log keeps answers only when bodies are logged, so no stream
-        is assembled otherwise).  The request path sees them from the next
-        request on."""
-        self.pm.register(plugin, name=name)
-        self.hooks.refresh()
-        self._cache_hooks()
 
     async def shutdown(self) -> None:
         await self.hooks.each_contained("shutdown", gateway=self)
@@ -514,9 +506,34 @@ class Gateway:
                 ctx.native.snapshot(ctx.body)  # so that what hooks change is never bypassed
             answer = await self.hooks.first("pre_request", ctx=ctx)
             if answer is not None:
+                if ctx.gates:  # an answer no upstream gives still waits for what must pass first
+                    try:
+                        await self._gated(ctx, _no_work())
+                    except _GateFailed as gate:
+                        raise gate.error from None
                 ctx.cached = True
                 return answer
         return None
+
+    @staticmethod
+    async def _gated(ctx: RequestContext, work: Any) -> Any:
+        """``work`` (an upstream call) run alongside ``ctx.gates``: its result
+        once every gate has passed; cancelled, and the gate's error raised
+        (as :class:`_GateFailed`, past the retry loop), when one fails."""
+        if not ctx.gates:
+            return await work
+        task = asyncio.ensure_future(work)
+        try:
+            await asyncio.gather(*ctx.gates)
+        except BaseException as exc:
+            task.cancel()
+            with contextlib.suppress(BaseException):
+                await task
+            if isinstance(exc, Exception):
+                raise _GateFailed(exc) from exc
+            raise
+        ctx.gates = []  # passed: a retry or fallback need not wait again
+        return await task
 
     # -- the request path ----------------------------------------------------------
 
@@ -558,8 +575,10 @@ class Gateway:
                         fmt = None
                         self._check_canonical(ctx)
                         call = getattr(target.provider, method)(self.upstream_body(ctx, target), ctx)
-                    response = await (call if limit is None else _within(limit, call, target, "no answer"))
+                    response = await self._gated(ctx, call if limit is None else _within(limit, call, target, "no answer"))
                     break
+                except _GateFailed as gate:
+                    raise gate.error from None
                 except PortwayError as error:
                     candidates = await self._recover(ctx, error, candidates)
                 except Exception as exc:
@@ -598,7 +617,7 @@ class Gateway:
         while True:
             target = await self._select(ctx, candidates)
             native = native_request_for(ctx, target)
-            if native is not None and self._post_chunk and not native.format.patches_streams:
+            if native is not None and self._post_chunk and (ctx.canonical_stream or not native.format.patches_streams):
                 native = None  # hooks watch the chunks and this format cannot carry their changes
             body = native.format.upstream_body(native, ctx, target) if native is not None else None
             if body is None:
@@ -616,8 +635,12 @@ class Gateway:
                 # upstream that announces a role and then fails can still be
                 # retried or fallen back from, invisibly.
                 starting = _first_content(stream, first, is_preamble)
-                await (starting if first_limit is None else _within(first_limit, starting, target, "no first content"))
+                await self._gated(ctx, starting if first_limit is None else _within(first_limit, starting, target,
+                                                                                     "no first content"))
                 break
+            except _GateFailed as gate:
+                await stream.aclose()
+                raise gate.error from None
             except StopAsyncIteration:
                 if first:
                     break  # a stream that ended cleanly with nothing but its preamble
@@ -771,6 +794,8 @@ class Gateway:
     def finish(self, ctx: RequestContext) -> None:
         """The response is sent: hand the record to observability plugins."""
         ctx.finished_at = time.perf_counter()
+        for gate in ctx.gates:  # never awaited (the request failed before its upstream call)
+            gate.cancel()
         if ctx.cost is None:
             self.price(ctx)  # a stream's usage arrives with its end
         self.hooks.each_sync("request_finished", ctx=ctx)
@@ -883,6 +908,18 @@ def _is_preamble(chunk: dict[str, Any]) -> bool:
             if value and key != "role":
                 return False
     return True
+
+
+class _GateFailed(Exception):
+    """A gate's error on its way past the retry loop (it is no upstream failure)."""
+
+    def __init__(self, error: Exception) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
+async def _no_work() -> None:
+    return None
 
 
 async def _no_more() -> AsyncIterator[list[dict[str, Any]]]:

@@ -79,6 +79,31 @@ def register_alias_keys(register: Any) -> None:
     """
 
 
+@hookspec
+def register_guardrails(register: Any) -> None:
+    """Register guardrail check types.
+
+    Call ``register(CheckClass)`` once per type this plugin adds: a
+    :class:`portway.guardrails.Check` subclass whose ``type`` is the name
+    used in config (``guardrails: {checks: {x: {type: <name>}}}``).  Asked
+    by the guardrail framework plugin once at start-up, never per request.
+    """
+
+
+@hookspec
+def register_request_hooks(gateway: Any, register: Any) -> None:
+    """Add request-path hooks that only some configs need.
+
+    Called once at start-up, after every config section is validated
+    (``gateway.plugin_config``) and before the request path is set up.
+    Call ``register(name, obj)`` with an object whose ``@hookimpl``
+    functions (``pre_request``, ``post_chunk``, ...) then take part like a
+    plugin's own.  A plugin that is installed but not configured registers
+    nothing and so costs nothing per request (the guardrail framework with
+    no checks configured).
+    """
+
+
 # -- lifecycle -----------------------------------------------------------------
 
 

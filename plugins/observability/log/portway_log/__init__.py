@@ -32,8 +32,8 @@ def sink_of(gateway: Any) -> LogSink | None:
 
 
 class _Bodies:
-    """Keeps each answer for the record; registered only when bodies are
-    logged, so that otherwise no stream is assembled for it."""
+    """Keeps each answer for the record; registered (``register_request_hooks``)
+    only when bodies are logged, so that otherwise no stream is assembled for it."""
 
     @hookimpl
     def post_response(self, ctx: Any, response: Any) -> None:
@@ -44,6 +44,12 @@ class _Bodies:
 def register_config(register: Any) -> None:
     register("store", StoreConfig)
     register("log", LogConfig)
+
+
+@hookimpl
+def register_request_hooks(gateway: Any, register: Any) -> None:
+    if gateway.plugin_config["store"].enabled and gateway.plugin_config["log"].log_bodies != "off":
+        register("log.bodies", _Bodies())
 
 
 @hookimpl
@@ -70,8 +76,6 @@ def startup(gateway: Any) -> None:
         return  # store: false
     config: LogConfig = gateway.plugin_config["log"]
     sink = LogSink(url, config)
-    if sink.bodies:
-        gateway.register_plugin("log.bodies", _Bodies())
     sink.start()
     _sinks[gateway] = sink
 

@@ -27,7 +27,8 @@ def pytest_configure(config: pytest.Config) -> None:
 @pytest.fixture(autouse=True)
 def only_this_plugin(monkeypatch: pytest.MonkeyPatch) -> None:
     """Load only this plugin from the installed entry points{% if cookiecutter.kind != "provider" %} (and the mock
-    provider the tests use){% endif %}, so other plugins installed in the same
-    environment cannot change what the tests see.  PORTWAY_LOAD_PLUGINS is
-    the switch an operator uses to isolate a misbehaving plugin."""
-    monkeypatch.setenv("PORTWAY_LOAD_PLUGINS", "{{ cookiecutter.name }}{% if cookiecutter.kind != "provider" %},mock{% endif %}")
+    provider the tests use{% if cookiecutter.kind == "guardrail" %}, and the guardrail framework that runs its checks{% endif %}){% endif %},
+    so other plugins installed in the same environment cannot change what the
+    tests see.  PORTWAY_LOAD_PLUGINS is the switch an operator uses to
+    isolate a misbehaving plugin."""
+    monkeypatch.setenv("PORTWAY_LOAD_PLUGINS", "{{ cookiecutter.name }}{% if cookiecutter.kind != "provider" %},mock{% endif %}{% if cookiecutter.kind == "guardrail" %},guardrails{% endif %}")

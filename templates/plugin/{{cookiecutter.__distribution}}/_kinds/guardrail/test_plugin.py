@@ -1,5 +1,5 @@
-"""The {{ cookiecutter.name }} guardrail, through a real gateway in front of the mock
-provider (model ``mock/echo`` answers "Mock reply to: <last user message>")."""
+"""The {{ cookiecutter.name }} guardrail type, through a real gateway in front of the
+mock provider (model ``mock/echo`` answers "Mock reply to: <last user message>")."""
 
 from typing import Any
 
@@ -8,61 +8,50 @@ import pytest
 from portway.config import ConfigError
 
 NAME = "{{ cookiecutter.name }}"
-CONFIG = {
-    "providers": {"mock": {"type": "mock"}},
-    NAME: {"banned": ["forbidden"]},
-}
+
+
+def config(**checks: dict[str, Any]) -> dict[str, Any]:
+    return {"providers": {"mock": {"type": "mock"}},
+            "guardrails": {"checks": {name: {"type": NAME, **check} for name, check in checks.items()},
+                           "default": list(checks)}}
 
 
 def ask(text: str) -> list[dict[str, str]]:
     return [{"role": "user", "content": text}]
 
 
-@pytest.fixture
-def client(gateway_server: Any) -> openai.OpenAI:
-    return gateway_server(CONFIG).openai_client()
-
-
-def test_a_clean_request_goes_through(client: openai.OpenAI) -> None:
+def test_a_clean_request_goes_through(gateway_server: Any) -> None:
+    client = gateway_server(config(block={"words": ["project x"], "action": "deny"})).openai_client()
     reply = client.chat.completions.create(model="mock/echo", messages=ask("hello there"))
     assert reply.choices[0].message.content == "Mock reply to: hello there"
 
 
 @pytest.mark.parametrize("stream", [False, True])
-def test_a_banned_word_blocks_the_request(client: openai.OpenAI, stream: bool) -> None:
+def test_deny_refuses_the_request(gateway_server: Any, stream: bool) -> None:
+    client = gateway_server(config(block={"words": ["project x"], "action": "deny", "on": ["input"]})).openai_client()
     with pytest.raises(openai.BadRequestError) as caught:
-        client.chat.completions.create(model="mock/echo", messages=ask("tell me the Forbidden thing"), stream=stream)
-    assert caught.value.code == "guardrail_blocked"
+        client.chat.completions.create(model="mock/echo", messages=ask("tell me about Project  X"), stream=stream)
+    assert caught.value.code == "guardrail_denied" and "'block'" in caught.value.message
 
 
-def test_output_is_redacted(client: openai.OpenAI) -> None:
-    reply = client.chat.completions.create(model="mock/echo", messages=ask("write to bob@example.com"))
-    assert reply.choices[0].message.content == "Mock reply to: write to [redacted]"
+@pytest.mark.parametrize("stream", [False, True])
+def test_redact_replaces_the_words(gateway_server: Any, stream: bool) -> None:
+    client = gateway_server(config(hide={"words": ["alpha-7"], "category": "code", "action": "redact",
+                                         "on": ["output"]})).openai_client()
+    answer = client.chat.completions.create(model="mock/echo", messages=ask("the code is alpha-7, ok"),
+                                            stream=stream)
+    text = "".join(c.choices[0].delta.content or "" for c in answer if c.choices) if stream \
+        else answer.choices[0].message.content
+    assert text == "Mock reply to: the code is [REDACTED:code], ok"
 
 
-def test_streamed_output_is_redacted(client: openai.OpenAI) -> None:
-    stream = client.chat.completions.create(model="mock/echo", messages=ask("write to bob@example.com"), stream=True)
-    text = "".join(c.choices[0].delta.content or "" for c in stream if c.choices)
-    assert text == "Mock reply to: write to [redacted]"
+def test_flag_passes_and_is_recorded(gateway_server: Any) -> None:
+    client = gateway_server(config(watch={"words": ["alpha-7"], "action": "flag", "on": ["input"]})).openai_client()
+    raw = client.chat.completions.with_raw_response.create(model="mock/echo", messages=ask("alpha-7 please"))
+    assert raw.parse().choices[0].message.content == "Mock reply to: alpha-7 please"
+    assert raw.headers["x-portway-guardrails"] == "watch=flag:word@input"
 
 
 def test_bad_config_is_refused_at_start_up(gateway_server: Any) -> None:
-    with pytest.raises(ConfigError, match="redact"):
-        gateway_server({"providers": {"mock": {"type": "mock"}}, NAME: {"redact": ["(unclosed"]}})
-
-
-def test_two_gateways_in_one_process_keep_their_own_config(gateway_server: Any) -> None:
-    """Settings live with each gateway, not in the module: starting a second
-    gateway must not change what the first one does."""
-    strict = gateway_server(CONFIG).openai_client()
-    lenient = gateway_server({
-        "providers": {"mock": {"type": "mock"}},
-        NAME: {"banned": [], "redact": [r"\bsecret\b"], "replacement": "[hidden]"},
-    }).openai_client()
-
-    with pytest.raises(openai.BadRequestError):
-        strict.chat.completions.create(model="mock/echo", messages=ask("the forbidden secret"))
-    reply = lenient.chat.completions.create(model="mock/echo", messages=ask("the forbidden secret"))
-    assert reply.choices[0].message.content == "Mock reply to: the forbidden [hidden]"
-    reply = strict.chat.completions.create(model="mock/echo", messages=ask("a secret for bob@example.com"))
-    assert reply.choices[0].message.content == "Mock reply to: a secret for [redacted]"
+    with pytest.raises(ConfigError, match="words"):
+        gateway_server(config(block={"words": [], "action": "deny"}))
