@@ -8,6 +8,9 @@ Both serve the same paths, so the harness points targets at either unchanged:
 * ``POST /stream/v1/chat/completions`` -> always the SSE stream
 * ``POST /v1/messages``                -> always the Anthropic SSE stream of the large
                                           case (bench/payloads.py): that case only streams
+* ``POST /v1/embeddings``              -> a 1536-wide random unit vector seeded by the body
+                                          (Python mock only, for bench/cache.py: distinct prompts
+                                          get unrelated vectors, so they miss; ~0.1 ms each)
 
 The harness always uses the ``/stream`` base URL for stream runs, which is what
 lets nginx serve them from a static body.
@@ -19,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import zlib
 from pathlib import Path
 
 import httptools
@@ -29,6 +33,8 @@ from bench.payloads import LARGE_STREAM_BODY, LARGE_STREAM_EVENTS, NONSTREAM_BOD
 CHAT_PATH = b"/v1/chat/completions"
 STREAM_PATH = b"/stream/v1/chat/completions"
 MESSAGES_PATH = b"/v1/messages"
+EMBEDDINGS_PATH = b"/v1/embeddings"
+EMBEDDING_WIDTH = 1536
 
 
 def _nonstream_response() -> bytes:
@@ -50,6 +56,18 @@ def _stream_response(events: list[bytes]) -> bytes:
 NONSTREAM_RESPONSE = _nonstream_response()
 STREAM_RESPONSE = _stream_response(STREAM_EVENTS)
 MESSAGES_RESPONSE = _stream_response(LARGE_STREAM_EVENTS)
+
+
+
+def embedding_response(body: bytes) -> bytes:
+    import numpy  # only the cache benchmark asks for embeddings
+
+    vector = numpy.random.default_rng(zlib.crc32(body)).standard_normal(EMBEDDING_WIDTH)
+    payload = orjson.dumps({"object": "list", "model": "bench-embed", "usage": {"prompt_tokens": 8, "total_tokens": 8},
+                            "data": [{"object": "embedding", "index": 0, "embedding": (vector / numpy.linalg.norm(vector)).tolist()}]})
+    return (b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: "
+            + str(len(payload)).encode() + b"\r\n\r\n" + payload)
+
 NOT_FOUND = b"HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\n\r\n"
 
 
@@ -92,6 +110,8 @@ class MockProtocol(asyncio.Protocol):
             self.transport.write(STREAM_RESPONSE)
         elif path == MESSAGES_PATH:
             self.transport.write(MESSAGES_RESPONSE)
+        elif path == EMBEDDINGS_PATH:
+            self.transport.write(embedding_response(b"".join(self.body)))
         elif path == CHAT_PATH:
             stream = False
             if self.body:

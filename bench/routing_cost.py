@@ -45,14 +45,17 @@ def gateway() -> Gateway:
 
 
 async def per_request(gw: Gateway, model: str, n: int, routed: bool = True) -> float:
-    routing = [p for p in gw.pm.get_plugins() if getattr(p, "__name__", "") == "portway_routing"][0]
+    routing = gw.pm.get_plugin("routing")
+    breaker = gw.pm.get_plugin("routing-breaker")
     started = time.perf_counter()
     for i in range(n):
         ctx = RequestContext(request_id=str(i), endpoint="chat.completions", gateway=gw, tags={"tier": "free"},
                              canonical={"model": model, "messages": [{"role": "user", "content": "hi"}]})
         route = gw.route_for(ctx)
         if routed:
-            target = routing.select_provider(ctx, list(route.targets))
+            candidates = list(route.targets)
+            breaker.select_provider(ctx, candidates)
+            target = routing.select_provider(ctx, candidates)
             ctx.target, ctx.attempt_started = target, time.perf_counter()
             ctx.finished_at = ctx.attempt_started + 0.001
             routing.request_finished(ctx)

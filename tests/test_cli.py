@@ -491,7 +491,8 @@ def test_config_check_reports_every_problem_at_once(tmp_path: Path) -> None:
     """, "all.yaml")
     result = run("config", "check", str(path), env=clean_env(PW_TEST_EMPTY=""))
     assert result.returncode == 2
-    hooks = ("register_providers, register_routes, register_commands, register_config, register_alias_keys, register_guardrails, register_request_hooks, catalog_entry, startup, shutdown, "
+    hooks = ("register_providers, register_routes, register_commands, register_config, register_alias_keys, "
+             "register_cache_backends, register_guardrails, register_request_hooks, catalog_entry, startup, shutdown, "
              "pre_request, select_provider, post_chunk, post_response, on_error, request_finished")
     assert result.stderr.splitlines()[1:] == [f"{path}: {line}" if i else line for i, line in enumerate([
         "portway: config error:",

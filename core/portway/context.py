@@ -131,6 +131,9 @@ class RequestContext:
     cached: bool = False
     #: ``hit`` | ``miss`` | ``semantic-hit`` | ``bypass`` when a cache plugin looked; None otherwise.
     cache_status: str | None = None
+    #: On a cache hit, what the answer cost when it was first paid for (USD;
+    #: None when unknown).
+    cost_saved: float | None = None
     #: Guardrail verdicts, in order: ``{"check", "type", "action", "category", "stage", "duration_ms"}``
     #: (never the matched text).
     verdicts: list[dict[str, Any]] = field(default_factory=list)

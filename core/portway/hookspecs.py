@@ -80,6 +80,19 @@ def register_alias_keys(register: Any) -> None:
 
 
 @hookspec
+def register_cache_backends(register: Any) -> None:
+    """Add cache backends (see docs/caching.md).
+
+    Call ``register(name, BackendClass)``: ``cache: {backend: <name>}``
+    selects it.  ``BackendClass.config_model`` (a pydantic model) validates
+    the ``cache:`` section's keys the cache framework does not own (a path,
+    a URL, a size bound); ``BackendClass(settings)`` makes the backend at
+    start-up, an object with the methods of
+    :class:`portway.caching.CacheBackend`.
+    """
+
+
+@hookspec
 def register_guardrails(register: Any) -> None:
     """Register guardrail check types.
 

@@ -16,7 +16,9 @@ off, and so does a log level above ``info``.  Text line::
     2026-01-31 12:00:00.123 INFO portway.access: req_9f3c… chat.completions model=fast -> oai/gpt-4o-mini 200 182.4ms ttft=95.1ms attempts=1 cost=0.000412
 
 ``cost`` is the response's cost in USD from the model catalog, ``unknown``
-for a model the catalog has no price for (docs/catalog.md).
+for a model the catalog has no price for (docs/catalog.md).  With a cache
+(docs/caching.md), ``cache=hit|semantic-hit|miss|bypass`` follows, and a hit
+adds ``saved=`` (what the answer cost when it was paid for).
 """
 
 from __future__ import annotations
@@ -40,7 +42,7 @@ FLUSH_AT = 512
 
 #: The fields of a line, in order (the JSON format's keys, after ts/level/logger/message).
 FIELDS = ("request_id", "endpoint", "model", "provider", "status", "latency_ms", "ttft_ms", "attempts", "stream",
-          "key_id", "error", "cost_usd")
+          "key_id", "error", "cost_usd", "cache", "cost_saved_usd")
 
 
 def _printable(text: str) -> str:
@@ -49,10 +51,11 @@ def _printable(text: str) -> str:
 
 
 def _message(values: tuple[Any, ...]) -> str:
-    request_id, endpoint, model, served, status, latency, ttft, attempts, _, _, error, cost = values
+    request_id, endpoint, model, served, status, latency, ttft, attempts, _, _, error, cost, cache, saved = values
     return (f"{request_id} {endpoint} model={model} -> {served} {status} {latency}ms"
             f"{f' ttft={ttft}ms' if ttft is not None else ''} attempts={attempts}"
-            f" cost={'unknown' if cost is None else format_cost(cost)}{f' error={error}' if error else ''}")
+            f" cost={'unknown' if cost is None else format_cost(cost)}{f' error={error}' if error else ''}"
+            f"{f' cache={cache}' if cache else ''}{f' saved={format_cost(saved)}' if saved is not None else ''}")
 
 
 def _values(ctx: Any) -> tuple[Any, ...]:
@@ -64,7 +67,8 @@ def _values(ctx: Any) -> tuple[Any, ...]:
     error = getattr(ctx.error, "kind", "internal") if ctx.error is not None else None
     return (ctx.request_id, ctx.endpoint, _printable(model), _printable(served), ctx.status,
             round(latency * 1000, 1) if latency is not None else None,
-            round(ttft * 1000, 1) if ttft is not None else None, ctx.attempts, ctx.stream, ctx.key_id, error, ctx.cost)
+            round(ttft * 1000, 1) if ttft is not None else None, ctx.attempts, ctx.stream, ctx.key_id, error, ctx.cost,
+            ctx.cache_status, ctx.cost_saved)
 
 
 class _Batch:

@@ -81,12 +81,30 @@ async def shutdown(gateway: Any) -> None:
         await shared.stop()
 
 
-@hookimpl(tryfirst=True)
+@hookimpl
+def register_request_hooks(gateway: Any, register: Any) -> None:
+    # The strategies below replace the core's first-candidate router (both
+    # answer last; pluggy would ask the core's, registered earlier, first).
+    if gateway.pm.has_plugin("router"):
+        gateway.pm.unregister(name="router")
+    register("routing-breaker", BreakerFilter())
+
+
+class BreakerFilter:
+    """First of all routers: leave out targets whose circuit is open (a 503
+    when none is left), whoever chooses among the rest."""
+
+    @hookimpl(tryfirst=True)
+    def select_provider(self, ctx: Any, candidates: list[Any]) -> None:
+        breaker.select(ctx, candidates)
+
+
+@hookimpl(trylast=True)
 def select_provider(ctx: Any, candidates: list[Any]) -> Any:
-    """Leave out targets whose circuit is open, let the alias's strategy
-    choose, then take a slot of the provider's queue (waiting for one if
-    they are all in use)."""
-    breaker.select(ctx, candidates)  # a 503 when none is left
+    """Last, in place of the core's router: the alias's strategy chooses,
+    then the choice takes its queue slots.  Any other router plugin decides
+    first (one that answers takes the request past the strategies and the
+    queue)."""
     state, limiters = state_of(ctx.gateway)
     _end_attempt(ctx, state)
     route = ctx.route
