@@ -552,7 +552,9 @@ def test_embedded_defaults_say_so() -> None:
 
 def test_source_is_not_a_key_of_the_file(tmp_path: Path) -> None:
     path = write(tmp_path, "source: elsewhere.yaml\n")
-    assert gateway_error(path) == f"{path}: source: unknown section (no installed plugin declares it)"
+    # (The request log declares `store`, which is close enough to be suggested.)
+    assert gateway_error(path) == (f"{path}: source: unknown section (no installed plugin declares it) "
+                                   "(did you mean 'store'?)")
 
 
 def test_error_quotes_the_alias_form_the_file_used() -> None:
@@ -599,7 +601,7 @@ def test_retry_durations_and_an_aliass_retry_over_the_routing_default(tmp_path: 
 
 @pytest.mark.parametrize(("text", "words"), [
     ("routing: {retry: {backoff: {initial: soon}}}", "routing.retry.backoff.initial: 'soon' is not a duration"),
-    ("routing: {retry: {backoff: {max: 5h}}}", "routing.retry.backoff.max: '5h' is not a duration"),
+    ("routing: {retry: {backoff: {max: 5w}}}", "routing.retry.backoff.max: '5w' is not a duration"),
     ("routing: {retry: {backoff: {initial: -1}}}", "routing.retry.backoff.initial"),
     ("routing: {retries: 2}", "retries is gone: write retry: {attempts: N}"),
     ("routing: {retry_backoff: 0.5}", "retry_backoff is gone"),

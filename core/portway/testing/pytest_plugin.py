@@ -11,6 +11,16 @@ import pytest
 from portway.testing.upstream import FakeUpstream
 
 
+@pytest.fixture(autouse=True)
+def portway_data_dir(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Any:
+    """Every test gets its own ``$PORTWAY_DATA_DIR``: a gateway started with
+    no ``store:`` key writes its request log there, never to the user's
+    data directory."""
+    path = tmp_path_factory.mktemp("portway-data")
+    monkeypatch.setenv("PORTWAY_DATA_DIR", str(path))
+    return path
+
+
 @pytest.fixture
 def fake_upstream() -> Iterator[FakeUpstream]:
     """A fresh fake provider upstream on a real socket."""
