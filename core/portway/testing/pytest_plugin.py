@@ -56,3 +56,25 @@ def portway_conformance_servers() -> Iterator[None]:
 
     yield
     wait_for_stopped()
+
+
+#: The Redis that tests use (the machine's own; `.ci/run` starts it).
+REDIS_URL = "redis://127.0.0.1:6379/0"
+
+
+@pytest.fixture
+def redis_prefix() -> Iterator[str]:
+    """A key prefix of this test's own in the real Redis (tests run in
+    parallel); every key under it is deleted afterwards.  Needs the
+    ``redis`` package, which the plugins that use Redis depend on."""
+    import uuid
+
+    import redis
+
+    prefix = f"portway-test:{uuid.uuid4().hex}:"
+    yield prefix
+    client = redis.Redis.from_url(REDIS_URL)
+    keys = list(client.scan_iter(match=prefix + "*"))
+    if keys:
+        client.delete(*keys)
+    client.close()
