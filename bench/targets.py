@@ -138,7 +138,10 @@ def start_portway(
     config = work / f"portway-{key}{tag}.yaml"
     config.write_text(portway_config(port, mock.port, disable))
     log = work / f"portway-{key}{tag}.log"
-    proc, t0 = spawn(f"portway ({key})", [*pin_prefix(cpu), portway, "serve", "--config", str(config), "--port", str(port)], log)
+    # The request log (on by default) writes its SQLite file in the work directory, never the user's data dir.
+    data = work / f"data-{key}{tag}"
+    proc, t0 = spawn(f"portway ({key})", [*pin_prefix(cpu), portway, "serve", "--config", str(config), "--port", str(port),
+                                          "--data-dir", str(data)], log)
     server = Server(TARGETS[key], proc, port, log)
     try:
         server.startup_ms = wait_ready(server, t0, timeout, NONSTREAM_BODY, health="/health")

@@ -25,6 +25,7 @@ import openai
 import pytest
 
 from portway import configcheck, logs
+from portway.hooks import HOOK_NAMES
 from portway.testing import free_port
 
 PORTWAY = shutil.which("portway", path=os.path.dirname(sys.executable)) or "portway"
@@ -491,9 +492,7 @@ def test_config_check_reports_every_problem_at_once(tmp_path: Path) -> None:
     """, "all.yaml")
     result = run("config", "check", str(path), env=clean_env(PW_TEST_EMPTY=""))
     assert result.returncode == 2
-    hooks = ("register_providers, register_routes, register_commands, register_config, register_alias_keys, "
-             "register_cache_backends, register_guardrails, register_request_hooks, catalog_entry, startup, shutdown, "
-             "pre_request, select_provider, post_chunk, post_response, on_error, request_finished")
+    hooks = ", ".join(HOOK_NAMES)  # every hook, in hookspecs order
     assert result.stderr.splitlines()[1:] == [f"{path}: {line}" if i else line for i, line in enumerate([
         "portway: config error:",
         "server.port: duplicate key 'port' on line 4 (first on line 3)",

@@ -17,6 +17,7 @@ from portway import __version__, configcheck, logs
 from portway import config as config_module
 from portway import plugins as plugin_loader
 from portway.config import ConfigError
+from portway.stores.sql import DATA_DIR_ENV
 
 EXIT_OK, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
 
@@ -56,6 +57,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
         overrides["log_format"] = args.log_format
     if args.no_access_log:
         overrides["access_log"] = False  # the access-log plugin reads config.server.access_log
+    if args.data_dir:
+        # Read by the stores (portway.stores.sql.data_dir), in this process and in every worker.
+        os.environ[DATA_DIR_ENV] = os.path.abspath(args.data_dir)
     config = configcheck.checked_config(choice.path, server=overrides)
     server = config.server
     host = args.host or server.host
@@ -190,6 +194,8 @@ def build_parser(extra: list[tuple[str, Callable[..., int], str, Callable[..., N
     serve.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])
     serve.add_argument("--log-format", choices=logs.FORMATS, help="log lines as text or JSON (default: server.log_format)")
     serve.add_argument("--no-access-log", action="store_true", help="no line per request (server.access_log: false)")
+    serve.add_argument("--data-dir", help=f"where the default SQLite store lives (default: ${DATA_DIR_ENV}, else "
+                       "$XDG_DATA_HOME/portway, else ~/.local/share/portway)")
     serve.set_defaults(handler=cmd_serve)
 
     plugins = sub.add_parser("plugins", help="list installed plugins and load errors")

@@ -162,12 +162,12 @@ class TargetConfig(Strict):
 
 # -- durations and retries ---------------------------------------------------------------
 
-_DURATION = re.compile(r"(\d+(?:\.\d+)?)\s*(ms|s|m)?")
-_UNIT = {"ms": 0.001, "s": 1.0, "m": 60.0, None: 1.0}
+_DURATION = re.compile(r"(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?")
+_UNIT = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, None: 1.0}
 
 
 def _duration(value: Any) -> Any:
-    """``200ms``, ``5s``, ``2m`` or a number of seconds, as seconds."""
+    """``200ms``, ``5s``, ``2m``, ``12h``, ``30d`` or a number of seconds, as seconds."""
     if isinstance(value, bool):
         raise ValueError("a duration is a number of seconds or a string like 200ms, 5s, 2m")
     if isinstance(value, (int, float)):
@@ -176,10 +176,10 @@ def _duration(value: Any) -> Any:
         found = _DURATION.fullmatch(value.strip())
         if found:
             return float(found.group(1)) * _UNIT[found.group(2)]
-    raise ValueError(f"{value!r} is not a duration: write a number of seconds or 200ms, 5s, 2m")
+    raise ValueError(f"{value!r} is not a duration: write a number of seconds or 200ms, 5s, 2m, 12h, 30d")
 
 
-#: Seconds: ``200ms``, ``5s``, ``2m``, or a number.
+#: Seconds: ``200ms``, ``5s``, ``2m``, ``12h``, ``30d``, or a number.
 Duration = Annotated[float, BeforeValidator(_duration), Field(ge=0)]
 
 #: The statuses retried unless the config says otherwise.

@@ -11,6 +11,16 @@ import pytest
 from portway.testing.upstream import FakeUpstream
 
 
+@pytest.fixture(autouse=True)
+def portway_data_dir(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Any:
+    """Every test gets its own ``$PORTWAY_DATA_DIR``: a gateway started with
+    no ``store:`` key writes its request log there, never to the user's
+    data directory."""
+    path = tmp_path_factory.mktemp("portway-data")
+    monkeypatch.setenv("PORTWAY_DATA_DIR", str(path))
+    return path
+
+
 @pytest.fixture
 def fake_upstream() -> Iterator[FakeUpstream]:
     """A fresh fake provider upstream on a real socket."""
@@ -46,3 +56,25 @@ def portway_conformance_servers() -> Iterator[None]:
 
     yield
     wait_for_stopped()
+
+
+#: The Redis that tests use (the machine's own; `.ci/run` starts it).
+REDIS_URL = "redis://127.0.0.1:6379/0"
+
+
+@pytest.fixture
+def redis_prefix() -> Iterator[str]:
+    """A key prefix of this test's own in the real Redis (tests run in
+    parallel); every key under it is deleted afterwards.  Needs the
+    ``redis`` package, which the plugins that use Redis depend on."""
+    import uuid
+
+    import redis
+
+    prefix = f"portway-test:{uuid.uuid4().hex}:"
+    yield prefix
+    client = redis.Redis.from_url(REDIS_URL)
+    keys = list(client.scan_iter(match=prefix + "*"))
+    if keys:
+        client.delete(*keys)
+    client.close()

@@ -2,31 +2,15 @@
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-_TTL = re.compile(r"(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?")
-_UNIT = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, None: 1.0}
+from portway.config import Duration
 
-
-def _ttl(value: Any) -> Any:
-    """``500ms``, ``30s``, ``10m``, ``1h``, ``7d`` or a number of seconds."""
-    if isinstance(value, bool):
-        raise ValueError("a TTL is a number of seconds or a string like 30s, 10m, 1h, 7d")
-    if isinstance(value, int | float):
-        return float(value)
-    if isinstance(value, str):
-        found = _TTL.fullmatch(value.strip())
-        if found:
-            return float(found.group(1)) * _UNIT[found.group(2)]
-    raise ValueError(f"{value!r} is not a TTL: write a number of seconds or 30s, 10m, 1h, 7d")
-
-
-#: Seconds an entry lives (more than zero).
-TTL = Annotated[float, BeforeValidator(_ttl), Field(gt=0)]
+#: Seconds an entry lives (more than zero): ``500ms``, ``30s``, ``10m``, ``1h``, ``7d`` or a number.
+TTL = Annotated[Duration, Field(gt=0)]
 
 Mode = Literal["exact", "semantic"]
 Namespace = Literal["per-key", "shared"]

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -16,7 +15,6 @@ import anthropic
 import httpx
 import openai
 import pytest
-import redis
 from portway_cache.testing import CHAT, EMBED, CacheUpstream, gateway_config
 
 from portway.testing import FakeUpstream, json_reply, sse_reply
@@ -45,18 +43,6 @@ def backend_section(name: str, tmp_path: Path, prefix: str) -> dict[str, Any]:
     if name == "redis":
         return {"backend": "redis", "redis_url": REDIS_URL, "prefix": prefix}
     return {"backend": "memory"}
-
-
-@pytest.fixture
-def redis_prefix() -> Iterator[str]:
-    """A key prefix of this test's own in the real Redis, deleted afterwards."""
-    prefix = f"portway-test:{uuid.uuid4().hex}:"
-    yield prefix
-    client = redis.Redis.from_url(REDIS_URL)
-    keys = list(client.scan_iter(match=prefix + "*"))
-    if keys:
-        client.delete(*keys)
-    client.close()
 
 
 @pytest.fixture(params=BACKENDS)

@@ -11,7 +11,6 @@ import signal
 import subprocess
 import sys
 import time
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -37,14 +36,8 @@ def upstream() -> Iterator[CacheUpstream]:
 
 
 @pytest.fixture
-def prefix() -> Iterator[str]:
-    prefix = f"portway-test:{uuid.uuid4().hex}:"
-    yield prefix
-    client = redis.Redis.from_url(REDIS_URL)
-    keys = list(client.scan_iter(match=prefix + "*"))
-    if keys:
-        client.delete(*keys)
-    client.close()
+def prefix(redis_prefix: str) -> str:
+    return redis_prefix  # portway.testing's fixture: this test's own keys, deleted afterwards
 
 
 @contextlib.contextmanager
