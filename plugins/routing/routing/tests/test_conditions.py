@@ -49,6 +49,9 @@ PRO = Ctx({"model": "smart", "messages": IMAGE, "tools": TOOL, "stream": True, "
     ("body.temperature < 0.7", False, False),  # absent is null: no ordering with a number
     ('body.response_format.type == "json_object"', True, False),
     ("body.max_tokens > 5 and has_images", False, True),
+    ("body.max_tokens < 10", False, False),
+    ("body.max_tokens <= 10", False, True),
+    ("body.max_tokens >= 11", False, False),
     ('metadata.tier == "free" or has_tools', True, True),
     ('not (metadata.tier == "free" or has_tools)', False, False),
     ('model == "smart" and endpoint == "chat.completions"', True, True),

@@ -155,3 +155,20 @@ def test_a_targets_own_limit_applies_to_that_target_only() -> None:
                 assert held.result(30).choices[0].message.content == other.result(30).choices[0].message.content
     assert "'p/m' is at its limit of 1 requests at once" in info.value.message
     assert view == {"target": "p/m", "max_concurrency": 1, "in_flight": 1, "waiting": 0, "shed": 1, "mean_wait_ms": 0.0}
+
+
+def test_a_slot_handed_over_as_its_waiter_is_cancelled_is_passed_on() -> None:
+    """The slot reached the waiter, but its request was cancelled before it
+    could run: the slot must not be lost."""
+    async def scenario() -> Limiter:
+        limiter = Limiter("p", limit=1, max_waiting=5, timeout=30)
+        assert limiter.try_acquire()
+        waiting = asyncio.create_task(limiter.acquire("a"))
+        await asyncio.sleep(0)
+        limiter.release()  # hands the slot to the waiter...
+        waiting.cancel()  # ...which is cancelled before it resumes
+        await asyncio.gather(waiting, return_exceptions=True)
+        return limiter
+
+    limiter = asyncio.run(scenario())
+    assert (limiter.active, limiter.waiting) == (0, 0)
