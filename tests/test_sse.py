@@ -199,3 +199,32 @@ def test_every_block_reads_as_the_whatwg_rules_say(lines: list[bytes]) -> None:
 def test_the_named_event_framing_keeps_colons_in_names_and_data() -> None:
     events = decode_all(b"event: a:b\ndata: c: d\n\nevent: x\ndata: 1\nid: 9\n\nevent: y\ndata: 1\ndata: 2\n\n")
     assert [(e.event, e.raw, e.id) for e in events] == [("a:b", b"c: d", None), ("x", b"1", "9"), ("y", b"1\n2", None)]
+
+
+def test_a_stream_response_that_cannot_start_still_closes_and_says_so() -> None:
+    """The client left before the response's first byte: the body never ran
+    (so its own end-of-stream code never will), and ``on_close`` is how the
+    request still finishes, exactly once."""
+    import asyncio
+
+    from portway.streaming import EventStreamResponse
+
+    async def scenario() -> list[str]:
+        happened: list[str] = []
+
+        async def body():  # type: ignore[no-untyped-def]
+            happened.append("body started")
+            yield b"data: x\n\n"
+
+        async def send(message: dict) -> None:  # type: ignore[type-arg]
+            raise OSError("connection reset")
+
+        async def receive() -> dict:  # type: ignore[type-arg]
+            await asyncio.sleep(3600)
+            return {}
+
+        response = EventStreamResponse(body(), on_close=lambda: happened.append("closed"))
+        await response({"type": "http"}, receive, send)
+        return happened
+
+    assert asyncio.run(scenario()) == ["closed"]

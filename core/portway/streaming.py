@@ -89,8 +89,11 @@ class EventStreamResponse(Response):
 
     media_type = "text/event-stream"
 
-    def __init__(self, body: AsyncIterator[bytes], headers: dict[str, str] | None = None) -> None:
+    def __init__(self, body: AsyncIterator[bytes], headers: dict[str, str] | None = None,
+                 on_close: Callable[[], None] | None = None) -> None:
         self.body_iterator = body
+        #: Called once the response is over, however it ended (after the body is closed).
+        self.on_close = on_close
         self.status_code = 200
         self.background = None
         self.init_headers({"cache-control": "no-cache", **(headers or {})})
@@ -112,3 +115,5 @@ class EventStreamResponse(Response):
             closer = getattr(self.body_iterator, "aclose", None)
             if closer is not None:
                 await closer()
+            if self.on_close is not None:
+                self.on_close()

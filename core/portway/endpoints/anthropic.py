@@ -27,6 +27,7 @@ from portway.endpoints.common import (
     relay_stream,
     request_id_of,
     route_headers,
+    stream_response,
 )
 from portway.errors import PortwayError
 from portway.formats.anthropic import (
@@ -39,7 +40,7 @@ from portway.gateway import Gateway
 from portway.native import NativeEvent, NativeRequest
 from portway.schemas import validate
 from portway.schemas.anthropic import CountTokensEnvelope, MessagesEnvelope, MessagesRequest
-from portway.streaming import ClientDisconnected, EventStreamResponse, unless_disconnected
+from portway.streaming import ClientDisconnected, unless_disconnected
 
 
 async def messages(request: Request) -> Response:
@@ -64,7 +65,7 @@ async def _messages(request: Request, gateway: Gateway, ctx: RequestContext) -> 
         fmt, batches = await unless_disconnected(request.receive, gateway.open_stream(ctx))
         encoded = _relay_as_sent(batches) if fmt == "anthropic" else _encode(batches)
         body = relay_stream(gateway, ctx, encoded, lambda error: sse.encode(error.anthropic_body(), event="error"))
-        return EventStreamResponse(body, headers=route_headers(ctx))
+        return stream_response(gateway, ctx, body)
     fmt, response = await unless_disconnected(request.receive, gateway.answer(ctx))
     if fmt != "anthropic":
         response = openai_response_to_anthropic(response)

@@ -376,9 +376,24 @@ async def handle(
 
 
 def _finished(gateway: Gateway, ctx: RequestContext) -> None:
-    """A request :func:`handle` started is over (for a stream: when it ended)."""
+    """A request :func:`handle` started is over (for a stream: when it
+    ended, or when its response could not even start); once only."""
+    if ctx.finished_at is not None:
+        return
     gateway.in_flight -= 1
     gateway.finish(ctx)
+
+
+def stream_response(gateway: Gateway, ctx: RequestContext, body: AsyncIterator[bytes]) -> EventStreamResponse:
+    """The response of a stream that has started (``body``: from
+    :func:`relay_stream`).  Its end finishes the request; so does a client
+    that leaves before the body's first byte, when the body never ran."""
+    def never_started() -> None:
+        if ctx.finished_at is None:
+            ctx.status = 499
+        _finished(gateway, ctx)
+
+    return EventStreamResponse(body, headers=route_headers(ctx), on_close=never_started)
 
 
 def _failure_response(ctx: RequestContext | None, error: Exception, request_id: str, client_format: str) -> Response:

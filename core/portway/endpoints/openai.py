@@ -22,11 +22,12 @@ from portway.endpoints.common import (
     relay_stream,
     request_id_of,
     route_headers,
+    stream_response,
 )
 from portway.errors import PortwayError
 from portway.gateway import Gateway
 from portway.schemas.openai import ChatCompletionRequest, EmbeddingsRequest
-from portway.streaming import EventStreamResponse, unless_disconnected
+from portway.streaming import unless_disconnected
 
 
 async def chat_completions(request: Request) -> Response:
@@ -37,7 +38,7 @@ async def _chat(request: Request, gateway: Gateway, ctx: RequestContext) -> Resp
     if ctx.stream:
         _, batches = await unless_disconnected(request.receive, gateway.open_stream(ctx))
         body = relay_stream(gateway, ctx, _encode(batches), lambda error: sse.encode(error.openai_body()))
-        return EventStreamResponse(body, headers=route_headers(ctx))
+        return stream_response(gateway, ctx, body)
     response = await unless_disconnected(request.receive, gateway.chat(ctx))
     return JSONResponse(response, headers=route_headers(ctx))
 

@@ -32,6 +32,7 @@ from portway.endpoints.common import (
     relay_stream,
     request_id_of,
     route_headers,
+    stream_response,
 )
 from portway.errors import PortwayError, ValidationFailed
 from portway.formats.responses import (
@@ -46,7 +47,7 @@ from portway.gateway import Gateway
 from portway.native import NativeEvent, NativeRequest
 from portway.schemas.responses import ResponsesRequest
 from portway.stores.responses import ResponseRecord
-from portway.streaming import EventStreamResponse, unless_disconnected
+from portway.streaming import unless_disconnected
 
 
 async def create(request: Request) -> Response:
@@ -89,8 +90,7 @@ async def _create(request: Request, gateway: Gateway, ctx: RequestContext) -> Re
         else:
             stream = _TranslatedStream(batches, OpenAIStreamToResponses(body, response_id=response_id,
                                                                         created_at=created_at), keep)
-        return EventStreamResponse(relay_stream(gateway, ctx, stream.encode(), stream.error_event),
-                                   headers=route_headers(ctx))
+        return stream_response(gateway, ctx, relay_stream(gateway, ctx, stream.encode(), stream.error_event))
     fmt, answer = await unless_disconnected(request.receive, gateway.answer(ctx))
     if fmt != "responses":
         answer = openai_response_to_responses(answer, body, response_id=response_id, created_at=created_at)
