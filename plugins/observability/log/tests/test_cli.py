@@ -3,27 +3,19 @@ workers, as subprocesses against real stores."""
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
 import queue
-import shutil
-import signal
 import subprocess
-import sys
 import threading
-import time
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
 import pytest
 
-from portway.testing import free_port
 from portway.testing.gateway import GatewayServer
+from portway.testing.process import PORTWAY, portway_serve
 
-PORTWAY = shutil.which("portway", path=os.path.dirname(sys.executable)) or "portway"
 HI = [{"role": "user", "content": "hi"}]
 
 
@@ -83,34 +75,6 @@ def test_tail_follows_new_records(logged: Path) -> None:
         tail.wait(timeout=10)
 
 
-@contextlib.contextmanager
-def serve(*args: str, cwd: Path) -> Iterator[str]:
-    port = free_port()
-    log = cwd / "serve.log"
-    with open(log, "wb") as out:
-        proc = subprocess.Popen([PORTWAY, "serve", "--port", str(port), "--log-level", "warning", *args],
-                                stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, cwd=cwd,
-                                start_new_session=True)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            assert proc.poll() is None, log.read_text()
-            with contextlib.suppress(httpx.TransportError):
-                if httpx.get(url + "/health", timeout=1).status_code == 200:
-                    break
-            assert time.monotonic() < deadline, log.read_text()
-            time.sleep(0.05)
-        yield url
-    finally:
-        proc.terminate()  # a graceful stop: each worker writes its queue before it ends
-        try:
-            proc.wait(timeout=30)
-        finally:
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(proc.pid, signal.SIGKILL)
-
-
 def test_two_workers_log_every_request_into_the_data_dir(tmp_path: Path) -> None:
     data = tmp_path / "data"
     config = tmp_path / "portway.yaml"
@@ -125,7 +89,7 @@ def test_two_workers_log_every_request_into_the_data_dir(tmp_path: Path) -> None
             assert answer.status_code == 200, answer.text
             return http.get(url + "/admin/logs/stats").json()["pid"]
 
-    with serve("--config", str(config), "--workers", "2", "--data-dir", str(data), cwd=tmp_path) as url:
+    with portway_serve("--config", str(config), "--workers", "2", "--data-dir", str(data), cwd=tmp_path) as url:
         # Which worker accepts a connection is the kernel's choice: send in parallel until both have served.
         with ThreadPoolExecutor(8) as pool:
             for round_ in range(50):

@@ -4,11 +4,6 @@ the scrape, /metrics counts every worker's requests."""
 from __future__ import annotations
 
 import contextlib
-import os
-import shutil
-import signal
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,9 +12,8 @@ import httpx
 from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.parser import text_string_to_metric_families
 
-from portway.testing import free_port
+from portway.testing.process import portway_serve
 
-PORTWAY = shutil.which("portway", path=os.path.dirname(sys.executable)) or "portway"
 CONFIG = """\
 providers:
   mock: {type: mock}
@@ -33,32 +27,9 @@ metrics: {sample_interval: 0.2}
 def serving(tmp_path: Path, *args: str) -> Iterator[str]:
     config = tmp_path / "portway.yaml"
     config.write_text(CONFIG)
-    port = free_port()
-    env = {k: v for k, v in os.environ.items() if k not in {"PORTWAY_CONFIG", "PROMETHEUS_MULTIPROC_DIR"}}
-    env["TMPDIR"] = str(tmp_path)  # where serve makes the workers' metrics directory
-    log = tmp_path / "serve.log"
-    with open(log, "wb") as sink:
-        proc = subprocess.Popen([PORTWAY, "serve", "--config", str(config), "--port", str(port), *args],
-                                stdin=subprocess.DEVNULL, stdout=sink, stderr=subprocess.STDOUT, env=env,
-                                start_new_session=True, cwd=tmp_path)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            assert proc.poll() is None, log.read_text(errors="replace")
-            with contextlib.suppress(httpx.TransportError):
-                if httpx.get(url + "/health", timeout=1).status_code == 200:
-                    break
-            assert time.monotonic() < deadline, log.read_text(errors="replace")
-            time.sleep(0.05)
+    # TMPDIR: where serve makes the workers' metrics directory.
+    with portway_serve("--config", str(config), *args, cwd=tmp_path, env={"TMPDIR": str(tmp_path)}) as url:
         yield url
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(timeout=5)
 
 
 def scrape(url: str) -> dict[str, float]:
