@@ -111,9 +111,6 @@ class RequestContext:
     attempts: int = 0
     #: When the current try began (``time.perf_counter()``), for ``routing.timeout.total``.
     attempt_started: float | None = None
-    #: How the model's targets are retried and timed (a :class:`portway.gateway.Policy`),
-    #: set when the model name is resolved.
-    policy: Any = None
     #: What the model name resolved to (a :class:`Route`); set by the gateway
     #: before routing, or by the endpoint from an ``x-portway-config`` header.
     route: Route | None = None
@@ -196,6 +193,22 @@ class RequestContext:
         body = self.canonical if self.canonical is not None else self.native.body
         return body.get("stream") is True
 
+    @property
+    def current_route(self) -> Route | None:
+        """``route`` while it still applies: the client's ``x-portway-config``
+        one, or one resolved for the model name the body names now (a
+        ``pre_request`` hook may have changed it since); else None."""
+        route = self.route
+        if route is not None and (route.from_header or route.name == self.model):
+            return route
+        return None
+
+    @property
+    def policy(self) -> Any:
+        """How the model's targets are retried and timed (a
+        :class:`portway.gateway.Policy`), once the model name is resolved."""
+        return self.route.policy if self.route is not None else None
+
     def alias_option(self, key: str) -> Any:
         """The validated value of a plugin-declared alias key (see the
         ``register_alias_keys`` hook) for this request's model name, or None
@@ -203,8 +216,8 @@ class RequestContext:
         or nothing is configured under that name).  Works before routing too
         (``pre_request``): the name is resolved then, and re-resolved if a
         hook changes ``model``."""
-        route = self.route
-        if route is None or (not route.from_header and route.name != self.model):
+        route = self.current_route
+        if route is None:
             if self.gateway is None:
                 return None
             route = self.gateway.route_or_none(self.model)

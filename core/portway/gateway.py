@@ -40,6 +40,7 @@ from portway.config import (
     ConfigError,
     ModelConfig,
     RetryConfig,
+    TargetConfig,
     TimeoutConfig,
     alias_key_problems,
     error_lines,
@@ -179,13 +180,17 @@ class Gateway:
             if t.alias is not None:
                 members.append(self._group(t.alias, models, options, groups))
             elif t.provider in self.providers:
-                members.append(Target(self.providers[t.provider], t.model, t.weight,  # type: ignore[arg-type]
-                                      tuple(t.params.items()), t.max_concurrency))
+                members.append(self._target(t))
             else:
                 continue
             weights.append(t.weight)
         group = groups[alias] = Group(alias, tuple(members), tuple(weights), options.get(alias, {}))
         return group
+
+    def _target(self, t: TargetConfig) -> Target:
+        """A configured target (its provider is one of :attr:`providers`)."""
+        return Target(self.providers[t.provider], t.model, t.weight,  # type: ignore[index,arg-type]
+                      tuple(t.params.items()), t.max_concurrency)
 
     def policy_of(self, model: ModelConfig) -> Policy:
         """An alias's retry and timeout: its own keys over ``routing``'s."""
@@ -349,8 +354,7 @@ class Gateway:
                     raise bad(f"no alias named {t.alias!r}")
                 members.append(self.aliases[t.alias].group)
             else:
-                members.append(Target(self.providers[t.provider], t.model, t.weight,  # type: ignore[index,arg-type]
-                                      tuple(t.params.items())))
+                members.append(self._target(t))
         group = Group("x-portway-config", tuple(members), tuple(t.weight for t in model.targets),
                       options.get("x-portway-config", {}))
         return self._route("x-portway-config", group, self.policy_of(model), from_header=True)
@@ -367,10 +371,9 @@ class Gateway:
         ``x-portway-config``, the one resolved before a ``pre_request`` hook
         read an alias option (while the model name is unchanged), or the
         model name resolved now."""
-        route = ctx.route
-        if route is None or (not route.from_header and route.name != ctx.model):
+        route = ctx.current_route
+        if route is None:
             route = ctx.route = self.resolve(ctx.model)
-        ctx.policy = route.policy
         return route
 
     def _usable(self, model: str, route: Route) -> Route:
