@@ -10,20 +10,10 @@ from typing import Literal
 
 from pydantic import Field
 
-from portway.guardrails import Check, CheckConfig, Match
+from portway.guardrails import Check, CheckConfig, Match, luhn
 
 Entity = Literal["email", "phone", "card", "iban", "ip", "ssn", "nino", "dni"]
 ENTITIES: tuple[Entity, ...] = ("email", "card", "iban", "ssn", "nino", "dni", "ip", "phone")
-
-
-def luhn(digits: str) -> bool:
-    total = 0
-    for i, ch in enumerate(reversed(digits)):
-        n = ord(ch) - 48
-        if i % 2:
-            n = n * 2 - 9 if n > 4 else n * 2
-        total += n
-    return total % 10 == 0
 
 
 #: IBAN lengths by country (ISO 13616 registry), for the countries that issue them.

@@ -12,6 +12,7 @@ import time
 from typing import Any
 
 from portway import serialization
+from portway.guardrails import luhn
 
 #: The columns of ``log_requests``, in :func:`row`'s order.
 COLUMNS = (
@@ -128,19 +129,9 @@ _EMAIL = re.compile(r"\b[A-Za-z0-9._%+\-]+@[A-Za-z0-9.\-]+\.[A-Za-z]{2,}\b")
 _CARD = re.compile(r"\b\d(?:[ \-]?\d){12,18}\b")
 
 
-def _luhn(digits: str) -> bool:
-    total = 0
-    for i, char in enumerate(reversed(digits)):
-        n = int(char)
-        if i % 2:
-            n = n * 2 - 9 if n > 4 else n * 2
-        total += n
-    return total % 10 == 0
-
-
 def _card(match: re.Match[str]) -> str:
     digits = re.sub(r"[ \-]", "", match.group(0))
-    return "[REDACTED:card]" if _luhn(digits) else match.group(0)
+    return "[REDACTED:card]" if luhn(digits) else match.group(0)
 
 
 def redact(text: str) -> str:
