@@ -33,7 +33,7 @@ from collections import deque
 from collections.abc import Callable, Iterable
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, ValidationInfo, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, PrivateAttr, ValidationInfo, field_validator
 
 from portway import tokens
 from portway.context import Group, Target
@@ -63,6 +63,16 @@ class Rule(BaseModel):
     when: str | None = None
     #: A member of the alias: ``<provider>/<model>`` as in its targets, or the name of an alias it names.
     then: str
+    #: ``when`` read into a function of the request (None: always).
+    _holds: Callable[[Any], Any] | None = PrivateAttr(None)
+
+    def model_post_init(self, context: Any) -> None:
+        # Read once with the rule (validation already proved it reads), kept
+        # with it: an alias's rules and a header's are each their own.
+        self._holds = compile_condition(self.when) if self.when is not None else None
+
+    def holds(self, ctx: Any) -> bool:
+        return self._holds is None or bool(self._holds(ctx))
 
     @field_validator("when")
     @classmethod
@@ -92,10 +102,6 @@ def _only_when_conditional(rules: list[Rule], info: ValidationInfo) -> list[Rule
 Conditions = Annotated[list[Rule], AfterValidator(_only_when_conditional)]
 
 
-def member_name(member: Target | Group) -> str:
-    return member.name
-
-
 class State:
     """One gateway's routing state."""
 
@@ -105,18 +111,6 @@ class State:
         self._current: dict[str, list[float]] = {}
         self._latency: dict[str, deque[float]] = {}
         self.in_flight: dict[str, int] = {}
-        #: Compiled conditions per alias: [(condition or None, member name)].
-        self._rules: dict[str, list[tuple[Callable[[Any], Any] | None, str]]] = {}
-
-    # -- set-up ---------------------------------------------------------------------------
-
-    def rules_for(self, group: Group) -> list[tuple[Callable[[Any], Any] | None, str]]:
-        rules = self._rules.get(group.name)
-        if rules is None:
-            rules = self._rules[group.name] = [
-                (compile_condition(rule.when) if rule.when is not None else None, rule.then)
-                for rule in group.options.get("conditions") or ()]
-        return rules
 
     # -- measurements -------------------------------------------------------------------------
 
@@ -177,10 +171,10 @@ class State:
         return [best[1], *(m for _, m in rest)]
 
     def _conditional(self, ctx: Any, group: Group, live: list[tuple[int, Target | Group]]) -> list[Target | Group]:
-        by_name = {member_name(m): m for _, m in live}
-        for condition, then in self.rules_for(group):
-            if then in by_name and (condition is None or condition(ctx)):
-                chosen = by_name[then]
+        by_name = {m.name: m for _, m in live}
+        for rule in group.options.get("conditions") or ():
+            if rule.then in by_name and rule.holds(ctx):
+                chosen = by_name[rule.then]
                 return [chosen, *(m for _, m in live if m is not chosen)]
         return [m for _, m in live]
 
@@ -217,4 +211,4 @@ def _by(live: list[tuple[int, Target | Group]], score: Callable[[Any], float | N
     return [m for _, _, m in sorted(scored, key=lambda item: (item[0], item[1]))]
 
 
-__all__ = ["BUSY", "Conditions", "FALLBACK_KINDS", "FallbackKind", "Rule", "State", "Strategy", "member_name"]
+__all__ = ["BUSY", "Conditions", "FALLBACK_KINDS", "FallbackKind", "Rule", "State", "Strategy"]

@@ -60,6 +60,14 @@ def test_the_header_routes_the_call_whatever_the_body_says(server: GatewayServer
     assert ask(server, {"target": {"alias": "only-b"}}).headers["x-portway-provider"] == "b"
 
 
+def test_each_headers_conditions_are_its_own(server: GatewayServer) -> None:
+    both = [{"provider": "a", "model": "m"}, {"provider": "b", "model": "m"}]
+    to_a = {"strategy": "conditional", "targets": both, "conditions": [{"when": "true", "then": "a/m"}]}
+    to_b = {"strategy": "conditional", "targets": both, "conditions": [{"when": "true", "then": "b/m"}]}
+    served = [ask(server, config).headers["x-portway-provider"] for config in (to_a, to_b, to_a)]
+    assert served == ["a", "b", "a"]
+
+
 def test_the_headers_retry_and_fallback_apply(server: GatewayServer, upstream: FakeUpstream) -> None:
     upstream.add("/a/v1/chat/completions", BOOM, answer("from a"))
     reply = ask(server, {"targets": [{"provider": "a", "model": "m"}, {"provider": "b", "model": "m"}],
