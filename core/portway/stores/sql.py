@@ -246,6 +246,7 @@ class SQLiteDatabase(Database):
         import aiosqlite
 
         path = url[len("sqlite:///"):]
+        conn = None
         try:
             if path != ":memory:":
                 Path(path).parent.mkdir(parents=True, exist_ok=True)
@@ -254,8 +255,16 @@ class SQLiteDatabase(Database):
             await conn.execute("PRAGMA journal_mode=WAL")
             await conn.execute("PRAGMA synchronous=NORMAL")  # durable at checkpoints; safe from corruption in WAL
             await conn.execute("PRAGMA busy_timeout=30000")  # other workers' writes: wait, do not fail
-        except (OSError, aiosqlite.Error) as exc:
-            raise StoreUnavailable(f"cannot open {url}: {exc}") from exc
+        except BaseException as exc:
+            # A connection that opened but cannot be set up (another process holding the lock
+            # that journal_mode=WAL needs) is closed here: aiosqlite's thread for it would
+            # otherwise outlive everything and keep the process from exiting.
+            if conn is not None:
+                with contextlib.suppress(Exception):
+                    await conn.close()
+            if isinstance(exc, (OSError, aiosqlite.Error)):
+                raise StoreUnavailable(f"cannot open {url}: {exc}") from exc
+            raise
         return cls(conn, url, path)
 
     async def execute(self, sql: str, *args: Any) -> int:

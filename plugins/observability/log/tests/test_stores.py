@@ -234,3 +234,28 @@ def test_retention_takes_days() -> None:
     assert LogConfig.model_validate({"retention": "30d"}).retention == 30 * 86400
     assert LogConfig.model_validate({"retention": "12h"}).retention == 12 * 3600
     assert LogConfig.model_validate({"retention": None}).retention is None
+
+
+def test_a_sqlite_file_that_cannot_be_set_up_leaves_no_connection_behind(tmp_path: Path) -> None:
+    """aiosqlite opens lazily, so a file that is no database fails only at
+    the first PRAGMA: the connection's thread must be closed then, or the
+    process can never exit (it once hung a worker at shutdown)."""
+    import threading
+
+    from portway.stores.sql import StoreUnavailable
+
+    bad = tmp_path / "not-a-database.db"
+    bad.write_bytes(b"this is not a SQLite file at all, " * 100)
+    before = set(threading.enumerate())
+
+    async def attempt() -> str:
+        with pytest.raises(StoreUnavailable) as info:
+            await open_database(f"sqlite:///{bad}")
+        return str(info.value)
+
+    message = asyncio.run(attempt())
+    assert "cannot open" in message and "not a database" in message
+    left = [t for t in threading.enumerate() if t not in before and t.is_alive()]
+    for thread in left:
+        thread.join(timeout=5)
+    assert not [t for t in left if t.is_alive()]
