@@ -6,6 +6,7 @@ records the headers it got), and no content unless asked."""
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import anthropic
@@ -61,8 +62,16 @@ def upstream():
 
 
 def spans(server: GatewayServer) -> list[Any]:
+    """The finished spans, once the request's server span is among them: a
+    streaming client has ``[DONE]`` a moment before the server ends the
+    request (and its span), so reading at once could come too early."""
     exporter = memory_of(server.gateway)
     assert exporter is not None
+    deadline = time.monotonic() + 10
+    while not any(span.kind == SpanKind.SERVER for span in exporter.get_finished_spans()):
+        if time.monotonic() > deadline:
+            break  # the caller's assertions say what is missing
+        time.sleep(0.01)
     return list(exporter.get_finished_spans())
 
 
