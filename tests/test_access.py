@@ -60,6 +60,24 @@ def test_an_empty_bearer_falls_through_to_x_api_key(gateway_server: Any) -> None
     assert response.status == 200
 
 
+def test_a_repeated_header_counts_with_its_first_value(gateway_server: Any) -> None:
+    server = gateway_server(secured())
+    first_right = post_raw(server, b"authorization: Bearer " + MASTER.encode() + b"\r\nauthorization: Bearer wrong\r\n")
+    assert first_right.status == 200
+    first_wrong = post_raw(server, b"authorization: Bearer wrong\r\nauthorization: Bearer " + MASTER.encode() + b"\r\n")
+    assert first_wrong.status == 401
+    ids = post_raw(server, b"authorization: Bearer " + MASTER.encode() + b"\r\nx-request-id: one\r\nx-request-id: two\r\n")
+    assert ids.headers["x-request-id"] == "one"
+
+
+def test_a_get_on_an_api_path_is_405_in_the_api_shape(gateway_server: Any) -> None:
+    """The API's POST paths are served ahead of the router; other methods still reach it."""
+    server = gateway_server(MOCK)
+    answer = httpx.get(server.url + "/v1/chat/completions")
+    assert answer.status_code == 405
+    assert answer.json()["error"]["code"] == "method_not_allowed"
+
+
 @pytest.mark.parametrize("key", ["clé-ñ-秘密-0123", "ключ-доступа-42"])
 def test_a_non_ascii_master_key_matches_the_bytes_a_client_sends(gateway_server: Any, key: str) -> None:
     server = gateway_server(secured(key))

@@ -89,7 +89,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if not gateway.providers:
         log.warning("no provider is configured: nothing can be served (add one under providers:)")
     # log_config=None: uvicorn's records go through the handler set up above; its access log stays off.
+    # proxy_headers=False: nothing in Portway reads the client's address or scheme, so uvicorn's
+    # X-Forwarded-* rewriting would be work on every request for nothing.
     options: dict[str, Any] = dict(host=host, port=port, log_level=args.log_level, access_log=False, log_config=None,
+                                   proxy_headers=False,
                                    http="portway.serving:GatewayProtocol", loop="uvloop" if sys.platform != "win32" else "asyncio",
                                    timeout_graceful_shutdown=10)
     if workers > 1:

@@ -79,10 +79,24 @@ class _RequestIds:
 new_request_id = _RequestIds()
 
 
+def headers_of(conn: HTTPConnection) -> dict[str, str]:
+    """The request's headers as a plain dict, built once per request and kept
+    in its scope.  A repeated name gives its first value, as Starlette's
+    ``headers.get`` does (which scans and decodes every header per lookup;
+    the request path looks up about ten)."""
+    scope = conn.scope
+    headers: dict[str, str] | None = scope.get("portway.headers")
+    if headers is None:
+        # Reversed, so the first of a repeated name is written last and stays.
+        headers = scope["portway.headers"] = {
+            name.decode("latin-1"): value.decode("latin-1") for name, value in reversed(scope["headers"])}
+    return headers
+
+
 def request_id_of(conn: HTTPConnection) -> str:
     """The client's ``x-request-id`` when it is a sane token (at most 128
     letters, digits and ``-_.:``), else a fresh one."""
-    given = conn.headers.get("x-request-id")
+    given = headers_of(conn).get("x-request-id")
     if given and len(given) <= 128 and _REQUEST_ID_CHARS.issuperset(given):
         return given
     return new_request_id()
@@ -128,7 +142,7 @@ def presented_key(conn: HTTPConnection) -> str | None:
     Anthropic SDK since 2.14) or ``x-api-key`` / ``api-key`` (older
     Anthropic clients, Azure-style clients).  An empty or blank value
     counts as no key."""
-    headers = conn.headers
+    headers = headers_of(conn)
     auth = headers.get("authorization")
     if auth:
         scheme, _, value = auth.partition(" ")
@@ -183,7 +197,7 @@ def is_authenticated(gateway: Gateway, conn: HTTPConnection) -> bool:
 async def read_body(request: Request, limit: int) -> bytes:
     """The request body, read as it arrives and refused the moment it passes
     ``limit`` bytes: a chunked upload has no Content-Length to check first."""
-    length = request.headers.get("content-length")
+    length = headers_of(request).get("content-length")
     if length is not None and length.isdigit() and int(length) > limit:
         raise PortwayError(f"request body is larger than {limit} bytes", kind="request_too_large",
                            code="request_too_large")
@@ -239,14 +253,17 @@ async def read_json(request: Request, limit: int) -> tuple[Any, int]:
 
 def context_for(request: Request, request_id: str, endpoint: str, body: dict[str, Any] | None, key: str | None,
                 client_format: str = "openai", native: Any = None, size: int | None = None) -> RequestContext:
+    headers = headers_of(request)
+    visible = headers.copy()
+    for name in SECRET_HEADERS:
+        visible.pop(name, None)
     ctx = RequestContext(request_id=request_id, endpoint=endpoint, canonical=body, key_id=key,
                          client_format=client_format, gateway=request.app.state.gateway, native=native,
-                         body_bytes=size,
-                         headers={k: v for k, v in request.headers.items() if k not in SECRET_HEADERS})
-    tags = request.headers.get("x-portway-metadata")
+                         body_bytes=size, headers=visible)
+    tags = headers.get("x-portway-metadata")
     if tags is not None:
         ctx.tags = parse_tags(tags)
-    route = request.headers.get("x-portway-config")
+    route = headers.get("x-portway-config")
     if route is not None:
         ctx.route = ctx.gateway.header_route(route)
     return ctx
