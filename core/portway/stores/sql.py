@@ -31,6 +31,7 @@ import asyncio
 import contextlib
 import os
 import re
+import sqlite3
 import time
 from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -39,6 +40,14 @@ from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from pydantic import BaseModel, ConfigDict, field_validator, model_validator
+
+# Python's sqlite3 binds None by first looking for an adapter for it the slow
+# way: two failed attribute lookups, each raising and formatting an
+# AttributeError, for every None parameter.  A log row has a dozen Nones, and
+# that was a third of the SQLite writer's CPU per row (measured:
+# 17 -> 11 us a row).  Registered for NoneType, the lookup finds this one
+# (a C callable: ``{}.get(None)`` is None), and None is still bound as NULL.
+sqlite3.register_adapter(type(None), {}.get)
 
 #: Overrides where the default SQLite database lives (``portway serve --data-dir`` sets it).
 DATA_DIR_ENV = "PORTWAY_DATA_DIR"
