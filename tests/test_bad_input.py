@@ -166,6 +166,21 @@ def test_unknown_content_blocks_still_pass_validation(rejecting: Any) -> None:
 # -- bodies: size and depth (items 12, 13) --------------------------------------------------------
 
 
+def test_a_client_that_leaves_mid_body_is_no_server_error(rejecting: Any, caplog: pytest.LogCaptureFixture) -> None:
+    """Half a body, then the connection closes: the request ends quietly
+    (a client that left), not as an internal error with a traceback."""
+    server, _, _ = rejecting
+    host, port = server.url.removeprefix("http://").split(":")
+    with caplog.at_level("ERROR", logger="portway"), socket.create_connection((host, int(port)), timeout=10) as sock:
+        sock.sendall(b"POST /v1/chat/completions HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\n"
+                     b"content-length: 1000\r\n\r\n{\"model\": ")
+        time.sleep(0.2)
+    # The gateway goes on serving, and has logged no failure for the one that left.
+    assert post(server, "/v1/chat/completions", {"model": "mock/x", "messages": [{"role": "user", "content": "hi"}]}
+                ).status_code == 200
+    assert not [r for r in caplog.records if "failed" in r.getMessage()], [r.getMessage() for r in caplog.records]
+
+
 def test_a_chunked_upload_is_refused_as_soon_as_it_passes_the_limit(rejecting: Any) -> None:
     server, _, _ = rejecting
     host, port = server.url.removeprefix("http://").split(":")

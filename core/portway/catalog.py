@@ -140,8 +140,9 @@ def cost_of(price: Price, usage: Mapping[str, Any]) -> float | None:
     completion = _count(usage.get("completion_tokens"))
     prompt_details = usage.get("prompt_tokens_details") or {}
     completion_details = usage.get("completion_tokens_details") or {}
-    if not isinstance(prompt_details, Mapping) or not isinstance(completion_details, Mapping):
-        return None
+    for details in (prompt_details, completion_details):
+        if type(details) is not dict and not isinstance(details, Mapping):  # (dict first: the ABC check is slow)
+            return None
     cached = _count(prompt_details.get("cached_tokens"))
     written = _count(prompt_details.get("cache_write_tokens"))
     reasoning = _count(completion_details.get("reasoning_tokens"))

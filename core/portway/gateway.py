@@ -25,7 +25,6 @@ import os
 import random
 import time
 from collections.abc import AsyncIterator, Collection
-from contextlib import aclosing
 from dataclasses import dataclass
 from typing import Any
 
@@ -680,11 +679,15 @@ class Gateway:
         if ctx.native is not None and ctx.native.canonical_error is not None:
             raise ctx.native.canonical_error
 
-    async def _canonical_stream(self, ctx: RequestContext, target: Target) -> AsyncIterator[list[Any]]:
-        self._check_canonical(ctx)
-        async with aclosing(target.provider.chat_stream_batches(self.upstream_body(ctx, target), ctx)) as batches:
-            async for batch in batches:
-                yield batch
+    def _canonical_stream(self, ctx: RequestContext, target: Target) -> AsyncIterator[list[Any]]:
+        """The provider's stream of canonical chunk batches, itself (no layer of
+        our own: each costs every batch a hop).  A failure to start it is
+        raised when it is first read, where :meth:`open_stream` handles it."""
+        try:
+            self._check_canonical(ctx)
+            return target.provider.chat_stream_batches(self.upstream_body(ctx, target), ctx)
+        except Exception as exc:
+            return _raising(exc)
 
     async def _next(self, ctx: RequestContext, stream: AsyncIterator[list[Any]]) -> list[Any] | None:
         timeout: TimeoutConfig | None = ctx.policy.timeout if ctx.policy is not None else None
@@ -958,6 +961,12 @@ class _GateFailed(Exception):
 
 async def _no_work() -> None:
     return None
+
+
+async def _raising(error: Exception) -> AsyncIterator[Any]:
+    """A stream that fails with ``error`` when first read."""
+    raise error
+    yield  # an async generator
 
 
 async def _no_more() -> AsyncIterator[list[dict[str, Any]]]:

@@ -61,6 +61,12 @@ class LingeringTransport:
         self._transport = transport
         self._receiving = receiving
         self.lingering = False
+        # What uvicorn calls per request and per streamed write, bound here: a
+        # name found only through __getattr__ first raises (and formats) an
+        # AttributeError on every lookup.
+        self.write = transport.write
+        self.pause_reading = transport.pause_reading
+        self.resume_reading = transport.resume_reading
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._transport, name)

@@ -86,7 +86,9 @@ class SSEDecoder:
                 self._buffer = buffer
                 return []
             buffer, self._started = stripped, True
-        if b"\r" in buffer:
+        # (find, not `in`: `b"..." in bytes` first tries its operand as an
+        # integer, and the TypeError it raises and drops costs twice the search.)
+        if buffer.find(b"\r") >= 0:
             # Normalise CRLF and CR line ends; a trailing \r may be the first
             # half of a \r\n split across reads, so it waits for the next one.
             held = buffer.endswith(b"\r")
@@ -117,11 +119,11 @@ class SSEDecoder:
 
 
 def _parse_block(block: bytes) -> Event | None:
-    if block.startswith(b"data: ") and b"\n" not in block:  # the common case: one data line
+    if block.startswith(b"data: ") and block.find(b"\n") < 0:  # the common case: one data line
         return Event(block[6:])
     if block.startswith(b"event: "):  # Anthropic's and the Responses API's: one event line, one data line
         head, _, tail = block.partition(b"\n")
-        if tail.startswith(b"data: ") and b"\n" not in tail:
+        if tail.startswith(b"data: ") and tail.find(b"\n") < 0:
             return Event(tail[6:], head[7:].decode("utf-8", "replace"))
     data: list[bytes] = []
     name: str | None = None

@@ -78,13 +78,25 @@ class UpstreamStream:
 
     async def aiter_event_batches(self) -> AsyncIterator[list[sse.Event]]:
         """The SSE events each network read completed, one list per read
-        (see :func:`portway.sse.aiter_event_batches`); an event larger than
-        the provider's ``max_event_bytes`` is a classified error."""
-        try:
-            async for events in sse.aiter_event_batches(self.aiter_bytes(), self._upstream.max_event_bytes):
-                yield events
-        except sse.EventTooLarge as exc:
-            raise self._upstream.too_large("a stream event", "max_event_bytes", exc.limit) from None
+        (as :func:`portway.sse.aiter_event_batches`, reading the body itself
+        rather than through :meth:`aiter_bytes`: one layer less for every
+        read); an event larger than the provider's ``max_event_bytes`` is a
+        classified error."""
+        upstream = self._upstream
+        decoder = sse.SSEDecoder(upstream.max_event_bytes)
+        with upstream._failures("upstream stream timed out", "upstream stream broke"):
+            async for chunk in self._chunks():
+                try:
+                    events = decoder.feed(chunk)
+                except sse.EventTooLarge as exc:
+                    if exc.events:
+                        yield exc.events
+                    raise upstream.too_large("a stream event", "max_event_bytes", exc.limit) from None
+                if events:
+                    yield events
+        tail = decoder.flush()
+        if tail:
+            yield tail
 
     async def aiter_ndjson(self) -> AsyncIterator[Any]:
         """Newline-delimited JSON values, each line at most ``max_event_bytes``."""
