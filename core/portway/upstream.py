@@ -24,15 +24,40 @@ import asyncio
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlsplit
 
 import aiohttp
-import httpx
 import yarl
 
 from portway import serialization, sse, tracing
 from portway.errors import ProviderError
+
+if TYPE_CHECKING:
+    import httpx
+
+
+class _HttpxErrors:
+    """httpx's exception classes, once a provider uses the httpx transport
+    (:func:`_httpx`): importing httpx costs every start-up about 0.1 s, and
+    aiohttp is the default.  Until then they are empty tuples, which an
+    ``except`` clause matches with nothing."""
+
+    pool_timeout: tuple[type[BaseException], ...] = ()
+    connect_timeout: tuple[type[BaseException], ...] = ()
+    timeout: tuple[type[BaseException], ...] = ()
+    transport: tuple[type[BaseException], ...] = ()
+
+
+def _httpx() -> Any:
+    import httpx
+
+    if not _HttpxErrors.transport:
+        _HttpxErrors.pool_timeout = (httpx.PoolTimeout,)
+        _HttpxErrors.connect_timeout = (httpx.ConnectTimeout,)
+        _HttpxErrors.timeout = (httpx.TimeoutException,)
+        _HttpxErrors.transport = (httpx.TransportError,)
+    return httpx
 
 TRANSPORTS = ("aiohttp", "httpx")
 
@@ -71,9 +96,15 @@ class UpstreamStream:
         self._chunks = chunks
         self._upstream = upstream
 
+    def _reads(self) -> AsyncIterator[bytes]:
+        """The body's network reads as they arrive (what :meth:`aiter_bytes`
+        and :meth:`aiter_event_batches` read; :func:`portway.testing.split_reads`
+        watches them here)."""
+        return self._chunks()
+
     async def aiter_bytes(self) -> AsyncIterator[bytes]:
         with self._upstream._failures("upstream stream timed out", "upstream stream broke"):
-            async for chunk in self._chunks():
+            async for chunk in self._reads():
                 yield chunk
 
     async def aiter_event_batches(self) -> AsyncIterator[list[sse.Event]]:
@@ -85,7 +116,7 @@ class UpstreamStream:
         upstream = self._upstream
         decoder = sse.SSEDecoder(upstream.max_event_bytes)
         with upstream._failures("upstream stream timed out", "upstream stream broke"):
-            async for chunk in self._chunks():
+            async for chunk in self._reads():
                 try:
                     events = decoder.feed(chunk)
                 except sse.EventTooLarge as exc:
@@ -163,6 +194,7 @@ class Upstream:
                 trust_env=False,
             )
         else:
+            httpx = _httpx()
             self._httpx = httpx.AsyncClient(
                 headers=self._headers,
                 timeout=httpx.Timeout(self._timeout, connect=self._connect_timeout, pool=self._pool_timeout),
@@ -223,14 +255,14 @@ class Upstream:
         """Either transport's timeouts and connection failures, as classified errors."""
         try:
             yield
-        except httpx.PoolTimeout as exc:
+        except _HttpxErrors.pool_timeout as exc:
             raise self.pool_full() from exc
-        except (aiohttp.ConnectionTimeoutError, httpx.ConnectTimeout) as exc:
+        except (aiohttp.ConnectionTimeoutError, *_HttpxErrors.connect_timeout) as exc:
             raise self.error(f"could not connect to upstream within connect_timeout ({self._connect_timeout:g} s)",
                              "timeout") from exc
-        except (asyncio.TimeoutError, httpx.TimeoutException) as exc:
+        except (asyncio.TimeoutError, *_HttpxErrors.timeout) as exc:
             raise self.error(timed_out, "timeout") from exc
-        except (aiohttp.ClientError, httpx.TransportError) as exc:
+        except (aiohttp.ClientError, *_HttpxErrors.transport) as exc:
             raise self.error(f"{broken}: {type(exc).__name__}", "connection") from exc
 
     async def _acquire(self) -> None:

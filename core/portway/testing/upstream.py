@@ -271,7 +271,7 @@ def split_reads(pieces: list[bytes]) -> Iterator[list[bytes | Gate]]:
 
     gates = [Gate() for _ in pieces]
     chunks: list[bytes | Gate] = [item for piece, gate in zip(pieces, gates, strict=True) for item in (piece, gate)]
-    original = UpstreamStream.aiter_bytes
+    original = UpstreamStream._reads
     waiting = iter(gates)
 
     async def reading(self: UpstreamStream) -> AsyncIterator[bytes]:
@@ -281,10 +281,10 @@ def split_reads(pieces: list[bytes]) -> Iterator[list[bytes | Gate]]:
             if gate is not None:
                 gate.open()
 
-    UpstreamStream.aiter_bytes = reading  # type: ignore[method-assign]
+    UpstreamStream._reads = reading  # type: ignore[method-assign]
     try:
         yield chunks
     finally:
-        UpstreamStream.aiter_bytes = original  # type: ignore[method-assign]
+        UpstreamStream._reads = original  # type: ignore[method-assign]
         for gate in gates:
             gate.open()

@@ -11,7 +11,7 @@ import logging
 import time
 from collections import OrderedDict
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
@@ -19,7 +19,9 @@ from portway import caching
 from portway.config import ConfigError, validate_section
 from portway.errors import PortwayError
 from portway_cache.config import CacheConfig, Settings
-from portway_cache.semantic import Bucket, unit
+
+if TYPE_CHECKING:  # numpy comes with it: imported only once semantic caching is used
+    from portway_cache.semantic import Bucket
 
 log = logging.getLogger("portway.cache")
 
@@ -275,6 +277,8 @@ class Cache:
         try:
             target = self.gateway.resolve(model).targets[0]
             answer = await target.provider.embeddings({"model": target.model, "input": [text]}, ctx)
+            from portway_cache.semantic import unit  # numpy: imported only when semantic caching is used
+
             return unit(answer["data"][0]["embedding"])
         except Exception as exc:
             self.stats.embedding_errors += 1
@@ -286,6 +290,8 @@ class Cache:
         """The bucket's vectors, brought up to date with the backend's."""
         bucket = self._buckets.get(name)
         if bucket is None:
+            from portway_cache.semantic import Bucket
+
             bucket = self._buckets[name] = Bucket()
             if len(self._buckets) > MAX_BUCKETS:
                 self._buckets.popitem(last=False)

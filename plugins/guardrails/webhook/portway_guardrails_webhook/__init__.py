@@ -15,13 +15,15 @@ status, no JSON, no boolean ``match``) is a failure, and the policy applies.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import httpx
 from pydantic import AnyHttpUrl, Field, SecretStr
 
 from portway import hookimpl
 from portway.guardrails import Match, RemoteCheck, RemoteConfig, RemoteFailure, Stage
+
+if TYPE_CHECKING:
+    import httpx
 
 PORTWAY_PLUGIN_KIND = "guardrail"
 
@@ -45,6 +47,8 @@ class WebhookCheck(RemoteCheck):
 
     async def start(self, gateway: Any) -> None:
         config: WebhookConfig = self.config  # type: ignore[assignment]
+        import httpx  # here, not at every start-up: only a configured webhook check needs it
+
         # One pooled client per check, for the gateway's life: never one per request.
         self.client = httpx.AsyncClient(
             timeout=httpx.Timeout(config.timeout), follow_redirects=False,
