@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import operator
 import os
 import random
 import time
@@ -736,8 +737,10 @@ class Gateway:
 
         async def process(ctx: RequestContext, batch: list[dict[str, Any]],
                           assembler: StreamAssembler | None) -> list[dict[str, Any]]:
-            out = []
             traced = ctx.trace if ctx.trace is not None and ctx.trace.recording else None
+            if traced is None and not post_chunk and assembler is None and not any(map(_has_usage, batch)):
+                return batch  # nothing to watch, take or change: relayed as it came
+            out = []
             for chunk in batch:
                 usage = chunk.get("usage")
                 if usage:
@@ -924,6 +927,10 @@ def retry_after_seconds(hint: str | None) -> float | None:
     except ValueError:
         return None
     return seconds if 0 <= seconds < 86_400 else None
+
+
+#: Whether a chunk carries a ``usage`` key (C-level, for ``any(map(...))``).
+_has_usage = operator.methodcaller("__contains__", "usage")
 
 
 def _wants_usage(ctx: RequestContext) -> bool:

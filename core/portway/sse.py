@@ -101,6 +101,9 @@ class SSEDecoder:
             *blocks, self._buffer = buffer.split(b"\n\n")
         events = []
         for block in blocks:
+            if block.startswith(b"data: ") and block.find(b"\n") < 0:  # _parse_block's common case, inline
+                events.append(Event(block[6:]))
+                continue
             event = _parse_block(block)
             if event is not None:
                 events.append(event)
@@ -203,6 +206,14 @@ def encode(data: Any, event: str | None = None) -> bytes:
     if event is None:
         return b"data: " + payload + b"\n\n"
     return b"event: " + event.encode() + b"\ndata: " + payload + b"\n\n"
+
+
+def encode_all(items: list[Any]) -> bytes:
+    """``data:`` events of the JSON values ``items``, in one piece: the
+    join runs in C, with no Python call per event."""
+    if not items:
+        return b""
+    return b"data: " + b"\n\ndata: ".join(map(serialization.dumps, items)) + b"\n\n"
 
 
 DONE = b"data: [DONE]\n\n"

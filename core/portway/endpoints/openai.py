@@ -46,7 +46,7 @@ async def _chat(request: Request, gateway: Gateway, ctx: RequestContext) -> Resp
 async def _encode(batches: AsyncIterator[list[dict[str, Any]]]) -> AsyncIterator[bytes]:
     async with aclosing(batches):
         async for batch in batches:
-            yield b"".join([sse.encode(chunk) for chunk in batch])  # what arrived together leaves in one write
+            yield sse.encode_all(batch)  # what arrived together leaves in one write
         yield sse.DONE
 
 
