@@ -80,8 +80,7 @@ MIGRATIONS = (
     """),
 )
 
-_INSERT = f"INSERT INTO log_requests ({', '.join(COLUMNS)}) VALUES ({', '.join('?' * len(COLUMNS))})"
-_INSERT_TAG = "INSERT INTO log_tags (row_id, name, value) VALUES (?, ?, ?)"
+_TAG_COLUMNS = ("row_id", "name", "value")
 
 #: Columns of a record in ``GET /admin/logs`` (the bodies only in a single record).
 LIST_COLUMNS = tuple(c for c in COLUMNS if c not in ("request_body", "response_body"))
@@ -160,9 +159,9 @@ class LogStore:
 
     async def write(self, rows: Sequence[tuple[Any, ...]], tags: Sequence[tuple[str, str, str]]) -> None:
         async with self.db.transaction() as conn:
-            await conn.executemany(_INSERT, rows)
+            await conn.insert_many("log_requests", COLUMNS, rows)
             if tags:
-                await conn.executemany(_INSERT_TAG, tags)
+                await conn.insert_many("log_tags", _TAG_COLUMNS, tags)
 
     async def page(self, filters: Filters, limit: int, cursor: str | None = None) -> tuple[list[dict[str, Any]], str | None]:
         """Newest first, ``limit`` records after ``cursor``; and the cursor of the next page (None: no more)."""

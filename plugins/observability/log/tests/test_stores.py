@@ -39,6 +39,27 @@ def record(row_id: str, request_id: str, when: float, key: str = "key_a", **colu
     return tuple(values.get(column) for column in COLUMNS)
 
 
+def test_insert_many_writes_every_row_across_statements(url: str) -> None:
+    """More rows than one multi-row INSERT carries (SQLite), Nones as NULL, in order."""
+    from portway.stores import sql
+
+    async def main() -> None:
+        db = await open_database(url)
+        try:
+            await db.execute("DROP TABLE IF EXISTS many_rows")
+            await db.execute("CREATE TABLE many_rows (n BIGINT NOT NULL, label TEXT, x DOUBLE PRECISION)")
+            rows = [(n, None if n % 3 else f"r{n}", n / 2) for n in range(2 * sql.SQLITE_ROWS_PER_INSERT + 7)]
+            async with db.transaction() as conn:
+                await conn.insert_many("many_rows", ("n", "label", "x"), rows)
+            back = await db.fetch("SELECT n, label, x FROM many_rows ORDER BY n")
+            assert [(r["n"], r["label"], r["x"]) for r in back] == rows
+            await db.execute("DROP TABLE many_rows")
+        finally:
+            await db.close()
+
+    run(main())
+
+
 def test_migrations_apply_once_and_upgrade_from_version_1(url: str) -> None:
     async def work() -> None:
         db = await open_database(url)
