@@ -226,11 +226,11 @@ async def open_database(url: str) -> Database:
 
 #: SQLite's limit on the parameters of one statement (32,766 since 3.32; 999 before).
 SQLITE_MAX_VARIABLES = 32766 if sqlite3.sqlite_version_info >= (3, 32) else 999
-#: Rows one multi-row INSERT carries at most.
-SQLITE_ROWS_PER_INSERT = 500
+#: Rows one multi-row INSERT carries at most (a power of two).
+SQLITE_ROWS_PER_INSERT = 256
 
 
-@functools.lru_cache(maxsize=64)
+@functools.lru_cache(maxsize=32)
 def _multi_insert(table: str, columns: tuple[str, ...], count: int) -> str:
     row = f"({', '.join('?' * len(columns))})"
     return f"INSERT INTO {table} ({', '.join(columns)}) VALUES {', '.join([row] * count)}"
@@ -254,14 +254,21 @@ class _SQLiteConnection(Connection):
         # of the GIL around every statement step, so executemany handed the GIL back and forth
         # with the event loop once per row; on a gateway pinned to one core each handover is a
         # thread switch, and the request log's rows cost the serving thread about 20 % of a
-        # stream's CPU that way (measured).  One statement of up to SQLITE_ROWS_PER_INSERT rows
-        # steps once.
-        per = max(1, min(SQLITE_ROWS_PER_INSERT, SQLITE_MAX_VARIABLES // max(len(columns), 1)))
-        for start in range(0, len(rows), per):
-            part = rows[start:start + per]
-            cursor = await self._conn.execute(_multi_insert(table, tuple(columns), len(part)),
+        # stream's CPU that way (measured).  One statement of many rows steps once.
+        # Statements of power-of-two sizes only (500 rows: 256 + 128 + 64 + 32 + 16 + 4), so at
+        # most nine different ones are ever prepared and cached: one per batch size held every
+        # size's compiled statement (tens of MiB, measured as RSS growth).
+        largest = max(1, min(SQLITE_ROWS_PER_INSERT, SQLITE_MAX_VARIABLES // max(len(columns), 1)))
+        largest = 1 << (largest.bit_length() - 1)
+        start = 0
+        while start < len(rows):
+            left = len(rows) - start
+            size = min(largest, 1 << (left.bit_length() - 1))
+            part = rows[start:start + size]
+            cursor = await self._conn.execute(_multi_insert(table, tuple(columns), size),
                                               list(itertools.chain.from_iterable(part)))
             await cursor.close()
+            start += size
 
     async def fetch(self, sql: str, *args: Any) -> list[dict[str, Any]]:
         async with self._conn.execute(sql, args) as cursor:
