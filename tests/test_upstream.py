@@ -135,6 +135,14 @@ def test_a_silent_upstream_times_out(fake: FakeUpstream, transport: str) -> None
     error = failure(transport, fake.url, work, timeout=0.3)
     assert error.kind == "timeout" and error.message == "provider 'up': upstream stream timed out"
 
+    async def events(up: Upstream) -> None:  # the SSE reader, which does not go through aiter_bytes
+        async with up.stream("POST", "/slow", json={}) as response:
+            async for _ in response.aiter_event_batches():
+                pass
+
+    error = failure(transport, fake.url, events, timeout=0.3)
+    assert error.kind == "timeout" and error.message == "provider 'up': upstream stream timed out"
+
 
 def test_unknown_transport_is_refused() -> None:
     with pytest.raises(ValueError, match="unknown transport"):

@@ -13,7 +13,8 @@ a blank line must not grow memory without end).
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterable, AsyncIterator
+from collections.abc import AsyncIterable, AsyncIterator, Callable
+from contextlib import AbstractContextManager, nullcontext
 from typing import Any
 
 from portway import serialization
@@ -148,22 +149,35 @@ def _parse_block(block: bytes) -> Event | None:
     return Event(b"\n".join(data), name, event_id)
 
 
-async def aiter_event_batches(byte_stream: AsyncIterable[bytes],
-                              max_event_bytes: int | None = None) -> AsyncIterator[list[Event]]:
+async def aiter_event_batches(
+    byte_stream: AsyncIterable[bytes],
+    max_event_bytes: int | None = None,
+    *,
+    reading: Callable[[], AbstractContextManager[Any]] = nullcontext,
+    too_large: Callable[[EventTooLarge], Exception] | None = None,
+) -> AsyncIterator[list[Event]]:
     """The events that each network read completed, as one list per read:
     what arrived together can be relayed together, in one write.  (Provider
     adapters use :meth:`portway.upstream.UpstreamStream.aiter_event_batches`,
-    which applies the provider's ``max_event_bytes``.)"""
+    which applies the provider's ``max_event_bytes``.)
+
+    ``reading``: a context around reading ``byte_stream`` (the upstream's
+    classification of transport failures); ``too_large``: the exception to
+    raise for an event past ``max_event_bytes`` (else :class:`EventTooLarge`
+    itself), after the read's complete events."""
     decoder = SSEDecoder(max_event_bytes)
-    async for chunk in byte_stream:
-        try:
-            events = decoder.feed(chunk)
-        except EventTooLarge as exc:
-            if exc.events:
-                yield exc.events
-            raise
-        if events:
-            yield events
+    with reading():
+        async for chunk in byte_stream:
+            try:
+                events = decoder.feed(chunk)
+            except EventTooLarge as exc:
+                if exc.events:
+                    yield exc.events
+                if too_large is None:
+                    raise
+                raise too_large(exc) from None
+            if events:
+                yield events
     tail = decoder.flush()
     if tail:
         yield tail

@@ -107,27 +107,17 @@ class UpstreamStream:
             async for chunk in self._reads():
                 yield chunk
 
-    async def aiter_event_batches(self) -> AsyncIterator[list[sse.Event]]:
+    def aiter_event_batches(self) -> AsyncIterator[list[sse.Event]]:
         """The SSE events each network read completed, one list per read
-        (as :func:`portway.sse.aiter_event_batches`, reading the body itself
-        rather than through :meth:`aiter_bytes`: one layer less for every
-        read); an event larger than the provider's ``max_event_bytes`` is a
-        classified error."""
+        (:func:`portway.sse.aiter_event_batches` over the body's reads, with
+        this upstream's failure classes: no layer of its own, and none of
+        :meth:`aiter_bytes`); an event larger than the provider's
+        ``max_event_bytes`` is a classified error."""
         upstream = self._upstream
-        decoder = sse.SSEDecoder(upstream.max_event_bytes)
-        with upstream._failures("upstream stream timed out", "upstream stream broke"):
-            async for chunk in self._reads():
-                try:
-                    events = decoder.feed(chunk)
-                except sse.EventTooLarge as exc:
-                    if exc.events:
-                        yield exc.events
-                    raise upstream.too_large("a stream event", "max_event_bytes", exc.limit) from None
-                if events:
-                    yield events
-        tail = decoder.flush()
-        if tail:
-            yield tail
+        return sse.aiter_event_batches(
+            self._reads(), upstream.max_event_bytes,
+            reading=lambda: upstream._failures("upstream stream timed out", "upstream stream broke"),
+            too_large=lambda exc: upstream.too_large("a stream event", "max_event_bytes", exc.limit))
 
     async def aiter_ndjson(self) -> AsyncIterator[Any]:
         """Newline-delimited JSON values, each line at most ``max_event_bytes``."""
