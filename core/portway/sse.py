@@ -102,7 +102,7 @@ class SSEDecoder:
             *blocks, self._buffer = buffer.split(b"\n\n")
         events = []
         for block in blocks:
-            if block.startswith(b"data: ") and block.find(b"\n") < 0:  # _parse_block's common case, inline
+            if block.startswith(b"data: ") and block.find(b"\n") < 0:  # the common case: one data line
                 events.append(Event(block[6:]))
                 continue
             event = _parse_block(block)
@@ -123,8 +123,7 @@ class SSEDecoder:
 
 
 def _parse_block(block: bytes) -> Event | None:
-    if block.startswith(b"data: ") and block.find(b"\n") < 0:  # the common case: one data line
-        return Event(block[6:])
+    """One event block (:meth:`SSEDecoder.feed` takes the common one-data-line case itself)."""
     if block.startswith(b"event: "):  # Anthropic's and the Responses API's: one event line, one data line
         head, _, tail = block.partition(b"\n")
         if tail.startswith(b"data: ") and tail.find(b"\n") < 0:
