@@ -7,7 +7,8 @@ later).
   (``postgres://`` too; ``?schema=NAME`` puts every table in that schema,
   created when missing).
 - :class:`Database` is the few calls a store needs, the same on both:
-  ``execute``, ``executemany``, ``fetch`` and ``transaction()``.  SQL is
+  ``execute``, ``executemany``, ``fetch``, ``insert_tables`` and
+  ``transaction()``.  SQL is
   written once with ``?`` placeholders; PostgreSQL gets them numbered
   (``$1``).  Types that mean the same on both are used (``TEXT``,
   ``BIGINT``, ``DOUBLE PRECISION``); a migration step can still give one
@@ -18,11 +19,11 @@ later).
 
 SQLite runs in WAL mode with a busy timeout, one connection per process and
 write transactions opened with ``BEGIN IMMEDIATE``, so several worker
-processes can write one file.  The drivers are asyncio-native:
-``aiosqlite`` (the standard ``sqlite3`` on a thread of its own, so no query
-blocks the event loop) and ``asyncpg`` (a binary-protocol driver with its
-own pool; the fastest asyncio PostgreSQL driver), both imported only when a
-database of their kind is opened.
+processes can write one file.  The drivers: the standard ``sqlite3`` on a
+thread of its own (so no query blocks the event loop; a batch of inserts is
+one trip to it), and ``asyncpg`` (a binary-protocol driver with its own
+pool; the fastest asyncio PostgreSQL driver), imported only when a
+PostgreSQL database is opened.
 """
 
 from __future__ import annotations
@@ -188,6 +189,15 @@ class Database(Connection):
     async def close(self) -> None:
         raise NotImplementedError
 
+    async def insert_tables(self, tables: Sequence[tuple[str, Sequence[str], Sequence[Sequence[Any]]]]) -> None:
+        """Insert rows into several tables in one transaction: each item is
+        ``(table, columns, rows)`` as for :meth:`Connection.insert_many`; a
+        table with no rows is skipped.  The request log writes a batch so."""
+        async with self.transaction() as conn:
+            for table, columns, rows in tables:
+                if rows:
+                    await conn.insert_many(table, columns, rows)
+
     async def migrate(self, component: str, migrations: Sequence[Migration]) -> list[int]:
         """Apply the steps of ``component`` not applied yet, in version
         order, each recorded in ``schema_migrations``; the versions applied
@@ -236,85 +246,155 @@ def _multi_insert(table: str, columns: tuple[str, ...], count: int) -> str:
     return f"INSERT INTO {table} ({', '.join(columns)}) VALUES {', '.join([row] * count)}"
 
 
+def _sqlite_execute(conn: sqlite3.Connection, sql: str, args: Sequence[Any]) -> int:
+    cursor = conn.execute(sql, args)
+    try:
+        return max(cursor.rowcount, 0)
+    finally:
+        cursor.close()
+
+
+def _sqlite_executemany(conn: sqlite3.Connection, sql: str, rows: list[Sequence[Any]]) -> None:
+    conn.executemany(sql, rows).close()
+
+
+def _sqlite_fetch(conn: sqlite3.Connection, sql: str, args: Sequence[Any]) -> list[dict[str, Any]]:
+    cursor = conn.execute(sql, args)
+    try:
+        names = [column[0] for column in cursor.description or ()]
+        return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+    finally:
+        cursor.close()
+
+
+def _sqlite_insert_many(conn: sqlite3.Connection, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
+    # Many rows per statement (VALUES (...), (...), ...), not executemany: sqlite3 lets go
+    # of the GIL around every statement step, so executemany handed the GIL back and forth
+    # with the event loop once per row; on a gateway pinned to one core each handover is a
+    # thread switch, and the request log's rows cost the serving thread about 20 % of a
+    # stream's CPU that way (measured).  One statement of many rows steps once.
+    # Statements of power-of-two sizes only (500 rows: 256 + 128 + 64 + 32 + 16 + 4), so at
+    # most nine different ones are ever prepared and cached: one per batch size held every
+    # size's compiled statement (tens of MiB, measured as RSS growth).
+    largest = max(1, min(SQLITE_ROWS_PER_INSERT, SQLITE_MAX_VARIABLES // max(len(columns), 1)))
+    largest = 1 << (largest.bit_length() - 1)
+    start = 0
+    while start < len(rows):
+        left = len(rows) - start
+        size = min(largest, 1 << (left.bit_length() - 1))
+        part = rows[start:start + size]
+        conn.execute(_multi_insert(table, tuple(columns), size), list(itertools.chain.from_iterable(part))).close()
+        start += size
+
+
+def _sqlite_insert_tables(conn: sqlite3.Connection, tables: Sequence[tuple[str, Sequence[str], Sequence[Sequence[Any]]]]) -> None:
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        for table, columns, rows in tables:
+            if rows:
+                _sqlite_insert_many(conn, table, columns, rows)
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")
+
+
+def _sqlite_connect(path: str) -> sqlite3.Connection:
+    # isolation_level=None: autocommit; transactions are begun explicitly.
+    # check_same_thread=False: made here, used only on the database's own thread.
+    conn = sqlite3.connect(path, isolation_level=None, timeout=30, check_same_thread=False)
+    try:
+        conn.execute("PRAGMA journal_mode=WAL").close()
+        conn.execute("PRAGMA synchronous=NORMAL").close()  # durable at checkpoints; safe from corruption in WAL
+        conn.execute("PRAGMA busy_timeout=30000").close()  # other workers' writes: wait, do not fail
+    except BaseException:
+        # A file that is no database (or another process holding the lock that
+        # journal_mode=WAL needs) fails here, not at connect.
+        conn.close()
+        raise
+    return conn
+
+
+class _SQLiteThread:
+    """A ``sqlite3`` connection and the one thread that uses it: each call is
+    a function run there, so the event loop never waits on the disk, and a
+    piece of work of many statements (:meth:`SQLiteDatabase.insert_tables`)
+    is one trip to the thread and back, not one a statement.  (aiosqlite, used
+    before, made a trip of every statement and every cursor's close: a busy
+    event loop gives a waiting task one turn in a crowd, and the request log's
+    writer fell behind a loaded gateway that way.)"""
+
+    def __init__(self) -> None:
+        from concurrent.futures import ThreadPoolExecutor
+
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="portway-sqlite")
+        self.conn: sqlite3.Connection | None = None
+
+    async def run(self, fn: Any, *args: Any) -> Any:
+        return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
+
+    async def call(self, fn: Any, *args: Any) -> Any:
+        """``fn(connection, *args)`` on the thread."""
+        conn = self.conn
+        if conn is None:
+            raise StoreUnavailable("the SQLite database is closed")
+        return await self.run(fn, conn, *args)
+
+    async def close(self) -> None:
+        conn, self.conn = self.conn, None
+        try:
+            if conn is not None:
+                await self.run(conn.close)
+        finally:
+            self._executor.shutdown(wait=False)
+
+
 class _SQLiteConnection(Connection):
-    def __init__(self, conn: Any) -> None:
-        self._conn = conn
+    def __init__(self, thread: _SQLiteThread) -> None:
+        self._thread = thread
 
     async def execute(self, sql: str, *args: Any) -> int:
-        cursor = await self._conn.execute(sql, args)
-        count = cursor.rowcount
-        await cursor.close()
-        return max(count, 0)
+        return await self._thread.call(_sqlite_execute, sql, args)
 
     async def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
-        await self._conn.executemany(sql, list(rows))
+        await self._thread.call(_sqlite_executemany, sql, list(rows))
 
     async def insert_many(self, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
-        # Many rows per statement (VALUES (...), (...), ...), not executemany: sqlite3 lets go
-        # of the GIL around every statement step, so executemany handed the GIL back and forth
-        # with the event loop once per row; on a gateway pinned to one core each handover is a
-        # thread switch, and the request log's rows cost the serving thread about 20 % of a
-        # stream's CPU that way (measured).  One statement of many rows steps once.
-        # Statements of power-of-two sizes only (500 rows: 256 + 128 + 64 + 32 + 16 + 4), so at
-        # most nine different ones are ever prepared and cached: one per batch size held every
-        # size's compiled statement (tens of MiB, measured as RSS growth).
-        largest = max(1, min(SQLITE_ROWS_PER_INSERT, SQLITE_MAX_VARIABLES // max(len(columns), 1)))
-        largest = 1 << (largest.bit_length() - 1)
-        start = 0
-        while start < len(rows):
-            left = len(rows) - start
-            size = min(largest, 1 << (left.bit_length() - 1))
-            part = rows[start:start + size]
-            cursor = await self._conn.execute(_multi_insert(table, tuple(columns), size),
-                                              list(itertools.chain.from_iterable(part)))
-            await cursor.close()
-            start += size
+        await self._thread.call(_sqlite_insert_many, table, columns, rows)
 
     async def fetch(self, sql: str, *args: Any) -> list[dict[str, Any]]:
-        async with self._conn.execute(sql, args) as cursor:
-            names = [column[0] for column in cursor.description or ()]
-            return [dict(zip(names, row, strict=True)) for row in await cursor.fetchall()]
+        return await self._thread.call(_sqlite_fetch, sql, args)
 
 
 class SQLiteDatabase(Database):
-    """One connection per process (aiosqlite runs it on its own thread),
+    """One connection per process on a thread of its own (:class:`_SQLiteThread`),
     every use serialised by a lock so a transaction's statements never
     interleave with another coroutine's."""
 
     dialect = "sqlite"
 
-    def __init__(self, conn: Any, url: str, path: str) -> None:
-        self._conn = conn
-        self._inner = _SQLiteConnection(conn)
+    def __init__(self, thread: _SQLiteThread, url: str, path: str) -> None:
+        self._thread = thread
+        self._inner = _SQLiteConnection(thread)
         self._lock = asyncio.Lock()
         self.url = url
         self.path = path
 
     @classmethod
     async def open(cls, url: str) -> SQLiteDatabase:
-        import aiosqlite
-
         path = url[len("sqlite:///"):]
-        conn = None
+        thread = _SQLiteThread()
         try:
             if path != ":memory:":
                 Path(path).parent.mkdir(parents=True, exist_ok=True)
-            # isolation_level=None: autocommit; transactions are begun explicitly.
-            conn = await aiosqlite.connect(path, isolation_level=None, timeout=30)
-            await conn.execute("PRAGMA journal_mode=WAL")
-            await conn.execute("PRAGMA synchronous=NORMAL")  # durable at checkpoints; safe from corruption in WAL
-            await conn.execute("PRAGMA busy_timeout=30000")  # other workers' writes: wait, do not fail
+            thread.conn = await thread.run(_sqlite_connect, path)
         except BaseException as exc:
-            # A connection that opened but cannot be set up (another process holding the lock
-            # that journal_mode=WAL needs) is closed here: aiosqlite's thread for it would
-            # otherwise outlive everything and keep the process from exiting.
-            if conn is not None:
-                with contextlib.suppress(Exception):
-                    await conn.close()
-            if isinstance(exc, (OSError, aiosqlite.Error)):
+            # Nothing may outlive a failed open: the thread would keep the process from exiting.
+            await thread.close()
+            if isinstance(exc, (OSError, sqlite3.Error)):
                 raise StoreUnavailable(f"cannot open {url}: {exc}") from exc
             raise
-        return cls(conn, url, path)
+        return cls(thread, url, path)
 
     async def execute(self, sql: str, *args: Any) -> int:
         async with self._lock:
@@ -328,37 +408,37 @@ class SQLiteDatabase(Database):
         async with self._lock:
             return await self._wrap(self._inner.fetch(sql, *args))
 
+    async def insert_tables(self, tables: Sequence[tuple[str, Sequence[str], Sequence[Sequence[Any]]]]) -> None:
+        async with self._lock:
+            await self._wrap(self._thread.call(_sqlite_insert_tables, tables))
+
     @contextlib.asynccontextmanager
     async def transaction(self) -> AsyncIterator[Connection]:
-        import aiosqlite
-
         async with self._lock:
             try:
                 # IMMEDIATE takes the write lock now: two workers that both read
                 # then write would otherwise deadlock on the upgrade.
-                await self._conn.execute("BEGIN IMMEDIATE")
-            except aiosqlite.Error as exc:
+                await self._inner.execute("BEGIN IMMEDIATE")
+            except sqlite3.Error as exc:
                 raise StoreUnavailable(str(exc)) from exc
             try:
                 yield self._inner
             except BaseException:
-                await self._conn.execute("ROLLBACK")
+                await self._inner.execute("ROLLBACK")
                 raise
             try:
-                await self._conn.execute("COMMIT")
-            except aiosqlite.Error as exc:
+                await self._inner.execute("COMMIT")
+            except sqlite3.Error as exc:
                 raise StoreUnavailable(str(exc)) from exc
 
     async def close(self) -> None:
-        await self._conn.close()
+        await self._thread.close()
 
     @staticmethod
     async def _wrap(work: Any) -> Any:
-        import aiosqlite
-
         try:
             return await work
-        except aiosqlite.Error as exc:
+        except sqlite3.Error as exc:
             raise StoreUnavailable(str(exc)) from exc
 
 

@@ -158,10 +158,9 @@ class LogStore:
         return await self.db.migrate(COMPONENT, MIGRATIONS)
 
     async def write(self, rows: Sequence[tuple[Any, ...]], tags: Sequence[tuple[str, str, str]]) -> None:
-        async with self.db.transaction() as conn:
-            await conn.insert_many("log_requests", COLUMNS, rows)
-            if tags:
-                await conn.insert_many("log_tags", _TAG_COLUMNS, tags)
+        # One call (on SQLite one trip to its thread): a writer that awaits once per
+        # statement gets one event-loop turn each, and fell behind a loaded gateway.
+        await self.db.insert_tables([("log_requests", COLUMNS, rows), ("log_tags", _TAG_COLUMNS, tags)])
 
     async def page(self, filters: Filters, limit: int, cursor: str | None = None) -> tuple[list[dict[str, Any]], str | None]:
         """Newest first, ``limit`` records after ``cursor``; and the cursor of the next page (None: no more)."""

@@ -60,6 +60,72 @@ def test_insert_many_writes_every_row_across_statements(url: str) -> None:
     run(main())
 
 
+def test_insert_tables_writes_every_table_in_one_transaction(url: str) -> None:
+    """The log's batch write: rows into two tables at once (more than one
+    statement's worth), a table with no rows skipped, and a failure in the
+    second table leaves the first one without the batch's rows."""
+    from portway.stores import sql
+
+    async def main() -> None:
+        db = await open_database(url)
+        try:
+            for table in ("batch_a", "batch_b"):
+                await db.execute(f"DROP TABLE IF EXISTS {table}")
+                await db.execute(f"CREATE TABLE {table} (n BIGINT NOT NULL, label TEXT)")
+            a = [(n, None if n % 2 else f"a{n}") for n in range(sql.SQLITE_ROWS_PER_INSERT + 3)]
+            b = [(n, f"b{n}") for n in range(5)]
+            await db.insert_tables([("batch_a", ("n", "label"), a), ("batch_b", ("n", "label"), b),
+                                    ("no_such_table", ("n",), [])])
+            assert [(r["n"], r["label"]) for r in await db.fetch("SELECT n, label FROM batch_a ORDER BY n")] == a
+            assert [(r["n"], r["label"]) for r in await db.fetch("SELECT n, label FROM batch_b ORDER BY n")] == b
+            with pytest.raises(Exception):  # noqa: B017 - each driver raises its own error class
+                await db.insert_tables([("batch_a", ("n", "label"), [(1000, "kept?")]),
+                                        ("batch_b", ("n", "label"), [(None, "breaks NOT NULL")])])
+            assert await db.fetch("SELECT n FROM batch_a WHERE n = ?", 1000) == []
+            # The database is still usable after the rollback.
+            await db.insert_tables([("batch_b", ("n", "label"), [(6, "b6")])])
+            assert len(await db.fetch("SELECT n FROM batch_b")) == 6
+            for table in ("batch_a", "batch_b"):
+                await db.execute(f"DROP TABLE {table}")
+        finally:
+            await db.close()
+
+    run(main())
+
+
+def test_a_sqlite_batch_write_is_one_trip_to_its_thread(tmp_path: Path) -> None:
+    """Every trip to the SQLite thread costs the waiting task a turn of a busy
+    event loop: the request log's writer once made one per statement and
+    cursor and fell behind a loaded gateway (its queue grew by thousands of
+    records a minute).  A batch of several statements is one trip."""
+    from portway.stores import sql
+
+    async def main() -> None:
+        db = await open_database(f"sqlite:///{tmp_path / 'trips.db'}")
+        try:
+            await db.execute("CREATE TABLE t1 (n BIGINT)")
+            await db.execute("CREATE TABLE t2 (n BIGINT)")
+            thread = db._thread  # type: ignore[attr-defined]
+            trips = []
+            real_run = thread.run
+
+            async def counted(fn: Any, *args: Any) -> Any:
+                trips.append(fn)
+                return await real_run(fn, *args)
+
+            thread.run = counted
+            rows = [(n,) for n in range(3 * sql.SQLITE_ROWS_PER_INSERT + 1)]
+            await db.insert_tables([("t1", ("n",), rows), ("t2", ("n",), rows[:9])])
+            assert len(trips) == 1
+            thread.run = real_run
+            assert (await db.fetch("SELECT count(*) AS c FROM t1"))[0]["c"] == len(rows)
+            assert (await db.fetch("SELECT count(*) AS c FROM t2"))[0]["c"] == 9
+        finally:
+            await db.close()
+
+    run(main())
+
+
 def test_migrations_apply_once_and_upgrade_from_version_1(url: str) -> None:
     async def work() -> None:
         db = await open_database(url)
@@ -258,8 +324,8 @@ def test_retention_takes_days() -> None:
 
 
 def test_a_sqlite_file_that_cannot_be_set_up_leaves_no_connection_behind(tmp_path: Path) -> None:
-    """aiosqlite opens lazily, so a file that is no database fails only at
-    the first PRAGMA: the connection's thread must be closed then, or the
+    """SQLite opens lazily, so a file that is no database fails only at
+    the first PRAGMA: the store's thread must be ended then, or the
     process can never exit (it once hung a worker at shutdown)."""
     import threading
 
