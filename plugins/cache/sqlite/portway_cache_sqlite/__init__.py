@@ -1,10 +1,13 @@
 """The SQLite cache backend: answers on disk, surviving restarts.
 
-``cache: {backend: sqlite, path: portway-cache.db}``.  aiosqlite runs the
-database on a thread of its own, so the event loop never waits on the disk;
-the journal is WAL, so several worker processes can share one file (one
-writer at a time, readers never blocked).  Expired entries are skipped when
-read and purged now and then when written.
+``cache: {backend: sqlite, path: portway-cache.db}``.  The database is the
+core's SQLite store (:mod:`portway.stores.sql`): ``sqlite3`` on a thread of
+its own, so the event loop never waits on the disk, and each call here is
+one trip to that thread (a lookup through aiosqlite was three: the
+statement, the row, the cursor's close; each costs the waiting request a
+turn of a busy event loop).  The journal is WAL, so several worker processes
+can share one file (one writer at a time, readers never blocked).  Expired
+entries are skipped when read and purged now and then when written.
 """
 
 from __future__ import annotations
@@ -13,23 +16,23 @@ import time
 from pathlib import Path
 from typing import Any
 
-import aiosqlite
 from pydantic import BaseModel, ConfigDict, Field
 
 from portway import hookimpl
+from portway.stores.sql import SQLiteDatabase
 
 PORTWAY_PLUGIN_KIND = "cache"
 
 #: Writes between two purges of expired rows.
 PURGE_EVERY = 1000
 
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS entries (key TEXT PRIMARY KEY, value BLOB NOT NULL, expires REAL NOT NULL);
-CREATE INDEX IF NOT EXISTS entries_expires ON entries (expires);
-CREATE TABLE IF NOT EXISTS vectors (id INTEGER PRIMARY KEY AUTOINCREMENT, bucket TEXT NOT NULL,
-                                    key TEXT NOT NULL, vector BLOB NOT NULL, expires REAL NOT NULL);
-CREATE INDEX IF NOT EXISTS vectors_bucket ON vectors (bucket, id);
-"""
+SCHEMA = (
+    "CREATE TABLE IF NOT EXISTS entries (key TEXT PRIMARY KEY, value BLOB NOT NULL, expires REAL NOT NULL)",
+    "CREATE INDEX IF NOT EXISTS entries_expires ON entries (expires)",
+    "CREATE TABLE IF NOT EXISTS vectors (id INTEGER PRIMARY KEY AUTOINCREMENT, bucket TEXT NOT NULL,"
+    " key TEXT NOT NULL, vector BLOB NOT NULL, expires REAL NOT NULL)",
+    "CREATE INDEX IF NOT EXISTS vectors_bucket ON vectors (bucket, id)",
+)
 
 
 class SQLiteConfig(BaseModel):
@@ -45,21 +48,20 @@ class SQLiteBackend:
 
     def __init__(self, config: SQLiteConfig) -> None:
         self.path = Path(config.path)
-        self._db: aiosqlite.Connection | None = None
+        self._db: SQLiteDatabase | None = None
         self._writes = 0
 
     @property
-    def db(self) -> aiosqlite.Connection:
+    def db(self) -> SQLiteDatabase:
         if self._db is None:
             raise RuntimeError("the SQLite cache is not open")
         return self._db
 
     async def start(self) -> None:
-        self._db = await aiosqlite.connect(self.path, isolation_level=None)  # autocommit: one statement each
-        await self._db.execute("PRAGMA journal_mode=WAL")
-        await self._db.execute("PRAGMA synchronous=NORMAL")  # WAL keeps it consistent; a crash may lose the last writes
-        await self._db.execute("PRAGMA busy_timeout=5000")
-        await self._db.executescript(SCHEMA)
+        # sqlite:/// + a relative path stays relative; an absolute one gives sqlite:////abs/path.
+        self._db = await SQLiteDatabase.open(f"sqlite:///{self.path}")
+        for statement in SCHEMA:
+            await self._db.execute(statement)
 
     async def close(self) -> None:
         if self._db is not None:
@@ -67,48 +69,43 @@ class SQLiteBackend:
             self._db = None
 
     async def get(self, key: str) -> bytes | None:
-        async with self.db.execute("SELECT value FROM entries WHERE key = ? AND expires > ?",
-                                   (key, time.time())) as cursor:
-            row = await cursor.fetchone()
-        return bytes(row[0]) if row is not None else None
+        rows = await self.db.fetch("SELECT value FROM entries WHERE key = ? AND expires > ?", key, time.time())
+        return bytes(rows[0]["value"]) if rows else None
 
     async def set(self, key: str, value: bytes, ttl: float) -> None:
         now = time.time()
         await self.db.execute("INSERT OR REPLACE INTO entries (key, value, expires) VALUES (?, ?, ?)",
-                              (key, value, now + ttl))
+                              key, value, now + ttl)
         self._writes += 1
         if self._writes % PURGE_EVERY == 0:
-            await self.db.execute("DELETE FROM entries WHERE expires <= ?", (now,))
+            await self.db.execute("DELETE FROM entries WHERE expires <= ?", now)
             # A reader further on than a bucket's new length re-reads it whole; one that is not may skip
             # a few new vectors until then: missed semantic hits, never a wrong answer.
-            await self.db.execute("DELETE FROM vectors WHERE expires <= ?", (now,))
+            await self.db.execute("DELETE FROM vectors WHERE expires <= ?", now)
 
     async def delete(self, key: str) -> bool:
-        cursor = await self.db.execute("DELETE FROM entries WHERE key = ?", (key,))
-        return cursor.rowcount > 0
+        return await self.db.execute("DELETE FROM entries WHERE key = ?", key) > 0
 
     async def clear(self, namespace: str | None = None) -> int:
         if namespace is None:
-            cursor = await self.db.execute("DELETE FROM entries")
+            count = await self.db.execute("DELETE FROM entries")
             await self.db.execute("DELETE FROM vectors")
-            return cursor.rowcount
+            return count
         # Keys and buckets start with "<namespace>:"; a range scan rather than LIKE (no escaping of _ or %).
         low, high = namespace + ":", namespace + ";"
-        cursor = await self.db.execute("DELETE FROM entries WHERE key >= ? AND key < ?", (low, high))
-        await self.db.execute("DELETE FROM vectors WHERE bucket >= ? AND bucket < ?", (low, high))
-        return cursor.rowcount
+        count = await self.db.execute("DELETE FROM entries WHERE key >= ? AND key < ?", low, high)
+        await self.db.execute("DELETE FROM vectors WHERE bucket >= ? AND bucket < ?", low, high)
+        return count
 
     async def add_vector(self, bucket: str, key: str, vector: bytes, ttl: float) -> None:
         await self.db.execute("INSERT INTO vectors (bucket, key, vector, expires) VALUES (?, ?, ?, ?)",
-                              (bucket, key, vector, time.time() + ttl))
+                              bucket, key, vector, time.time() + ttl)
 
     async def vectors(self, bucket: str, start: int) -> tuple[list[tuple[str, bytes]], int]:
-        async with self.db.execute("SELECT key, vector FROM vectors WHERE bucket = ? ORDER BY id LIMIT -1 OFFSET ?",
-                                   (bucket, start)) as cursor:
-            rows = [(key, bytes(vector)) for key, vector in await cursor.fetchall()]
-        async with self.db.execute("SELECT count(*) FROM vectors WHERE bucket = ?", (bucket,)) as cursor:
-            total = (await cursor.fetchone())[0]  # type: ignore[index]
-        return rows, total
+        rows = await self.db.fetch("SELECT key, vector FROM vectors WHERE bucket = ? ORDER BY id LIMIT -1 OFFSET ?",
+                                   bucket, start)
+        total = (await self.db.fetch("SELECT count(*) AS n FROM vectors WHERE bucket = ?", bucket))[0]["n"]
+        return [(row["key"], bytes(row["vector"])) for row in rows], total
 
 
 @hookimpl

@@ -54,3 +54,32 @@ def test_the_backend_keeps_expires_and_clears(tmp_path: Path) -> None:
             await backend.close()
 
     asyncio.run(run())
+
+
+def test_a_lookup_and_a_store_are_one_trip_each_to_the_database_thread(tmp_path: Path) -> None:
+    """A cached request waits for its lookup, and every trip to the SQLite
+    thread costs it a turn of a busy event loop (through aiosqlite a lookup
+    was three: the statement, the row, the cursor's close)."""
+
+    async def run() -> None:
+        backend = SQLiteBackend(SQLiteConfig(path=str(tmp_path / "trips.db")))
+        await backend.start()
+        thread = backend.db._thread
+        real_run, trips = thread.run, []
+
+        async def counted(fn, *args):
+            trips.append(fn)
+            return await real_run(fn, *args)
+
+        thread.run = counted
+        try:
+            await backend.set("n:1", b"value", 60)
+            assert len(trips) == 1
+            assert await backend.get("n:1") == b"value"
+            assert await backend.get("n:2") is None
+            assert len(trips) == 3
+        finally:
+            thread.run = real_run
+            await backend.close()
+
+    asyncio.run(run())
