@@ -539,6 +539,23 @@ def test_yaml_merge_keys_are_not_duplicates(tmp_path: Path) -> None:
     assert data["providers"] == {"a": {"type": "mock", "latency_ms": 2}, "b": {"type": "mock", "latency_ms": 1}}
 
 
+def test_keys_are_read_as_written_and_values_keep_yaml_booleans(tmp_path: Path) -> None:
+    """YAML 1.1 (PyYAML) reads a plain on/off/yes/no as a boolean: as a key
+    that is never meant (a guardrail's ``on:``, an alias named ``no``)."""
+    path = write(tmp_path, """
+        models:
+          no: {target: {provider: m, model: x}}
+          On: {target: {provider: m, model: y}}
+        check: {on: [input], off: 1, yes: 2, true: 3, "no": 4}
+        flags: [on, off, yes, no, true, "on"]
+    """)
+    data, problems = config_module.read(path)
+    assert problems == []
+    assert list(data["models"]) == ["no", "On"]
+    assert data["check"] == {"on": ["input"], "off": 1, "yes": 2, True: 3, "no": 4}
+    assert data["flags"] == [True, False, True, False, True, "on"]
+
+
 def test_embedded_defaults_serve_mock() -> None:
     gateway = gateway_from_config_path(None)
     assert "mock" in gateway.providers

@@ -510,6 +510,24 @@ def discover(cli_path: str | None, environ: Mapping[str, str] | None = None, cwd
 # -- reading YAML -----------------------------------------------------------------------
 
 
+class _Loader(yaml.SafeLoader):
+    """PyYAML's safe loader, with keys kept as written: YAML 1.1 reads a plain
+    ``on``, ``off``, ``yes`` or ``no`` as a boolean, and as a key (a
+    guardrail's ``on: [input]``, a model alias named ``no``) that is never
+    what was meant.  Values keep the boolean reading (``stream: yes``)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        for key_node, _ in node.value:
+            if (isinstance(key_node, yaml.ScalarNode) and key_node.tag == _BOOL_TAG and key_node.style is None
+                    and key_node.value.lower() not in ("true", "false")):
+                key_node.tag = _STR_TAG
+        return super().construct_mapping(node, deep)
+
+
+_BOOL_TAG = "tag:yaml.org,2002:bool"
+_STR_TAG = "tag:yaml.org,2002:str"
+
+
 def read(path: str | os.PathLike[str]) -> tuple[Any, list[str]]:
     """The file's YAML document and the duplicate-key problems in it.  A file
     that cannot be read or parsed raises :class:`ConfigError` (naming the
@@ -525,7 +543,7 @@ def read(path: str | os.PathLike[str]) -> tuple[Any, list[str]]:
     # text "<unicode string>" and quote the offending line (which may hold a secret).
     loader = None
     try:
-        loader = yaml.SafeLoader(text)  # checks every character of the text first
+        loader = _Loader(text)  # checks every character of the text first
         node = loader.get_single_node()
         looped = _recursion(node)
         if looped is not None:

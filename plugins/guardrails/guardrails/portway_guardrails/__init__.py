@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field
 
 from portway import hookimpl
 
@@ -33,15 +33,6 @@ class GuardrailsConfig(BaseModel):
     stream_window: int = Field(default=64, ge=1, le=65536)
     #: Start the upstream call while remote input checks (webhook, moderation) run; cancel it on a deny.
     parallel: bool = False
-
-    @field_validator("checks", mode="before")
-    @classmethod
-    def _yaml_on(cls, checks: Any) -> Any:
-        # YAML 1.1 (PyYAML) reads an unquoted `on:` key as the boolean true: take it as `on`.
-        if isinstance(checks, dict):
-            return {name: {("on" if key is True else key): value for key, value in check.items()}
-                    if isinstance(check, dict) else check for name, check in checks.items()}
-        return checks
 
 
 @hookimpl
