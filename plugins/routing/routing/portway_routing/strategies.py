@@ -51,6 +51,8 @@ FALLBACK_KINDS: dict[str, frozenset[str]] = {
 
 #: How many recent latencies of a target ``least-latency`` averages.
 LATENCY_WINDOW = 20
+#: Round-robin states kept at most (the oldest goes first): aliases, and the per-request configs' shapes.
+MAX_WEIGHTED_GROUPS = 4096
 #: Where a request records the target it counts as in flight, in ``ctx.metadata``.
 BUSY = "routing.busy"
 
@@ -107,8 +109,8 @@ class State:
 
     def __init__(self, gateway: Any) -> None:
         self.gateway = gateway
-        #: Smooth weighted round-robin: alias -> each member's current weight.
-        self._current: dict[str, list[float]] = {}
+        #: Smooth weighted round-robin: a group's shape (:func:`_shape`) -> each member's current weight.
+        self._current: dict[tuple[Any, ...], list[float]] = {}
         self._latency: dict[str, deque[float]] = {}
         self.in_flight: dict[str, int] = {}
 
@@ -158,9 +160,12 @@ class State:
         raise AssertionError(strategy)
 
     def _weighted(self, group: Group, live: list[tuple[int, Target | Group]]) -> list[Target | Group]:
-        current = self._current.get(group.name)
-        if current is None or len(current) != len(group.members):
-            current = self._current[group.name] = [0.0] * len(group.members)
+        shape = _shape(group)
+        current = self._current.get(shape)
+        if current is None:
+            if len(self._current) >= MAX_WEIGHTED_GROUPS:  # per-request configs are the client's to vary
+                del self._current[next(iter(self._current))]
+            current = self._current[shape] = [0.0] * len(group.members)
         total = 0.0
         for i, _ in live:
             current[i] += group.weights[i]
@@ -185,6 +190,13 @@ class State:
             return None
         body = ctx.body
         return (price.input * tokens.estimate(body) + price.output * tokens.requested_output(body)) / 1e6
+
+
+def _shape(group: Group) -> tuple[Any, ...]:
+    """What a group's round-robin state is kept under: its name, members and
+    weights.  By name alone, every ``x-portway-config`` header shared one
+    state, and two headers' orders or weights skewed each other's split."""
+    return group.name, group.weights, tuple(member.name for member in group.members)
 
 
 def _has(member: Target | Group, eligible: set[int]) -> bool:

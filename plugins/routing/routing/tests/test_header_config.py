@@ -60,6 +60,18 @@ def test_the_header_routes_the_call_whatever_the_body_says(server: GatewayServer
     assert ask(server, {"target": {"alias": "only-b"}}).headers["x-portway-provider"] == "b"
 
 
+def test_each_headers_round_robin_is_its_own(server: GatewayServer) -> None:
+    """Two headers with the same members in another order, interleaved: each
+    splits its own calls evenly (one shared state sent both to the same one)."""
+    a, b = {"provider": "a", "model": "m"}, {"provider": "b", "model": "m"}
+    ab, ba = {"strategy": "loadbalance", "targets": [a, b]}, {"strategy": "loadbalance", "targets": [b, a]}
+    served: dict[str, Counter] = {"ab": Counter(), "ba": Counter()}
+    for _ in range(4):
+        for name, config in (("ab", ab), ("ba", ba)):
+            served[name][ask(server, config).headers["x-portway-provider"]] += 1
+    assert served == {"ab": {"a": 2, "b": 2}, "ba": {"a": 2, "b": 2}}
+
+
 def test_each_headers_conditions_are_its_own(server: GatewayServer) -> None:
     both = [{"provider": "a", "model": "m"}, {"provider": "b", "model": "m"}]
     to_a = {"strategy": "conditional", "targets": both, "conditions": [{"when": "true", "then": "a/m"}]}
