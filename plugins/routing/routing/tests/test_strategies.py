@@ -207,3 +207,24 @@ def test_fallback_on_can_add_content_filter(upstream: FakeUpstream) -> None:
     widened = {"smart": {"targets": [target("a"), target("b")], "fallback_on": ["server_error", "content_filter"]}}
     with GatewayServer(config(upstream, widened)) as server:
         assert served(server.openai_client(api_key=MASTER)) == "b"
+
+
+def test_round_robin_states_are_bounded() -> None:
+    """Per-request configs are the clients' to vary: each new shape keeps a
+    state, and the oldest go once there are MAX_WEIGHTED_GROUPS."""
+    from types import SimpleNamespace
+
+    from portway_routing import strategies
+
+    from portway.context import Group, Target
+
+    state = strategies.State(gateway=None)
+    a, b = Target(SimpleNamespace(name="a"), "m"), Target(SimpleNamespace(name="b"), "m")
+    first = Group("x-portway-config", (a, b), (1.0, 1.0), {"strategy": "loadbalance"})
+    assert state.choose(None, first, {id(a), id(b)}) is a
+    for weight in range(2, strategies.MAX_WEIGHTED_GROUPS + 10):
+        group = Group("x-portway-config", (a, b), (1.0, float(weight)), {"strategy": "loadbalance"})
+        assert state.choose(None, group, {id(a), id(b)}) is b
+    assert len(state._current) == strategies.MAX_WEIGHTED_GROUPS
+    # The first shape's state went first: it starts again from nothing (a, as the first time).
+    assert state.choose(None, first, {id(a), id(b)}) is a
