@@ -732,3 +732,47 @@ def test_every_implementation_counts_its_calls_time_and_failures(gateway_server:
     assert (pre.calls, pre.errors) == (3, 1) and pre.seconds > 0
     assert (finished.calls, finished.errors) == (3, 3)
     assert server.gateway.hooks.errors == {"sometimes": 4}
+
+
+def test_awaitable_answers_are_awaited_whatever_came_before() -> None:
+    """The host remembers answer types that are not awaitable, to skip the
+    check; a generator is awaitable or not by how it was made, so a plain
+    one seen first must not make a later generator-based coroutine pass
+    unawaited."""
+    import types
+
+    from portway.hooks import Hooks
+    from portway.plugins import new_manager
+
+    def plain() -> Any:
+        yield "not awaited"
+
+    @types.coroutine
+    def legacy() -> Any:
+        yield from ()
+        return "awaited (generator-based)"
+
+    async def native() -> str:
+        return "awaited (native)"
+
+    class Plain:
+        pass
+
+    marker = Plain()
+    answers = iter([plain(), legacy(), marker, marker, native(), "text"])
+
+    class Plugin:
+        @portway.hookimpl
+        def select_provider(self, ctx: Any, candidates: list[Any]) -> Any:
+            return next(answers)
+
+    pm = new_manager()
+    pm.register(Plugin(), name="answers")
+    hooks = Hooks(pm)
+
+    async def main() -> list[Any]:
+        return [await hooks.first("select_provider", ctx=None, candidates=[]) for _ in range(6)]
+
+    got = asyncio.run(main())
+    assert isinstance(got[0], types.GeneratorType)  # a plain generator is an answer, not awaited
+    assert got[1:] == ["awaited (generator-based)", marker, marker, "awaited (native)", "text"]

@@ -328,3 +328,82 @@ def test_aclose_lets_a_drain_finish(fresh: FakeUpstream, monkeypatch: pytest.Mon
 
     asyncio.run(main())
     assert fresh.streams_finished == 1  # the upstream ended its body; it was not cut off
+
+
+# -- the pool's slots ----------------------------------------------------------------------------------------------
+
+
+def test_slots_are_taken_at_once_while_free_and_handed_to_waiters_in_order() -> None:
+    async def main() -> list[str]:
+        slots = upstream_module._Slots(1)
+        assert slots.take() and not slots.take()  # one slot: the second must wait
+        served: list[str] = []
+
+        async def waiter(name: str) -> None:
+            await slots.wait()
+            served.append(name)
+
+        tasks = [asyncio.create_task(waiter(name)) for name in ("a", "b")]
+        await asyncio.sleep(0)
+        assert not slots.take()  # others wait first: no overtaking them
+        slots.release()  # to "a", not back to the pool
+        await asyncio.sleep(0)
+        assert served == ["a"] and slots.free == 0
+        slots.release()
+        await asyncio.gather(*tasks)
+        slots.release()
+        assert slots.free == 1 and slots.take()
+        return served
+
+    assert asyncio.run(main()) == ["a", "b"]
+
+
+def test_a_slot_handed_to_a_waiter_that_gave_up_goes_to_the_next() -> None:
+    async def main() -> tuple[bool, int]:
+        slots = upstream_module._Slots(1)
+        assert slots.take()
+        first = asyncio.create_task(slots.wait())
+        second = asyncio.create_task(slots.wait())
+        await asyncio.sleep(0)
+        slots.release()  # "first" is handed the slot ...
+        first.cancel()  # ... and gives up before it runs: the slot must not be lost
+        with pytest.raises(asyncio.CancelledError):
+            await first
+        await asyncio.wait_for(second, HANG)
+        slots.release()
+        return second.done(), slots.free
+
+    assert asyncio.run(main()) == (True, 1)
+
+
+def test_a_waiter_that_gives_up_leaves_the_queue() -> None:
+    async def main() -> int:
+        slots = upstream_module._Slots(1)
+        assert slots.take()
+        waiting = asyncio.create_task(slots.wait())
+        await asyncio.sleep(0)
+        waiting.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await waiting
+        slots.release()  # nobody waits now: back to the pool
+        return slots.free
+
+    assert asyncio.run(main()) == 1
+
+
+def test_urls_are_made_once_per_path_and_the_cache_is_bounded(fake: FakeUpstream,
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(upstream_module, "URL_CACHE_SIZE", 3)
+    fake.json("/m/a:b", {"ok": True})
+
+    async def work(up: Upstream) -> tuple[bool, int, Any]:
+        same = up._aiohttp_url("/m/a%3Ab") is up._aiohttp_url("/m/a%3Ab")
+        for i in range(10):
+            up._aiohttp_url(f"/other/{i}")
+        answer = (await up.request("POST", "/m/a%3Ab", json={})).json()
+        return same, len(up._urls), answer
+
+    same, size, answer = run("aiohttp", fake.url, work)
+    assert same and size <= 3
+    assert answer == {"ok": True}
+    assert fake.requests[-1].raw_path == "/m/a%3Ab"  # the escape the adapter made is kept

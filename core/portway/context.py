@@ -22,10 +22,11 @@ class Target:
     params: tuple[tuple[str, Any], ...] = ()
     #: Requests in flight to this target at once (portway-routing queues the rest); None: no own limit.
     max_concurrency: int | None = None
+    #: ``<provider>/<model>`` (made once: routing, metrics and logs read it per request).
+    name: str = field(init=False, compare=False, repr=False)
 
-    @property
-    def name(self) -> str:
-        return f"{self.provider.name}/{self.model}"
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "name", f"{self.provider.name}/{self.model}")
 
 
 @dataclass(frozen=True, slots=True, eq=False)

@@ -25,6 +25,7 @@ from __future__ import annotations
 import inspect
 import logging
 import time
+import types
 from collections.abc import Callable
 from typing import Any
 
@@ -54,6 +55,19 @@ class HookStats:
 
 
 Impl = tuple[str, Callable[..., Any], tuple[str, ...], HookStats]
+
+#: Types of answers seen that are not awaitable (``inspect.isawaitable``
+#: costs an ABC check per call; a hook's answers come in few types).
+_PLAIN: set[type] = set()
+
+
+def _awaitable(result: Any) -> bool:
+    if inspect.isawaitable(result):
+        return True
+    # (A generator is awaitable or not by how it was made, not by its type.)
+    if type(result) is not types.GeneratorType and len(_PLAIN) < 256:
+        _PLAIN.add(type(result))
+    return False
 
 #: Hooks on the request path; only there can a non-critical plugin be skipped.
 #: A failing ``startup`` still stops the server, whatever the plugin's kind.
@@ -123,7 +137,7 @@ class Hooks:
         for plugin, fn, argnames, stats in self._impls[name]:
             started = time.perf_counter()
             try:
-                fn(*[kwargs[arg] for arg in argnames])
+                fn(kwargs[argnames[0]]) if len(argnames) == 1 else fn(*[kwargs[arg] for arg in argnames])
             except Exception:
                 self._count(plugin, stats)
                 if not contain:
@@ -162,8 +176,9 @@ class Hooks:
         plugin, fn, argnames, stats = impl
         started = time.perf_counter()
         try:
-            result = fn(*[kwargs[arg] for arg in argnames])
-            if inspect.isawaitable(result):
+            # (One argument, the common case, without building a list.)
+            result = fn(kwargs[argnames[0]]) if len(argnames) == 1 else fn(*[kwargs[arg] for arg in argnames])
+            if result is not None and type(result) not in _PLAIN and _awaitable(result):
                 result = await result
             return result
         except PortwayError as exc:

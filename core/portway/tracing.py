@@ -52,22 +52,39 @@ _REQUEST_PARAMS = (("max_tokens", "gen_ai.request.max_tokens"),
 _SERVER_ERROR = StatusCode.ERROR
 
 
+#: With no SDK, the global tracer provider is looked at again at most this
+#: often (a look costs an environment lookup): an SDK installed there after
+#: start-up makes spans real within this many seconds.
+GLOBAL_RECHECK_SECONDS = 1.0
+
+#: Upstream calls under way with a span of Portway's current (see
+#: :func:`upstream`); while there is none, :func:`inject` has nothing to do.
+_attached = 0
+
+
 class Tracing:
     """A gateway's tracing: the tracer provider spans come from (``None``:
     the global one, whatever an SDK set there) and whether content is
     captured.  The ``portway-otel`` plugin replaces it at start-up."""
 
-    __slots__ = ("provider", "capture_content", "_tracer")
+    __slots__ = ("provider", "capture_content", "_tracer", "_recheck_at")
 
     def __init__(self, provider: Any = None, capture_content: bool = False) -> None:
         self.provider = provider
         self.capture_content = capture_content
         self._tracer: Any = None
+        self._recheck_at = 0.0
 
     def tracer(self) -> Any:
-        """The tracer when spans are recorded, else None (no SDK: one check)."""
+        """The tracer when spans are recorded, else None (no SDK: one check,
+        and a look at the global provider at most once a second)."""
         if self._tracer is not None:
             return self._tracer
+        if self.provider is None:
+            now = time.monotonic()
+            if now < self._recheck_at:
+                return None
+            self._recheck_at = now + GLOBAL_RECHECK_SECONDS
         provider = self.provider if self.provider is not None else trace.get_tracer_provider()
         if isinstance(provider, (ProxyTracerProvider, NoOpTracerProvider)):
             return None
@@ -163,18 +180,22 @@ def upstream(ctx: RequestContext) -> Iterator[None]:
     if rt is None:
         yield
         return
+    global _attached
     span = rt.attempt if rt.attempt is not None else rt.server
     token = otel_context.attach(trace.set_span_in_context(span))
+    _attached += 1
     try:
         yield
     finally:
+        _attached -= 1
         otel_context.detach(token)
 
 
 def inject(headers: dict[str, str]) -> None:
     """Write the current span's ``traceparent`` into an upstream request's
-    headers (nothing when no span is current: a dictionary look-up)."""
-    if trace.get_current_span().get_span_context().is_valid:
+    headers (nothing when no span is current: one check while no upstream
+    call anywhere has a span of Portway's current)."""
+    if _attached and trace.get_current_span().get_span_context().is_valid:
         propagate.inject(headers)
 
 

@@ -21,6 +21,7 @@ overload) is told apart from connecting (``connect_timeout``).
 from __future__ import annotations
 
 import asyncio
+from collections import deque
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
@@ -59,6 +60,12 @@ def _httpx() -> Any:
         _HttpxErrors.transport = (httpx.TransportError,)
     return httpx
 
+def _transport_errors() -> tuple[type[BaseException], ...]:
+    """What either transport raises for a timeout or a broken connection
+    (evaluated only when something was raised)."""
+    return (aiohttp.ClientError, asyncio.TimeoutError, *_HttpxErrors.transport)
+
+
 TRANSPORTS = ("aiohttp", "httpx")
 
 #: What a URL may hold as it is (RFC 3986's reserved and unreserved
@@ -69,6 +76,53 @@ _URL_CHARACTERS = "!#$%&'()*+,/:;=?@[]~"
 #: its body (normally just the chunked-encoding trailer) before it is closed
 #: rather than returned to the pool.  This happens in the background.
 DRAIN_SECONDS = 0.5
+
+
+#: At most this many URLs are kept ready-made per upstream (an adapter whose
+#: paths name the model, as Bedrock's do, has one per model in use).
+URL_CACHE_SIZE = 256
+
+
+class _Slots:
+    """A counting semaphore for the pool's connections whose free path is
+    one method and no await (asyncio's ``Semaphore`` costs two ``locked()``
+    checks, a generator and a coroutine per acquire).  A released slot goes
+    straight to the longest waiter."""
+
+    __slots__ = ("free", "_waiters")
+
+    def __init__(self, count: int) -> None:
+        self.free = count
+        self._waiters: deque[asyncio.Future[None]] = deque()
+
+    def take(self) -> bool:
+        """Take a free slot now, if there is one and nobody is waiting."""
+        if self.free > 0 and not self._waiters:
+            self.free -= 1
+            return True
+        return False
+
+    async def wait(self) -> None:
+        """Wait for a slot (cancel this to give up: a slot handed over
+        meanwhile is passed on)."""
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._waiters.append(future)
+        try:
+            await future
+        except BaseException:
+            if future.done() and not future.cancelled():
+                self.release()  # handed a slot as the wait was given up: pass it on
+            elif future in self._waiters:
+                self._waiters.remove(future)
+            raise
+
+    def release(self) -> None:
+        while self._waiters:
+            future = self._waiters.popleft()
+            if not future.done():
+                future.set_result(None)
+                return
+        self.free += 1
 
 
 @dataclass(slots=True)
@@ -166,7 +220,9 @@ class Upstream:
         self._httpx: httpx.AsyncClient | None = None
         #: aiohttp's pool limit: a free slot per connection in use (its
         #: connector's own limit would count waiting for one as connecting).
-        self._slots: asyncio.Semaphore | None = None
+        self._slots: _Slots | None = None
+        #: The yarl URL of each path requested (see :meth:`_aiohttp_url`).
+        self._urls: dict[str, yarl.URL] = {}
         #: Finished streams whose connection is still reading its last bytes.
         self._drains: set[asyncio.Task[None]] = set()
 
@@ -175,7 +231,7 @@ class Upstream:
     async def start(self) -> None:
         """Open the pool (inside the running event loop)."""
         if self.transport == "aiohttp":
-            self._slots = asyncio.Semaphore(self._max_connections)
+            self._slots = _Slots(self._max_connections)
             self._aiohttp = aiohttp.ClientSession(
                 connector=aiohttp.TCPConnector(limit=0, ttl_dns_cache=300),
                 headers=self._headers,
@@ -218,7 +274,7 @@ class Upstream:
         """Pooled connections held by requests now (aiohttp; None for httpx,
         whose pool does not say)."""
         slots = self._slots
-        return self._max_connections - slots._value if slots is not None else None
+        return self._max_connections - slots.free if slots is not None else None
 
     @property
     def draining(self) -> int:
@@ -242,30 +298,35 @@ class Upstream:
     @contextmanager
     def _failures(self, timed_out: str = "upstream request timed out",
                   broken: str = "could not reach upstream") -> Iterator[None]:
-        """Either transport's timeouts and connection failures, as classified errors."""
+        """Either transport's timeouts and connection failures, as classified
+        errors (:meth:`_classified`)."""
         try:
             yield
-        except _HttpxErrors.pool_timeout as exc:
-            raise self.pool_full() from exc
-        except (aiohttp.ConnectionTimeoutError, *_HttpxErrors.connect_timeout) as exc:
-            raise self.error(f"could not connect to upstream within connect_timeout ({self._connect_timeout:g} s)",
-                             "timeout") from exc
-        except (asyncio.TimeoutError, *_HttpxErrors.timeout) as exc:
-            raise self.error(timed_out, "timeout") from exc
-        except (aiohttp.ClientError, *_HttpxErrors.transport) as exc:
-            raise self.error(f"{broken}: {type(exc).__name__}", "connection") from exc
+        except _transport_errors() as exc:
+            raise self._classified(exc, timed_out, broken) from exc
+
+    def _classified(self, exc: BaseException, timed_out: str = "upstream request timed out",
+                    broken: str = "could not reach upstream") -> ProviderError:
+        """A transport failure (one of :func:`_transport_errors`) as the error the gateway reports."""
+        if isinstance(exc, _HttpxErrors.pool_timeout):
+            return self.pool_full()
+        if isinstance(exc, (aiohttp.ConnectionTimeoutError, *_HttpxErrors.connect_timeout)):
+            return self.error(f"could not connect to upstream within connect_timeout ({self._connect_timeout:g} s)",
+                              "timeout")
+        if isinstance(exc, (asyncio.TimeoutError, *_HttpxErrors.timeout)):
+            return self.error(timed_out, "timeout")
+        return self.error(f"{broken}: {type(exc).__name__}", "connection")
 
     async def _acquire(self) -> None:
         """A slot in aiohttp's pool, waiting at most ``pool_timeout``."""
         slots = self._slots
         if slots is None:
             raise self.error("the HTTP pool is not open (Upstream.start() was not awaited)", "unavailable")
-        if not slots.locked():
-            await slots.acquire()  # free: returns at once
+        if slots.take():
             return
         try:
             async with asyncio.timeout(self._pool_timeout):
-                await slots.acquire()
+                await slots.wait()
         except TimeoutError:
             raise self.pool_full() from None
 
@@ -315,7 +376,12 @@ class Upstream:
         ``:``, and a request signed over its encoded path, as SigV4 signs
         Bedrock's model ids, would no longer match), and only characters that
         cannot appear in a URL at all are escaped."""
-        return yarl.URL(quote(self.url(path), safe=_URL_CHARACTERS), encoded=True)
+        url = self._urls.get(path)
+        if url is None:
+            if len(self._urls) >= URL_CACHE_SIZE:
+                self._urls.clear()
+            url = self._urls[path] = yarl.URL(quote(self.url(path), safe=_URL_CHARACTERS), encoded=True)
+        return url
 
     @staticmethod
     def _prepare(json: Any, body: bytes | None, headers: Mapping[str, str] | None) -> tuple[bytes | None, dict[str, str]]:
@@ -348,7 +414,7 @@ class Upstream:
         headers: Mapping[str, str] | None = None,
     ) -> UpstreamResponse:
         content, merged = self._prepare(json, body, headers)
-        with self._failures():
+        try:  # (what _failures() does, without a generator per request)
             if self.transport == "aiohttp":
                 session = self._session()
                 await self._acquire()
@@ -368,6 +434,8 @@ class Upstream:
                 return UpstreamResponse(hx.status_code, hx.headers, await self._read_body(hx.aiter_bytes(), hx.headers))
             finally:
                 await hx.aclose()
+        except _transport_errors() as exc:
+            raise self._classified(exc) from exc
 
     @asynccontextmanager
     async def stream(

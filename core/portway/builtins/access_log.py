@@ -94,9 +94,10 @@ class _Batch:
         log_format = logs.active_format()
         if not pending or log_format is None:
             return
+        json = log_format == "json"  # (a text line has no fields)
         logs.write_rendered([
             logs.render(log_format, self.stamps, created, "INFO", "portway.access", _message(values),
-                        dict(zip(FIELDS, values, strict=True)))
+                        dict(zip(FIELDS, values, strict=True)) if json else None)
             for created, values in pending
         ])
 

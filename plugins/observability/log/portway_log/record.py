@@ -78,11 +78,11 @@ def row(record_id: str, logged_at: float, values: tuple[Any, ...], mode: str, ca
         span = latency - ttft if stream and ttft is not None and latency > ttft else latency
         speed = output_tokens / span if span > 0 else None
     truncated = skipped  # bodies left out whole (the queue's byte budget) count as cut
-    texts = []
-    for body in (request_body, response_body):
-        text, cut = body_text(body, mode, cap)
-        texts.append(text)
-        truncated = truncated or cut
+    texts: list[str | None] = [None, None]
+    if mode != "off":
+        for i, body in enumerate((request_body, response_body)):
+            texts[i], cut = body_text(body, mode, cap)
+            truncated = truncated or cut
     return (
         record_id, request_id, trace_id, started, logged_at, endpoint, client_format, 1 if stream else 0, key_id,
         _json(tags) if tags else None, model, alias, provider, provider_model, attempts,
