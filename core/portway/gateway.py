@@ -585,8 +585,9 @@ class Gateway:
                         fmt = None
                         self._check_canonical(ctx)
                         call = getattr(target.provider, method)(self.upstream_body(ctx, target), ctx)
-                    response = await _upstream(ctx, self._gated(
-                        ctx, call if limit is None else _within(limit, call, target, "no answer")))
+                    work = call if limit is None else _within(limit, call, target, "no answer")
+                    # (No gates, the common case: no layer for them.)
+                    response = await _upstream(ctx, self._gated(ctx, work) if ctx.gates else work)
                     break
                 except _GateFailed as gate:
                     raise gate.error from None
@@ -648,8 +649,8 @@ class Gateway:
                 # upstream that announces a role and then fails can still be
                 # retried or fallen back from, invisibly.
                 starting = _first_content(stream, first, is_preamble)
-                await _upstream(ctx, self._gated(ctx, starting if first_limit is None else _within(
-                    first_limit, starting, target, "no first content")))
+                work = starting if first_limit is None else _within(first_limit, starting, target, "no first content")
+                await _upstream(ctx, self._gated(ctx, work) if ctx.gates else work)
                 break
             except _GateFailed as gate:
                 await stream.aclose()

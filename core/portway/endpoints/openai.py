@@ -39,7 +39,7 @@ async def _chat(request: Request, gateway: Gateway, ctx: RequestContext) -> Resp
         _, batches = await unless_disconnected(request.receive, gateway.open_stream(ctx))
         body = relay_stream(gateway, ctx, _encode(batches), lambda error: sse.encode(error.openai_body()))
         return stream_response(gateway, ctx, body)
-    response = await unless_disconnected(request.receive, gateway.chat(ctx))
+    _, response = await unless_disconnected(request.receive, gateway.answer(ctx))  # (chat(), one layer less)
     return JSONResponse(response, headers=route_headers(ctx))
 
 
