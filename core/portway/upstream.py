@@ -60,6 +60,7 @@ def _httpx() -> Any:
         _HttpxErrors.transport = (httpx.TransportError,)
     return httpx
 
+
 def _transport_errors() -> tuple[type[BaseException], ...]:
     """What either transport raises for a timeout or a broken connection
     (evaluated only when something was raised)."""
