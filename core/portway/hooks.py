@@ -69,6 +69,7 @@ def _awaitable(result: Any) -> bool:
         _PLAIN.add(type(result))
     return False
 
+
 #: Hooks on the request path; only there can a non-critical plugin be skipped.
 #: A failing ``startup`` still stops the server, whatever the plugin's kind.
 REQUEST_HOOKS = frozenset({"pre_request", "select_provider", "post_chunk", "post_response", "on_error"})
