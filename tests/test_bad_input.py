@@ -248,15 +248,20 @@ def nested_json(depth: int) -> bytes:
     return (opens + '"leaf"' + closes).encode()
 
 
-@pytest.mark.parametrize("depth", [150, 300, 1100])
-def test_deeply_nested_json_is_a_400(rejecting: Any, depth: int) -> None:
+#: A long field: a body past serialization.WALK_BELOW_BYTES is checked by the encoder, not a walk.
+PADDING = b', "pad": "' + b"x" * 8192 + b'"'
+
+
+@pytest.mark.parametrize("padding", [b"", PADDING], ids=["small", "large"])
+@pytest.mark.parametrize("depth", [101, 150, 300, 1100])
+def test_deeply_nested_json_is_a_400(rejecting: Any, depth: int, padding: bytes) -> None:
     server, upstream, _ = rejecting
     before = len(upstream.requests)
     deep = nested_json(depth)
     for path, body in [("/v1/chat/completions", b'{"model": "oai/gpt-4o", "messages": [{"role": "user", '
-                                                 b'"content": "hi"}], "extra": ' + deep + b"}"),
+                                                 b'"content": "hi"}], "extra": ' + deep + padding + b"}"),
                        ("/v1/messages", b'{"model": "claude/c", "max_tokens": 5, "messages": [{"role": "user", '
-                                        b'"content": "hi"}], "metadata": {"deep": ' + deep + b"}}")]:
+                                        b'"content": "hi"}], "metadata": {"deep": ' + deep + b"}" + padding + b"}")]:
         response = post(server, path, body)
         assert response.status_code == 400, response.text[:200]
         error = response.json()["error"]
@@ -264,9 +269,12 @@ def test_deeply_nested_json_is_a_400(rejecting: Any, depth: int) -> None:
     assert len(upstream.requests) == before
 
 
-def test_moderately_nested_json_is_served(rejecting: Any) -> None:
+@pytest.mark.parametrize("pad", ["", "x" * 8192], ids=["small", "large"])
+def test_moderately_nested_json_is_served(rejecting: Any, pad: str) -> None:
     server, _, _ = rejecting
-    response = post(server, "/v1/chat/completions", {"model": "mock/echo", "messages": HI, "extra": nested(90)})
+    # 100 levels in all: the body, "extra", and 98 below it.
+    response = post(server, "/v1/chat/completions", {"model": "mock/echo", "messages": HI, "extra": nested(99),
+                                                     "pad": pad})
     assert response.status_code == 200
 
 
