@@ -124,40 +124,41 @@ def _first(a: Any, b: Any) -> Any:
     return a if a is not None else b
 
 
+def _count(value: Any) -> int | None:
+    """A token count from an upstream's usage (untrusted): a non-negative int, or None."""
+    if value is None:
+        return 0
+    if type(value) is int and value >= 0:
+        return value
+    return None
+
+
 def cost_of(price: Price, usage: Mapping[str, Any]) -> float | None:
     """The cost in USD of ``usage`` (canonical usage) at ``price``; None when
     a part that was used has no price, or the usage is not plain counts."""
-    # A count from an upstream's usage (untrusted) is a non-negative int; absent is 0.
-    prompt = usage.get("prompt_tokens")
-    completion = usage.get("completion_tokens")
+    prompt = _count(usage.get("prompt_tokens"))
+    completion = _count(usage.get("completion_tokens"))
     prompt_details = usage.get("prompt_tokens_details") or {}
     completion_details = usage.get("completion_tokens_details") or {}
     for details in (prompt_details, completion_details):
         if type(details) is not dict and not isinstance(details, Mapping):  # (dict first: the ABC check is slow)
             return None
-    cached = prompt_details.get("cached_tokens")
-    written = prompt_details.get("cache_write_tokens")
-    reasoning = completion_details.get("reasoning_tokens")
-    counts = []
-    for value in (prompt, completion, cached, written, reasoning):
-        if value is None:
-            value = 0
-        elif type(value) is not int or value < 0:
-            return None
-        counts.append(value)
-    prompt, completion, cached, written, reasoning = counts
+    cached = _count(prompt_details.get("cached_tokens"))
+    written = _count(prompt_details.get("cache_write_tokens"))
+    reasoning = _count(completion_details.get("reasoning_tokens"))
+    if prompt is None or completion is None or cached is None or written is None or reasoning is None:
+        return None
     fresh = prompt - cached - written
     if fresh < 0 or reasoning > completion:
         return None  # parts larger than the whole: not a usage to bill by
     rates = price.for_prompt(prompt)
-    output = rates.output
     total = 0.0
     for tokens, rate in (
         (fresh, rates.input),
-        (cached, rates.cache_read if rates.cache_read is not None else rates.input),
-        (written, rates.cache_write if rates.cache_write is not None else rates.input),
-        (completion - reasoning, output),
-        (reasoning, rates.reasoning if rates.reasoning is not None else output),
+        (cached, _first(rates.cache_read, rates.input)),
+        (written, _first(rates.cache_write, rates.input)),
+        (completion - reasoning, rates.output),
+        (reasoning, _first(rates.reasoning, rates.output)),
     ):
         if tokens:
             if rate is None:
