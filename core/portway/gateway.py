@@ -526,24 +526,11 @@ class Gateway:
         return None
 
     @staticmethod
-    async def _gated(ctx: RequestContext, work: Any) -> Any:
-        """``work`` (an upstream call) run alongside ``ctx.gates``: its result
-        once every gate has passed; cancelled, and the gate's error raised
-        (as :class:`_GateFailed`, past the retry loop), when one fails."""
-        if not ctx.gates:
-            return await work
-        task = asyncio.ensure_future(work)
-        try:
-            await asyncio.gather(*ctx.gates)
-        except BaseException as exc:
-            task.cancel()
-            with contextlib.suppress(BaseException):
-                await task
-            if isinstance(exc, Exception):
-                raise _GateFailed(exc) from exc
-            raise
-        ctx.gates = []  # passed: a retry or fallback need not wait again
-        return await task
+    def _gated(ctx: RequestContext, work: Any) -> Any:
+        """``work`` (an upstream call) to await alongside ``ctx.gates``
+        (:func:`_alongside_gates`); ``work`` itself when none wait, the
+        common case, so that it pays for no layer."""
+        return _alongside_gates(ctx, work) if ctx.gates else work
 
     # -- the request path ----------------------------------------------------------
 
@@ -586,8 +573,7 @@ class Gateway:
                         self._check_canonical(ctx)
                         call = getattr(target.provider, method)(self.upstream_body(ctx, target), ctx)
                     work = call if limit is None else _within(limit, call, target, "no answer")
-                    # (No gates, the common case: no layer for them.)
-                    response = await _upstream(ctx, self._gated(ctx, work) if ctx.gates else work)
+                    response = await _upstream(ctx, self._gated(ctx, work))
                     break
                 except _GateFailed as gate:
                     raise gate.error from None
@@ -650,7 +636,7 @@ class Gateway:
                 # retried or fallen back from, invisibly.
                 starting = _first_content(stream, first, is_preamble)
                 work = starting if first_limit is None else _within(first_limit, starting, target, "no first content")
-                await _upstream(ctx, self._gated(ctx, work) if ctx.gates else work)
+                await _upstream(ctx, self._gated(ctx, work))
                 break
             except _GateFailed as gate:
                 await stream.aclose()
@@ -882,6 +868,24 @@ async def _within(limit: float, work: Any, target: Target, what: str) -> Any:
             raise
         raise ProviderError(f"provider {target.provider.name!r}: {what} within {limit:.3g} s (routing.timeout)",
                             kind="timeout", provider=target.provider.name) from None
+
+
+async def _alongside_gates(ctx: RequestContext, work: Any) -> Any:
+    """``work`` run alongside ``ctx.gates``: its result once every gate has
+    passed; cancelled, and the gate's error raised (as :class:`_GateFailed`,
+    past the retry loop), when one fails."""
+    task = asyncio.ensure_future(work)
+    try:
+        await asyncio.gather(*ctx.gates)
+    except BaseException as exc:
+        task.cancel()
+        with contextlib.suppress(BaseException):
+            await task
+        if isinstance(exc, Exception):
+            raise _GateFailed(exc) from exc
+        raise
+    ctx.gates = []  # passed: a retry or fallback need not wait again
+    return await task
 
 
 async def _upstream(ctx: RequestContext, work: Any) -> Any:
