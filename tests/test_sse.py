@@ -84,6 +84,31 @@ def test_event_batches_follow_the_reads_and_events_flatten_them() -> None:
     assert flat == ['{"n":1}', '{"n":2}', '{"n":3}', "tail"]
 
 
+@pytest.mark.parametrize("reader", ["batches", "events", "ndjson"])
+def test_a_reader_closed_early_closes_the_reads_it_was_given(reader: str) -> None:
+    """Stopping early (at ``[DONE]``, say) and closing the reader closes the
+    generator of network reads too, at once: none is left to the loop's
+    async-generator finalizer (a task and a self-pipe wake-up, per stream)."""
+    closed: list[bool] = []
+
+    async def source():  # type: ignore[no-untyped-def]
+        try:
+            for read in (b'data: {"n":1}\n\n' if reader != "ndjson" else b'{"n":1}\n', b"never read"):
+                yield read
+        finally:
+            closed.append(True)
+
+    async def run() -> None:
+        made = {"batches": sse.aiter_event_batches, "events": sse.aiter_events, "ndjson": sse.aiter_ndjson}[reader]
+        outer = made(source())
+        await anext(outer)
+        assert closed == []
+        await outer.aclose()
+        assert closed == [True]
+
+    asyncio.run(run())
+
+
 def test_a_cr_at_the_end_of_a_read_waits_for_the_next_one() -> None:
     # "event: ping\r" + "\ndata: {}\r\n\r\n" is one event: the \r and the \n
     # that follows it in the next read are one line end, not two.

@@ -8,12 +8,16 @@ in a scripted stream holds the fake upstream until the test opens it, so a
 from __future__ import annotations
 
 import asyncio
+import gc
 import socket
+import sys
 from collections.abc import Awaitable, Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 
+import portway
 from portway import upstream as upstream_module
 from portway.errors import ProviderError
 from portway.testing import FakeUpstream, Gate, Reply, free_port, json_reply, sse_reply
@@ -407,3 +411,44 @@ def test_urls_are_made_once_per_path_and_the_cache_is_bounded(fake: FakeUpstream
     assert same and size <= 3
     assert answer == {"ok": True}
     assert fake.requests[-1].raw_path == "/m/a%3Ab"  # the escape the adapter made is kept
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+def test_a_finished_stream_leaves_no_reader_for_the_loop_to_close(fake: FakeUpstream, transport: str) -> None:
+    """A provider's stream that ends at ``[DONE]`` closes its readers
+    itself: none of Portway's is left to the loop's async-generator
+    finalizer, which closes it in a task scheduled through the loop's
+    thread-safe wake-up (a write and a read on the loop's self-pipe, per
+    stream).  (httpx leaves one of its own, inside ``aiter_bytes``.)"""
+    from portway.config import ProviderConfig
+    from portway.formats.openai import OpenAICompatibleProvider
+    from portway.testing.wire import openai_chunk
+
+    fake.add("/v1/chat/completions", sse_reply(
+        [openai_chunk({"role": "assistant", "content": ""}), openai_chunk({"content": "hi"}), openai_chunk({}, "stop")],
+        done=True))
+    provider = OpenAICompatibleProvider("up", ProviderConfig(type="openai", api_key="k", base_url=fake.url + "/v1",
+                                                             http_client=transport))
+
+    async def main() -> tuple[list[Any], list[str]]:
+        left: list[str] = []
+        hooks = sys.get_asyncgen_hooks()
+
+        def finalizer(agen: Any) -> None:
+            if Path(agen.ag_code.co_filename).is_relative_to(Path(portway.__file__).parent):
+                left.append(agen.__qualname__)
+            hooks.finalizer(agen)
+
+        sys.set_asyncgen_hooks(hooks.firstiter, finalizer)
+        await provider.start()
+        try:
+            batches = [batch async for batch in provider.chat_stream_batches({"model": "m", "messages": []}, None)]
+            gc.collect()
+            await asyncio.sleep(0)
+            return batches, left
+        finally:
+            await provider.close()
+
+    batches, left = asyncio.run(main())
+    assert [c["choices"][0]["delta"].get("content") for batch in batches for c in batch] == ["", "hi", None]
+    assert left == []

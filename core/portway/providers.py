@@ -302,30 +302,34 @@ class Provider:
         What was converted before a failure is yielded first."""
         from portway.formats import MalformedAnswer
 
-        async for events in response.aiter_event_batches():
-            batch: list[Any] = []
-            try:
-                for event in events:
-                    item = convert(event)
-                    if item is not None:
-                        batch.append(item)
-            except StreamEnd:
+        # Closed here, not left to the garbage collector: a generator dropped
+        # unfinished (this one returns at [DONE]) is closed by a task the loop
+        # schedules through its thread-safe wake-up, a write and a read per stream.
+        async with aclosing(response.aiter_event_batches()) as reads:
+            async for events in reads:
+                batch: list[Any] = []
+                try:
+                    for event in events:
+                        item = convert(event)
+                        if item is not None:
+                            batch.append(item)
+                except StreamEnd:
+                    if batch:
+                        yield batch
+                    return
+                except (serialization.JSONDecodeError, MalformedAnswer) as exc:
+                    if batch:
+                        yield batch
+                    raise self.malformed("a stream event is not JSON" if isinstance(exc, serialization.JSONDecodeError)
+                                         else str(exc)) from None
+                except ProviderError as exc:
+                    if batch:
+                        yield batch
+                    if exc.provider is None:
+                        raise self.make_error(exc.message, kind=exc.kind, code=exc.code) from None
+                    raise
                 if batch:
                     yield batch
-                return
-            except (serialization.JSONDecodeError, MalformedAnswer) as exc:
-                if batch:
-                    yield batch
-                raise self.malformed("a stream event is not JSON" if isinstance(exc, serialization.JSONDecodeError)
-                                     else str(exc)) from None
-            except ProviderError as exc:
-                if batch:
-                    yield batch
-                if exc.provider is None:
-                    raise self.make_error(exc.message, kind=exc.kind, code=exc.code) from None
-                raise
-            if batch:
-                yield batch
 
     async def refuse_failed_stream(self, response: UpstreamStream) -> None:
         """Raise the classified error of a stream request the upstream

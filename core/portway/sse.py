@@ -14,7 +14,7 @@ a blank line must not grow memory without end).
 from __future__ import annotations
 
 from collections.abc import AsyncIterable, AsyncIterator, Callable
-from contextlib import AbstractContextManager, nullcontext
+from contextlib import AbstractContextManager, aclosing, nullcontext
 from typing import Any
 
 from portway import serialization
@@ -148,6 +148,16 @@ def _parse_block(block: bytes) -> Event | None:
     return Event(b"\n".join(data), name, event_id)
 
 
+async def aclose_reads(reads: AsyncIterator[Any]) -> None:
+    """Close an iterator of network reads a reader stops early, when it is
+    a generator: left to the garbage collector, an unfinished async
+    generator is closed by a task the event loop schedules through its
+    thread-safe wake-up (a self-pipe write and read), per stream."""
+    close = getattr(reads, "aclose", None)
+    if close is not None:
+        await close()
+
+
 async def aiter_event_batches(
     byte_stream: AsyncIterable[bytes],
     max_event_bytes: int | None = None,
@@ -165,18 +175,22 @@ async def aiter_event_batches(
     raise for an event past ``max_event_bytes`` (else :class:`EventTooLarge`
     itself), after the read's complete events."""
     decoder = SSEDecoder(max_event_bytes)
-    with reading():
-        async for chunk in byte_stream:
-            try:
-                events = decoder.feed(chunk)
-            except EventTooLarge as exc:
-                if exc.events:
-                    yield exc.events
-                if too_large is None:
-                    raise
-                raise too_large(exc) from None
-            if events:
-                yield events
+    reads = aiter(byte_stream)
+    try:
+        with reading():
+            async for chunk in reads:
+                try:
+                    events = decoder.feed(chunk)
+                except EventTooLarge as exc:
+                    if exc.events:
+                        yield exc.events
+                    if too_large is None:
+                        raise
+                    raise too_large(exc) from None
+                if events:
+                    yield events
+    finally:
+        await aclose_reads(reads)
     tail = decoder.flush()
     if tail:
         yield tail
@@ -184,9 +198,10 @@ async def aiter_event_batches(
 
 async def aiter_events(byte_stream: AsyncIterable[bytes], max_event_bytes: int | None = None) -> AsyncIterator[Event]:
     """One event at a time, for adapters that do not relay in batches."""
-    async for events in aiter_event_batches(byte_stream, max_event_bytes):
-        for event in events:
-            yield event
+    async with aclosing(aiter_event_batches(byte_stream, max_event_bytes)) as batches:
+        async for events in batches:
+            for event in events:
+                yield event
 
 
 async def aiter_ndjson(byte_stream: AsyncIterable[bytes], max_line_bytes: int | None = None) -> AsyncIterator[Any]:
@@ -194,19 +209,23 @@ async def aiter_ndjson(byte_stream: AsyncIterable[bytes], max_line_bytes: int | 
     line longer than ``max_line_bytes`` raises :class:`EventTooLarge`."""
     buffer = b""
     started = False
-    async for chunk in byte_stream:
-        buffer += chunk
-        if not started:
-            stripped = _without_bom(buffer)
-            if stripped is None:
-                continue
-            buffer, started = stripped, True
-        *lines, buffer = buffer.split(b"\n")
-        for line in lines:
-            if line.strip():
-                yield serialization.loads(line)
-        if max_line_bytes is not None and len(buffer) > max_line_bytes:
-            raise EventTooLarge(max_line_bytes)
+    reads = aiter(byte_stream)
+    try:
+        async for chunk in reads:
+            buffer += chunk
+            if not started:
+                stripped = _without_bom(buffer)
+                if stripped is None:
+                    continue
+                buffer, started = stripped, True
+            *lines, buffer = buffer.split(b"\n")
+            for line in lines:
+                if line.strip():
+                    yield serialization.loads(line)
+            if max_line_bytes is not None and len(buffer) > max_line_bytes:
+                raise EventTooLarge(max_line_bytes)
+    finally:
+        await aclose_reads(reads)
     if not started:
         buffer = _without_bom(buffer) or b""
     if buffer.strip():

@@ -23,7 +23,7 @@ from __future__ import annotations
 import asyncio
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping
-from contextlib import asynccontextmanager, contextmanager
+from contextlib import aclosing, asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlsplit
@@ -158,9 +158,13 @@ class UpstreamStream:
         return self._chunks()
 
     async def aiter_bytes(self) -> AsyncIterator[bytes]:
-        with self._upstream._failures("upstream stream timed out", "upstream stream broke"):
-            async for chunk in self._reads():
-                yield chunk
+        reads = self._reads()
+        try:
+            with self._upstream._failures("upstream stream timed out", "upstream stream broke"):
+                async for chunk in reads:
+                    yield chunk
+        finally:
+            await sse.aclose_reads(reads)
 
     def aiter_event_batches(self) -> AsyncIterator[list[sse.Event]]:
         """The SSE events each network read completed, one list per read
@@ -177,8 +181,9 @@ class UpstreamStream:
     async def aiter_ndjson(self) -> AsyncIterator[Any]:
         """Newline-delimited JSON values, each line at most ``max_event_bytes``."""
         try:
-            async for value in sse.aiter_ndjson(self.aiter_bytes(), self._upstream.max_event_bytes):
-                yield value
+            async with aclosing(sse.aiter_ndjson(self.aiter_bytes(), self._upstream.max_event_bytes)) as values:
+                async for value in values:
+                    yield value
         except sse.EventTooLarge as exc:
             raise self._upstream.too_large("a stream line", "max_event_bytes", exc.limit) from None
 
