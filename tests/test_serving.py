@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import threading
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -17,6 +19,7 @@ import httpx
 import openai
 import pytest
 
+import portway
 from portway import serving
 from portway.testing import FakeUpstream, Reply, sse_reply
 from portway.testing.gateway import GatewayServer
@@ -222,3 +225,59 @@ def test_pipelined_requests_are_answered_whole_and_in_order(gateway: Any) -> Non
             answer += more
     parts = answer.split(b"HTTP/1.1 ")[1:]
     assert len(parts) == 3 and all(p.startswith(b"200 OK") and p.endswith(b"}") for p in parts)
+
+
+class HeldFinish:
+    """A ``request_finished`` hook that waits until the client says it has
+    its whole answer: it can only be released if the answer left first."""
+
+    def __init__(self) -> None:
+        self.client_has_answer = threading.Event()
+        self.released: list[bool] = []
+
+    @portway.hookimpl
+    def request_finished(self, ctx: Any) -> None:
+        self.released.append(self.client_has_answer.wait(10))
+
+
+def test_a_streams_request_finished_work_runs_after_its_last_byte() -> None:
+    held = HeldFinish()
+    events = [openai_chunk({"role": "assistant", "content": "hel"}), openai_chunk({"content": "lo"}),
+              openai_chunk({}, "stop")]
+    with FakeUpstream() as upstream:
+        upstream.add("/v1/chat/completions", sse_reply(events, done=True))
+        config = {"providers": {"oai": {"type": "openai", "api_key": KEY, "base_url": upstream.url + "/v1"}}}
+        with GatewayServer(config, plugins=[("held", held)]) as server:
+            # The whole body, to the chunked end marker: the response is over.
+            with httpx.stream("POST", server.url + "/v1/chat/completions", timeout=30,
+                              json={"model": "oai/gpt-4o-mini", "messages": HI, "stream": True}) as response:
+                body = response.read()
+            held.client_has_answer.set()
+            deadline = time.monotonic() + 15
+            while not held.released and time.monotonic() < deadline:
+                time.sleep(0.01)
+    assert body.endswith(b"data: [DONE]\n\n") and b'"lo"' in body
+    assert held.released == [True]
+
+
+class Seen:
+    def __init__(self) -> None:
+        self.statuses: list[int] = []
+
+    @portway.hookimpl
+    def request_finished(self, ctx: Any) -> None:
+        self.statuses.append(ctx.status)
+
+
+def test_an_answers_request_finished_work_is_done_when_the_client_has_it() -> None:
+    """Not a stream: the request is finished just before its answer is sent,
+    so what a plugin records is there as soon as the client has the answer."""
+    seen = Seen()
+    with FakeUpstream() as other:
+        other.json("/v1/chat/completions", ANSWER)
+        config = {"providers": {"oai": {"type": "openai", "api_key": KEY, "base_url": other.url + "/v1"}}}
+        with GatewayServer(config, plugins=[("seen", seen)]) as server:
+            client = server.openai_client()
+            for n in range(20):
+                client.chat.completions.create(model="oai/gpt-4o-mini", messages=HI)  # type: ignore[arg-type]
+                assert seen.statuses == [200] * (n + 1)

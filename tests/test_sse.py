@@ -248,8 +248,8 @@ def test_a_stream_response_that_cannot_start_still_closes_and_says_so() -> None:
             await asyncio.sleep(3600)
             return {}
 
-        response = EventStreamResponse(body(), on_close=lambda: happened.append("closed"))
+        response = EventStreamResponse(body(), on_close=lambda ran: happened.append(f"closed, body read: {ran}"))
         await response({"type": "http"}, receive, send)
         return happened
 
-    assert asyncio.run(scenario()) == ["closed"]
+    assert asyncio.run(scenario()) == ["closed, body read: False"]

@@ -221,8 +221,10 @@ def on_error(ctx: Any, error: Any, candidates: Any) -> Any:
 
 @hookspec
 def request_finished(ctx: Any) -> None:
-    """The response was fully sent (or failed): called exactly once for
-    every request that got as far as a context, whatever happened to it.
-    Synchronous and must be cheap: observability sinks put ``ctx`` on a
-    queue and do their I/O in a background task.  Exceptions are logged and
-    ignored."""
+    """The request is over: called exactly once for every request that got
+    as far as a context, whatever happened to it.  A stream's is called
+    after its last byte was sent (it never delays the stream's end); any
+    other answer's just before it is sent, so what a plugin records of it
+    is there by the time the client has the answer.  Synchronous and must
+    be cheap: observability sinks put ``ctx`` on a queue and do their I/O
+    in a background task.  Exceptions are logged and ignored."""

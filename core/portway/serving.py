@@ -63,7 +63,9 @@ class LingeringTransport:
     the loop writes leaves in one ``writelines`` at the end of the turn: an
     answer is one write, and so is a stream whose upstream sent it in one
     read (headers, events, ``[DONE]``, end marker), where a plain transport
-    makes three or four.  Nothing waits longer than the rest of the turn."""
+    makes three or four.  Nothing waits longer than the rest of the turn,
+    and a finished response does not wait at all (its protocol flushes it
+    the moment it completes)."""
 
     def __init__(self, transport: asyncio.Transport, receiving: Any, loop: asyncio.AbstractEventLoop) -> None:
         self._transport = transport
@@ -174,6 +176,12 @@ class GatewayProtocol(HttpToolsProtocol):
     def on_headers_complete(self) -> None:
         self._in_head = False
         super().on_headers_complete()
+
+    def on_response_complete(self) -> None:
+        # A finished answer leaves now, not at the end of the turn: what the
+        # request does after its answer (request_finished) never delays it.
+        self.transport.flush()  # type: ignore[attr-defined]
+        super().on_response_complete()
 
     def send_400_response(self, msg: str) -> None:
         self._refuse(400, f"the HTTP request could not be parsed: {msg}", "invalid_http_request")

@@ -90,9 +90,10 @@ class EventStreamResponse(Response):
     media_type = "text/event-stream"
 
     def __init__(self, body: AsyncIterator[bytes], headers: dict[str, str] | None = None,
-                 on_close: Callable[[], None] | None = None) -> None:
+                 on_close: Callable[[bool], None] | None = None) -> None:
         self.body_iterator = body
-        #: Called once the response is over, however it ended (after the body is closed).
+        #: Called once the response is over, however it ended (after its last
+        #: byte and after the body is closed), with whether the body was read at all.
         self.on_close = on_close
         self.status_code = 200
         self.background = None
@@ -100,8 +101,10 @@ class EventStreamResponse(Response):
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         watch = _Watch(receive)
+        ran = False
         try:
             await send({"type": "http.response.start", "status": self.status_code, "headers": self.raw_headers})
+            ran = True
             async for chunk in self.body_iterator:
                 await send({"type": "http.response.body", "body": chunk, "more_body": True})
             await send({"type": "http.response.body", "body": b"", "more_body": False})
@@ -116,4 +119,4 @@ class EventStreamResponse(Response):
             if closer is not None:
                 await closer()
             if self.on_close is not None:
-                self.on_close()
+                self.on_close(ran)

@@ -373,7 +373,7 @@ async def handle(
         tracing.start(ctx, gateway.tracing)
         result = await run(request, gateway, ctx)
         if isinstance(result, EventStreamResponse):
-            return result  # its body iterator calls finish() when the stream ends
+            return result  # it finishes the request when the stream is over
     except ClientDisconnected:
         result = client_gone(ctx)
     except Exception as error:  # never a traceback to the client
@@ -385,8 +385,10 @@ async def handle(
 
 
 def _finished(gateway: Gateway, ctx: RequestContext) -> None:
-    """A request :func:`handle` started is over (for a stream: when it
-    ended, or when its response could not even start); once only."""
+    """A request :func:`handle` started is over (for a stream: once its
+    last byte is sent, or its response could not even start); once only.
+    An answer that is not a stream is finished just before it is sent:
+    what a plugin records of it is there when the client has the answer."""
     if ctx.finished_at is not None:
         return
     gateway.in_flight -= 1
@@ -395,14 +397,15 @@ def _finished(gateway: Gateway, ctx: RequestContext) -> None:
 
 def stream_response(gateway: Gateway, ctx: RequestContext, body: AsyncIterator[bytes]) -> EventStreamResponse:
     """The response of a stream that has started (``body``: from
-    :func:`relay_stream`).  Its end finishes the request; so does a client
-    that leaves before the body's first byte, when the body never ran."""
-    def never_started() -> None:
-        if ctx.finished_at is None:
+    :func:`relay_stream`).  It finishes the request once it is over, after
+    its last byte (the ``request_finished`` work never delays the end of
+    the stream); a client that left before the body ever ran makes it a 499."""
+    def closed(ran: bool) -> None:
+        if not ran and ctx.finished_at is None:
             ctx.status = 499
         _finished(gateway, ctx)
 
-    return EventStreamResponse(body, headers=route_headers(ctx), on_close=never_started)
+    return EventStreamResponse(body, headers=route_headers(ctx), on_close=closed)
 
 
 def _failure_response(ctx: RequestContext | None, error: Exception, request_id: str, client_format: str) -> Response:
@@ -439,5 +442,3 @@ async def relay_stream(
         log.error("stream %s failed", ctx.request_id, exc_info=error)
         ctx.error, ctx.status = error, 500
         yield error_event(PortwayError("internal error while streaming", kind="server_error"))
-    finally:
-        _finished(gateway, ctx)
