@@ -33,7 +33,7 @@ from pydantic import ValidationError
 
 from portway import catalog as model_catalog
 from portway import plugins as plugin_loader
-from portway import serialization, tokens, tracing
+from portway import serialization, sse, tokens, tracing
 from portway.config import (
     CORE_ALIAS_KEYS,
     Config,
@@ -629,7 +629,7 @@ class Gateway:
             else:
                 stream = self._canonical_stream(ctx, target)
                 is_preamble = _is_preamble
-            first: list[Any] = []
+            first: list[list[Any]] = []  # the batches read before the answer started
             try:
                 # Nothing reaches the client until the answer really starts: an
                 # upstream that announces a role and then fails can still be
@@ -653,12 +653,13 @@ class Gateway:
                 error = self._adapter_failure(target, exc)
             await stream.aclose()
             candidates = await self._recover(ctx, error, candidates)
+        started = sse.Relayed.joined(first)  # (Relayed batches keep their bytes)
         if native is not None:
             fmt = native.format
             process = self._native_relays.get(fmt.name) or self._native_relays.setdefault(
                 fmt.name, self._native_events(fmt))
-            return fmt.name, self._relay(ctx, stream, first, process)
-        return None, self._relay(ctx, stream, first, self._chunk_relays[_wants_usage(ctx)])
+            return fmt.name, self._relay(ctx, stream, started, process)
+        return None, self._relay(ctx, stream, started, self._chunk_relays[_wants_usage(ctx)])
 
     @staticmethod
     def _check_canonical(ctx: RequestContext) -> None:
@@ -728,6 +729,7 @@ class Gateway:
             if traced is None and not post_chunk and assembler is None and not any(map(_has_usage, batch)):
                 return batch  # nothing to watch, take or change: relayed as it came
             out = []
+            changed = bool(post_chunk)  # (a hook may edit a chunk in place)
             for chunk in batch:
                 usage = chunk.get("usage")
                 if usage:
@@ -742,17 +744,20 @@ class Gateway:
                 if assembler is not None:
                     assembler.add(chunk)
                 if not wants_usage:
-                    if usage and not chunk.get("choices"):
-                        continue  # the usage chunk the gateway asked for on its own account
-                    chunk.pop("usage", None)
+                    if "usage" in chunk:
+                        changed = True
+                        if usage and not chunk.get("choices"):
+                            continue  # the usage chunk the gateway asked for on its own account
+                        del chunk["usage"]
                 elif usage and chunk.get("choices"):
                     # An upstream that puts the usage on its last choice chunk (Mistral, AI21, Groq,
                     # Fireworks): the client gets it as OpenAI sends it, a chunk of its own, last.
+                    changed = True
                     del chunk["usage"]
                     out.append(chunk)
                     chunk = {**{k: v for k, v in chunk.items() if k != "choices"}, "choices": [], "usage": usage}
                 out.append(chunk)
-            return out
+            return out if changed else batch  # unchanged: as it came (a Relayed batch keeps its bytes)
 
         return process
 
@@ -902,11 +907,12 @@ async def _upstream(ctx: RequestContext, work: Any) -> Any:
         ctx.upstream_wait += time.perf_counter() - started
 
 
-async def _first_content(stream: AsyncIterator[list[Any]], first: list[Any], is_preamble: Any) -> None:
-    """Read batches into ``first`` until one carries more than a preamble."""
+async def _first_content(stream: AsyncIterator[list[Any]], first: list[list[Any]], is_preamble: Any) -> None:
+    """Read batches onto ``first`` until one carries more than a preamble."""
     while True:
-        first += await anext(stream)
-        if not all(map(is_preamble, first)):
+        batch = await anext(stream)
+        first.append(batch)
+        if not all(map(is_preamble, batch)):
             return
 
 

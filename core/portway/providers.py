@@ -288,10 +288,14 @@ class Provider:
 
     # -- untrusted answers -----------------------------------------------------
 
-    async def stream_items(self, response: UpstreamStream,
-                           convert: Callable[[sse.Event], Any]) -> AsyncIterator[list[Any]]:
+    async def stream_items(self, response: UpstreamStream, convert: Callable[[sse.Event], Any], *,
+                           as_sent: bool = False) -> AsyncIterator[list[Any]]:
         """What ``convert`` makes of each SSE event of ``response``, one list
         per network read (what arrived together is relayed together).
+        ``as_sent``: each item is its event's JSON itself, parsed and
+        unchanged; a batch then comes as an :class:`~portway.sse.Relayed`
+        carrying the events' own bytes, which are relayed instead of the
+        items encoded again (unless something changes them on the way).
 
         ``convert`` returns ``None`` to skip an event; raises
         :class:`StreamEnd` at the format's end marker (``[DONE]``),
@@ -308,14 +312,20 @@ class Provider:
         async with aclosing(response.aiter_event_batches()) as reads:
             async for events in reads:
                 batch: list[Any] = []
+                raw: list[bytes] | None = [] if as_sent else None
                 try:
                     for event in events:
                         item = convert(event)
                         if item is not None:
                             batch.append(item)
+                            if raw is not None:
+                                if event.raw.find(b"\n") < 0:
+                                    raw.append(event.raw)
+                                else:  # data of several lines cannot be framed again as one
+                                    raw = None
                 except StreamEnd:
                     if batch:
-                        yield batch
+                        yield batch if raw is None else sse.Relayed(batch, raw)
                     return
                 except (serialization.JSONDecodeError, MalformedAnswer) as exc:
                     if batch:
@@ -329,7 +339,7 @@ class Provider:
                         raise self.make_error(exc.message, kind=exc.kind, code=exc.code) from None
                     raise
                 if batch:
-                    yield batch
+                    yield batch if raw is None else sse.Relayed(batch, raw)
 
     async def refuse_failed_stream(self, response: UpstreamStream) -> None:
         """Raise the classified error of a stream request the upstream

@@ -63,9 +63,10 @@ class LingeringTransport:
     the loop writes leaves in one ``writelines`` at the end of the turn: an
     answer is one write, and so is a stream whose upstream sent it in one
     read (headers, events, ``[DONE]``, end marker), where a plain transport
-    makes three or four.  Nothing waits longer than the rest of the turn,
-    and a finished response does not wait at all (its protocol flushes it
-    the moment it completes)."""
+    makes three or four.  Nothing waits longer than the rest of the turn;
+    a finished response does not wait at all (its protocol flushes it the
+    moment it completes), nor does a stream's first part (its response
+    calls the request's ``scope["portway.flush"]``)."""
 
     def __init__(self, transport: asyncio.Transport, receiving: Any, loop: asyncio.AbstractEventLoop) -> None:
         self._transport = transport
@@ -175,6 +176,9 @@ class GatewayProtocol(HttpToolsProtocol):
 
     def on_headers_complete(self) -> None:
         self._in_head = False
+        # For a response that must not wait for the end of the turn (a
+        # stream's first part): ``scope["portway.flush"]()`` sends what is held.
+        self.scope["portway.flush"] = self.transport.flush  # type: ignore[typeddict-unknown-key, attr-defined]
         super().on_headers_complete()
 
     def on_response_complete(self) -> None:

@@ -105,8 +105,14 @@ class EventStreamResponse(Response):
         try:
             await send({"type": "http.response.start", "status": self.status_code, "headers": self.raw_headers})
             ran = True
+            # The first part leaves at once, with the headers (the time to the
+            # first byte); later ones at the end of their event-loop turn.
+            flush = scope.get("portway.flush")
             async for chunk in self.body_iterator:
                 await send({"type": "http.response.body", "body": chunk, "more_body": True})
+                if flush is not None:
+                    flush()
+                    flush = None
             await send({"type": "http.response.body", "body": b"", "more_body": False})
         except asyncio.CancelledError:
             if not watch.caused():

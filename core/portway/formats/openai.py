@@ -141,7 +141,8 @@ class OpenAICompatibleProvider(Provider):
                     ended = True
                 return chunk
 
-            async for batch in self.stream_items(response, convert):
+            # Unmapped chunks are the upstream's own JSON: relayed as its bytes unless changed.
+            async for batch in self.stream_items(response, convert, as_sent=not maps):
                 yield batch
             if not ended:
                 raise self.make_error("the stream ended before it finished (no [DONE] and no finish_reason)",
