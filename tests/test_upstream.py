@@ -23,7 +23,7 @@ from portway.errors import ProviderError
 from portway.testing import FakeUpstream, Gate, Reply, free_port, json_reply, sse_reply
 from portway.upstream import Upstream
 
-TRANSPORTS = ["aiohttp", "httpx"]
+TRANSPORTS = ["httptools", "aiohttp", "httpx"]
 
 #: Bounds a test that would hang if the behaviour it checks were broken.
 HANG = 10.0
@@ -102,7 +102,12 @@ def test_stream_delivers_bytes_as_they_come(fake: FakeUpstream, transport: str) 
     assert received == before + b'data: {"n":2}\n\n'
 
 
-def test_a_finished_stream_leaves_its_connection_for_the_next_request(fake: FakeUpstream) -> None:
+#: The transports that keep a finished stream's connection (httpx drops it).
+POOLING = ["httptools", "aiohttp"]
+
+
+@pytest.mark.parametrize("transport", POOLING)
+def test_a_finished_stream_leaves_its_connection_for_the_next_request(fake: FakeUpstream, transport: str) -> None:
     fake.add("/s", sse_reply([{"n": 1}], done=True))
 
     async def work(up: Upstream) -> None:
@@ -113,7 +118,7 @@ def test_a_finished_stream_leaves_its_connection_for_the_next_request(fake: Fake
                         break  # the provider stops reading at its end marker
             await up.drained()
 
-    run("aiohttp", fake.url, work)
+    run(transport, fake.url, work)
     assert len({request.peer for request in fake.requests}) == 1
 
 
@@ -276,14 +281,16 @@ def test_leaving_a_finished_stream_does_not_wait_for_the_rest_of_its_body(
             await read_to_done(up)
         # The caller is done while the upstream has not ended its body (the gate is still closed).
         assert fresh.streams_finished == 0
-        if transport == "aiohttp":  # which reads the rest in the background (httpx drops the connection)
+        if transport in POOLING:  # which read the rest in the background (httpx drops the connection)
             assert not fresh.disconnected.is_set()
         gate.open()
 
     run(transport, fresh.url, work)
 
 
-def test_a_drained_connection_goes_back_to_the_pool(fresh: FakeUpstream, monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize("transport", POOLING)
+def test_a_drained_connection_goes_back_to_the_pool(fresh: FakeUpstream, monkeypatch: pytest.MonkeyPatch,
+                                                     transport: str) -> None:
     monkeypatch.setattr(upstream_module, "DRAIN_SECONDS", 60.0)
     gate = Gate()
     fresh.add("/s", sse_reply([{"n": 1}, "[DONE]", gate]), sse_reply([{"n": 2}], done=True))
@@ -294,13 +301,15 @@ def test_a_drained_connection_goes_back_to_the_pool(fresh: FakeUpstream, monkeyp
         await up.drained()
         await read_to_done(up)
 
-    run("aiohttp", fresh.url, work)
+    run(transport, fresh.url, work)
     assert fresh.requests[0].peer == fresh.requests[1].peer
     assert not fresh.disconnected.is_set()
 
 
+@pytest.mark.parametrize("transport", POOLING)
 def test_a_body_left_open_past_the_drain_time_loses_its_connection(fresh: FakeUpstream,
-                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+                                                                   monkeypatch: pytest.MonkeyPatch,
+                                                                   transport: str) -> None:
     monkeypatch.setattr(upstream_module, "DRAIN_SECONDS", 0.05)
     fresh.add("/s", sse_reply([{"n": 1}, "[DONE]", Gate()]), sse_reply([{"n": 2}], done=True))
 
@@ -309,7 +318,7 @@ def test_a_body_left_open_past_the_drain_time_loses_its_connection(fresh: FakeUp
         await up.drained()
         await read_to_done(up)
 
-    run("aiohttp", fresh.url, work)
+    run(transport, fresh.url, work)
     assert fresh.disconnected.wait(HANG)  # closed, not left hanging
     assert fresh.requests[0].peer != fresh.requests[1].peer
 

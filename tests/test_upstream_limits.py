@@ -15,7 +15,7 @@ from portway.errors import ProviderError
 from portway.testing import FakeUpstream, Gate, Reply, sse_reply
 from portway.upstream import Upstream
 
-TRANSPORTS = ["aiohttp", "httpx"]
+TRANSPORTS = ["httptools", "aiohttp", "httpx"]
 BIG = b'{"pad": "' + b"x" * 5000 + b'"}'
 
 

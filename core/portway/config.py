@@ -123,7 +123,8 @@ class ProviderConfig(BaseModel):
     max_concurrency: int | None = Field(None, ge=1)
     max_response_bytes: int = Field(64 * 1024 * 1024, ge=1024)
     max_event_bytes: int = Field(16 * 1024 * 1024, ge=1024)
-    http_client: Literal["aiohttp", "httpx"] = "aiohttp"
+    #: The upstream transport (portway.upstream): Portway's own httptools client, aiohttp or httpx.
+    http_client: Literal["httptools", "aiohttp", "httpx"] = "httptools"
     headers: dict[str, str] = Field(default_factory=dict)
     models: list[str] = Field(default_factory=list)
 

@@ -5,12 +5,14 @@ with a connection pool, and closed at shut-down.  Adapters call
 :meth:`Upstream.request` or :meth:`Upstream.stream` and never touch the
 HTTP library, so the transport can change here and nowhere else.
 
-Two transports implement it.  ``aiohttp`` is the default: measured on
-this machine its pool keeps up under concurrency where httpx's collapses
-(docs/performance.md has the figures).  ``httpx`` (the design card's
-client) stays available as a provider's ``http_client: httpx``.
+Three transports implement it.  ``httptools`` is the default: Portway's
+own small HTTP/1.1 client (:mod:`portway.httpclient`), about a third of
+aiohttp's CPU per request.  ``aiohttp`` keeps up under concurrency where
+httpx's pool collapses (docs/performance.md has the figures for both).
+``httpx`` (the design card's client) and ``aiohttp`` stay available as a
+provider's ``http_client``.
 
-An upstream's answer is untrusted, so the seam enforces, on both transports:
+An upstream's answer is untrusted, so the seam enforces, on every transport:
 no redirect is followed (it would carry the credentials to another host; a
 3xx is an error), bodies are decompressed, a whole body is at most
 ``max_response_bytes`` and a streamed event at most ``max_event_bytes``.
@@ -31,7 +33,8 @@ from urllib.parse import quote, urlsplit
 import aiohttp
 import yarl
 
-from portway import serialization, sse, tracing
+import portway
+from portway import httpclient, serialization, sse, tracing
 from portway.errors import ProviderError
 
 if TYPE_CHECKING:
@@ -62,12 +65,19 @@ def _httpx() -> Any:
 
 
 def _transport_errors() -> tuple[type[BaseException], ...]:
-    """What either transport raises for a timeout or a broken connection
+    """What a transport raises for a timeout or a broken connection
     (evaluated only when something was raised)."""
-    return (aiohttp.ClientError, asyncio.TimeoutError, *_HttpxErrors.transport)
+    return (httpclient.HTTPClientError, aiohttp.ClientError, asyncio.TimeoutError, *_HttpxErrors.transport)
 
 
-TRANSPORTS = ("aiohttp", "httpx")
+TRANSPORTS = ("httptools", "aiohttp", "httpx")
+
+#: Requests the httptools transport sends again, once, when a reused connection
+#: turns out closed before any answer (see portway.httpclient).
+_IDEMPOTENT = frozenset({"GET", "PUT", "DELETE", "OPTIONS"})
+
+#: Sent with every request of the httptools transport unless the provider sets its own.
+USER_AGENT = f"portway/{portway.__version__}"
 
 #: What a URL may hold as it is (RFC 3986's reserved and unreserved
 #: characters, and ``%`` for the escapes already made).
@@ -208,7 +218,7 @@ class Upstream:
         max_connections: int = 1000,
         max_response_bytes: int = 64 * 1024 * 1024,
         max_event_bytes: int = 16 * 1024 * 1024,
-        transport: str = "aiohttp",
+        transport: str = "httptools",
     ) -> None:
         if transport not in TRANSPORTS:
             raise ValueError(f"unknown transport {transport!r}; choose one of {', '.join(TRANSPORTS)}")
@@ -224,11 +234,18 @@ class Upstream:
         self._max_connections = max_connections
         self._aiohttp: aiohttp.ClientSession | None = None
         self._httpx: httpx.AsyncClient | None = None
-        #: aiohttp's pool limit: a free slot per connection in use (its
-        #: connector's own limit would count waiting for one as connecting).
+        self._pool: httpclient.Pool | None = None
+        #: The pool limit of the httptools and aiohttp transports: a free slot
+        #: per connection in use (aiohttp's connector's own limit would count
+        #: waiting for one as connecting).
         self._slots: _Slots | None = None
         #: The yarl URL of each path requested (see :meth:`_aiohttp_url`).
         self._urls: dict[str, yarl.URL] = {}
+        #: Each path's origin and the start of its request (see :meth:`_target`).
+        self._targets: dict[str, tuple[tuple[str, str, int], str]] = {}
+        #: The provider's own headers as the httptools transport sends them (see :meth:`start`).
+        self._header_block = ""
+        self._header_names: frozenset[str] = frozenset()
         #: Finished streams whose connection is still reading its last bytes.
         self._drains: set[asyncio.Task[None]] = set()
 
@@ -236,7 +253,17 @@ class Upstream:
 
     async def start(self) -> None:
         """Open the pool (inside the running event loop)."""
-        if self.transport == "aiohttp":
+        if self.transport == "httptools":
+            self._slots = _Slots(self._max_connections)
+            self._pool = httpclient.Pool(connect_timeout=self._connect_timeout, read_timeout=self._timeout)
+            headers = {"accept": "*/*", "accept-encoding": httpclient.ACCEPT_ENCODING, "user-agent": USER_AGENT}
+            headers.update({name.lower(): value for name, value in self._headers.items()})
+            self._header_block = _header_lines(headers)
+            self._header_names = frozenset(headers)
+            if self._header_block.count("\n") != len(headers) or "\r\r" in self._header_block \
+                    or "\0" in self._header_block or self._header_block.count("\r") != len(headers):
+                raise ValueError(f"provider {self.name!r}: a header holds a line break or a NUL")
+        elif self.transport == "aiohttp":
             self._slots = _Slots(self._max_connections)
             self._aiohttp = aiohttp.ClientSession(
                 connector=aiohttp.TCPConnector(limit=0, ttl_dns_cache=300),
@@ -266,6 +293,9 @@ class Upstream:
         """Let finished streams end their drains (at most DRAIN_SECONDS), then
         close the pool."""
         await self.drained()
+        if self._pool is not None:
+            self._pool.close()
+            self._pool = None
         if self._aiohttp is not None:
             await self._aiohttp.close()
             self._aiohttp = None
@@ -277,8 +307,8 @@ class Upstream:
 
     @property
     def connections_in_use(self) -> int | None:
-        """Pooled connections held by requests now (aiohttp; None for httpx,
-        whose pool does not say)."""
+        """Pooled connections held by requests now (httptools and aiohttp;
+        None for httpx, whose pool does not say)."""
         slots = self._slots
         return self._max_connections - slots.free if slots is not None else None
 
@@ -316,7 +346,7 @@ class Upstream:
         """A transport failure (one of :func:`_transport_errors`) as the error the gateway reports."""
         if isinstance(exc, _HttpxErrors.pool_timeout):
             return self.pool_full()
-        if isinstance(exc, (aiohttp.ConnectionTimeoutError, *_HttpxErrors.connect_timeout)):
+        if isinstance(exc, (httpclient.ConnectTimeout, aiohttp.ConnectionTimeoutError, *_HttpxErrors.connect_timeout)):
             return self.error(f"could not connect to upstream within connect_timeout ({self._connect_timeout:g} s)",
                               "timeout")
         if isinstance(exc, (asyncio.TimeoutError, *_HttpxErrors.timeout)):
@@ -324,7 +354,7 @@ class Upstream:
         return self.error(f"{broken}: {type(exc).__name__}", "connection")
 
     async def _acquire(self) -> None:
-        """A slot in aiohttp's pool, waiting at most ``pool_timeout``."""
+        """A slot in the pool, waiting at most ``pool_timeout``."""
         slots = self._slots
         if slots is None:
             raise self.error("the HTTP pool is not open (Upstream.start() was not awaited)", "unavailable")
@@ -389,6 +419,42 @@ class Upstream:
             url = self._urls[path] = yarl.URL(quote(self.url(path), safe=_URL_CHARACTERS), encoded=True)
         return url
 
+    def _target(self, path: str) -> tuple[tuple[str, str, int], str]:
+        """A path's origin (scheme, host, port) and its request line's target
+        with the ``host`` header, kept escaped as :meth:`_aiohttp_url` keeps them."""
+        target = self._targets.get(path)
+        if target is None:
+            url = urlsplit(quote(self.url(path), safe=_URL_CHARACTERS))
+            scheme = url.scheme.lower()
+            if scheme not in ("http", "https") or not url.hostname:
+                raise self.error(f"cannot send a request to {scheme or 'a relative'} URL; check base_url", "unavailable")
+            default = 443 if scheme == "https" else 80
+            port = url.port or default
+            host = f"[{url.hostname}]" if ":" in url.hostname else url.hostname
+            authority = host if port == default else f"{host}:{port}"
+            start = f" {url.path or '/'}{'?' + url.query if url.query else ''} HTTP/1.1\r\nhost: {authority}\r\n"
+            if len(self._targets) >= URL_CACHE_SIZE:
+                self._targets.clear()
+            target = self._targets[path] = ((scheme, host, port), start)
+        return target
+
+    def _request_bytes(self, method: str, start: str, content: bytes | None, headers: dict[str, str]) -> bytes:
+        """The request's line, headers and body, as they go on the wire."""
+        block = self._header_block
+        names = self._header_names
+        if any(name.lower() in names for name in headers):  # the request's own value wins
+            own = {name.lower() for name in headers}
+            block = _header_lines({name: value for name, value in _header_pairs(block) if name not in own})
+        extra = _header_lines(headers)
+        if content is not None:
+            extra += f"content-length: {len(content)}\r\n"
+        head = f"{method}{start}{block}{extra}\r\n"
+        lines = len(headers) + (content is not None)
+        if extra.count("\n") != lines or extra.count("\r") != lines or "\0" in extra:
+            raise self.error("a request header holds a line break or a NUL; it was not sent", "bad_request", 400)
+        data = head.encode("utf-8")
+        return data + content if content else data
+
     @staticmethod
     def _prepare(json: Any, body: bytes | None, headers: Mapping[str, str] | None) -> tuple[bytes | None, dict[str, str]]:
         content = serialization.dumps(json) if json is not None else body
@@ -421,6 +487,8 @@ class Upstream:
     ) -> UpstreamResponse:
         content, merged = self._prepare(json, body, headers)
         try:  # (what _failures() does, without a generator per request)
+            if self.transport == "httptools":
+                return await self._request(method, path, content, merged)
             if self.transport == "aiohttp":
                 session = self._session()
                 await self._acquire()
@@ -443,6 +511,29 @@ class Upstream:
         except _transport_errors() as exc:
             raise self._classified(exc) from exc
 
+    async def _request(self, method: str, path: str, content: bytes | None, headers: dict[str, str]) -> UpstreamResponse:
+        """:meth:`request` on the httptools transport."""
+        pool = self._pool
+        if pool is None:
+            raise self.error("the HTTP pool is not open (Upstream.start() was not awaited)", "unavailable")
+        key, start = self._target(path)
+        data = self._request_bytes(method, start, content, headers)
+        await self._acquire()
+        try:
+            resp = await pool.send(key, data, method in _IDEMPOTENT)
+            try:
+                self._refuse_redirect(resp.status, resp.headers)
+                whole = resp.complete_body()  # (a small answer came with its headers)
+                if whole is None:
+                    whole = await self._read_body(resp.iter_any(), resp.headers)
+                elif len(whole) > self.max_response_bytes:
+                    raise self.too_large("the response body", "max_response_bytes", self.max_response_bytes)
+                return UpstreamResponse(resp.status, resp.headers, whole)
+            finally:
+                resp.release()
+        finally:
+            self._release()
+
     @asynccontextmanager
     async def stream(
         self,
@@ -454,7 +545,29 @@ class Upstream:
         headers: Mapping[str, str] | None = None,
     ) -> AsyncIterator[UpstreamStream]:
         content, merged = self._prepare(json, body, headers)
-        if self.transport == "aiohttp":
+        if self.transport == "httptools":
+            pool = self._pool
+            if pool is None:
+                raise self.error("the HTTP pool is not open (Upstream.start() was not awaited)", "unavailable")
+            key, start = self._target(path)
+            data = self._request_bytes(method, start, content, merged)
+            with self._failures():
+                await self._acquire()
+                try:
+                    resp = await pool.send(key, data, method in _IDEMPOTENT)
+                except BaseException:
+                    self._release()
+                    raise
+            try:
+                self._refuse_redirect(resp.status, resp.headers)
+                yield UpstreamStream(resp.status, resp.headers, resp.iter_any, self)
+            except BaseException:
+                # As below: a stream left unfinished drops its connection.
+                resp.close()
+                self._release()
+                raise
+            self._finish(resp)
+        elif self.transport == "aiohttp":
             with self._failures():
                 session = self._session()
                 await self._acquire()
@@ -485,11 +598,11 @@ class Upstream:
             finally:
                 await hx.aclose()  # an unfinished body closes the connection rather than wait for it
 
-    def _finish(self, aio: aiohttp.ClientResponse) -> None:
+    def _finish(self, aio: aiohttp.ClientResponse | httpclient.Response) -> None:
         """The caller is done with a stream (at its end marker).  What is left
         of the body is read in the background, so the caller's own end of
         stream never waits for an upstream that keeps its body open."""
-        if aio.content.at_eof():
+        if aio.at_eof() if isinstance(aio, httpclient.Response) else aio.content.at_eof():
             aio.release()  # back to the pool for the next request
             self._release()
             return
@@ -497,14 +610,19 @@ class Upstream:
         self._drains.add(task)  # a reference, so the task is not garbage-collected
         task.add_done_callback(self._drains.discard)
 
-    async def _drain(self, aio: aiohttp.ClientResponse) -> None:
+    async def _drain(self, aio: aiohttp.ClientResponse | httpclient.Response) -> None:
         """Read the rest of a finished stream for at most DRAIN_SECONDS: then
         its connection goes back to the pool, else it is closed."""
         try:
             async with asyncio.timeout(DRAIN_SECONDS):
-                while await aio.content.readany():
-                    pass
-        except (TimeoutError, aiohttp.ClientError):
+                if isinstance(aio, httpclient.Response):
+                    async with aclosing(aio.iter_any()) as rest:
+                        async for _ in rest:
+                            pass
+                else:
+                    while await aio.content.readany():
+                        pass
+        except (TimeoutError, aiohttp.ClientError, httpclient.HTTPClientError):
             aio.close()
         except asyncio.CancelledError:  # the event loop is closing
             aio.close()
@@ -513,3 +631,14 @@ class Upstream:
             aio.release()
         finally:
             self._release()
+
+
+def _header_lines(headers: Mapping[str, str]) -> str:
+    return "".join([f"{name}: {value}\r\n" for name, value in headers.items()])
+
+
+def _header_pairs(block: str) -> Iterator[tuple[str, str]]:
+    for line in block.split("\r\n"):
+        if line:
+            name, _, value = line.partition(": ")
+            yield name, value

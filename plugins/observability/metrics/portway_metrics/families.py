@@ -153,7 +153,7 @@ FAMILIES: tuple[Family, ...] = (
       "Installed plugins by kind and status (enabled, disabled, error)", multiprocess="livemax", source="static"),
     # -- upstream connections ----------------------------------------------------------------------
     F("portway_upstream_connections_in_use", "gauge", ("provider",),
-      "Pooled upstream connections in use now (aiohttp transport)", source="sampled"),
+      "Pooled upstream connections in use now (httptools and aiohttp transports)", source="sampled"),
     F("portway_upstream_connections_limit", "gauge", ("provider",),
       "The pool's max_connections per provider (per worker)", multiprocess="livesum", source="static"),
     F("portway_upstream_streams_draining", "gauge", ("provider",),

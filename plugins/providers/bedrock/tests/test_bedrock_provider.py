@@ -73,7 +73,7 @@ BODY: dict[str, Any] = {
 }
 
 
-@pytest.mark.parametrize("transport", ["aiohttp", "httpx"])
+@pytest.mark.parametrize("transport", ["httptools", "aiohttp", "httpx"])
 def test_chat_is_signed_and_mapped(fake_upstream: FakeUpstream, transport: str) -> None:
     api = fake(fake_upstream, say("Sunny at noon."))
     out = run(fake_upstream, lambda p: p.chat(BODY, None), http_client=transport)
