@@ -6,6 +6,9 @@ from __future__ import annotations
 
 import asyncio
 import gzip
+import shutil
+import ssl
+import subprocess
 import zlib
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -454,3 +457,60 @@ def test_a_connection_that_says_more_than_its_answer_is_not_reused(later: bool) 
 
     bodies, server = run(handle, work)
     assert bodies == (b"real 1", b"real 2") and server.connections == 2
+
+
+# -- TLS ---------------------------------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def certificate(tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> Callable[[str], ssl.SSLContext]:
+    """A self-signed certificate for a name, trusted by the client's default
+    context (OpenSSL reads ``SSL_CERT_FILE``), and the server's context."""
+    def make(name: str) -> ssl.SSLContext:
+        key, cert = tmp_path / "key.pem", tmp_path / "cert.pem"
+        subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
+                        "-nodes", "-keyout", str(key), "-out", str(cert), "-days", "1", "-subj", f"/CN={name}",
+                        "-addext", f"subjectAltName=DNS:{name}"], check=True, capture_output=True)
+        monkeypatch.setenv("SSL_CERT_FILE", str(cert))
+        monkeypatch.setattr(httpclient, "_ssl_context", None)  # made again, with that trust store
+        server = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        server.load_cert_chain(cert, key)
+        return server
+
+    return make
+
+
+@pytest.mark.skipif(shutil.which("openssl") is None, reason="needs the openssl command")
+@pytest.mark.parametrize("name", ["localhost", "elsewhere.example"])
+def test_tls_checks_the_servers_certificate_against_its_name(certificate: Any, name: str) -> None:
+    server_tls = certificate(name)
+
+    async def main() -> Any:
+        async def on_connection(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            try:
+                head = await reader.readuntil(b"\r\n\r\n")
+                await reader.readexactly(2)
+                writer.write(answer(head.split(b"\r\n")[0]))
+                await writer.drain()
+            except (ConnectionError, asyncio.IncompleteReadError, ssl.SSLError):
+                pass
+            finally:
+                writer.close()
+
+        server = await asyncio.start_server(on_connection, "127.0.0.1", 0, ssl=server_tls)
+        port = server.sockets[0].getsockname()[1]
+        up = Upstream(f"https://localhost:{port}", name="up")
+        await up.start()
+        try:
+            return (await post(up)).content
+        except ProviderError as error:
+            return error
+        finally:
+            await up.aclose()
+            server.close()
+
+    got = asyncio.run(main())
+    if name == "localhost":
+        assert got == b"POST /x HTTP/1.1"
+    else:  # the certificate names another host
+        assert isinstance(got, ProviderError) and got.kind == "connection" and got.message.endswith("TLSError")

@@ -30,7 +30,8 @@ other transports run with ``trust_env`` off too), HTTP/2, ``Expect:
 100-continue``, or ``HEAD``.
 
 Errors: :class:`ConnectFailed`, :class:`ConnectTimeout`,
-:class:`ReadTimeout`, :class:`Disconnected` and :class:`BadResponse`, all
+:class:`ReadTimeout`, :class:`Disconnected`, :class:`BadResponse` and
+:class:`TLSError` (a :class:`ConnectFailed`), all
 :class:`HTTPClientError`; the two timeouts are also
 :class:`asyncio.TimeoutError`, as the seam classifies them.
 """
@@ -70,6 +71,11 @@ class HTTPClientError(Exception):
 
 class ConnectFailed(HTTPClientError):
     """The connection could not be made (refused, unreachable, TLS failed)."""
+
+
+class TLSError(ConnectFailed):
+    """The TLS handshake failed: most often, the server's certificate is not
+    trusted or does not name the host."""
 
 
 class ConnectTimeout(HTTPClientError, asyncio.TimeoutError):
@@ -460,7 +466,9 @@ class Pool:
                     ssl=default_ssl_context() if tls else None, server_hostname=host.strip("[]") if tls else None)
         except TimeoutError:
             raise ConnectTimeout(f"could not connect within {self.connect_timeout:g} s") from None
-        except (OSError, ssl.SSLError) as exc:
+        except ssl.SSLError as exc:  # (an OSError too)
+            raise TLSError(f"TLS failed: {type(exc).__name__}: {exc}") from exc
+        except OSError as exc:
             raise ConnectFailed(f"could not connect: {type(exc).__name__}: {exc}") from exc
         self._open.add(conn)
         return conn
