@@ -170,7 +170,6 @@ class Connection(asyncio.Protocol):
         self._timer: asyncio.TimerHandle | None = None
         self.last_read = 0.0
         self.read_timeout = 0.0
-        self.method = "POST"
 
     # -- asyncio.Protocol ------------------------------------------------------------
 

@@ -30,44 +30,56 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlsplit
 
-import aiohttp
-import yarl
-
 import portway
 from portway import httpclient, serialization, sse, tracing
 from portway.errors import ProviderError
 
 if TYPE_CHECKING:
+    import aiohttp
     import httpx
+    import yarl
 
 
-class _HttpxErrors:
-    """httpx's exception classes, once a provider uses the httpx transport
-    (:func:`_httpx`): importing httpx costs every start-up about 0.1 s, and
-    aiohttp is the default.  Until then they are empty tuples, which an
-    ``except`` clause matches with nothing."""
+class _LibraryErrors:
+    """The exception classes of the libraries behind the ``aiohttp`` and
+    ``httpx`` transports, once a provider uses one (:func:`_aiohttp`,
+    :func:`_httpx`): the default transport needs neither, and importing them
+    costs every start-up about 0.3 s and 0.1 s.  Until then they are empty
+    tuples, which an ``except`` clause matches with nothing."""
 
     pool_timeout: tuple[type[BaseException], ...] = ()
     connect_timeout: tuple[type[BaseException], ...] = ()
     timeout: tuple[type[BaseException], ...] = ()
     transport: tuple[type[BaseException], ...] = ()
+    loaded: set[str] = set()
 
 
 def _httpx() -> Any:
     import httpx
 
-    if not _HttpxErrors.transport:
-        _HttpxErrors.pool_timeout = (httpx.PoolTimeout,)
-        _HttpxErrors.connect_timeout = (httpx.ConnectTimeout,)
-        _HttpxErrors.timeout = (httpx.TimeoutException,)
-        _HttpxErrors.transport = (httpx.TransportError,)
+    if "httpx" not in _LibraryErrors.loaded:
+        _LibraryErrors.loaded.add("httpx")
+        _LibraryErrors.pool_timeout += (httpx.PoolTimeout,)
+        _LibraryErrors.connect_timeout += (httpx.ConnectTimeout,)
+        _LibraryErrors.timeout += (httpx.TimeoutException,)
+        _LibraryErrors.transport += (httpx.TransportError,)
     return httpx
+
+
+def _aiohttp() -> Any:
+    import aiohttp
+
+    if "aiohttp" not in _LibraryErrors.loaded:
+        _LibraryErrors.loaded.add("aiohttp")
+        _LibraryErrors.connect_timeout += (aiohttp.ConnectionTimeoutError,)
+        _LibraryErrors.transport += (aiohttp.ClientError,)
+    return aiohttp
 
 
 def _transport_errors() -> tuple[type[BaseException], ...]:
     """What a transport raises for a timeout or a broken connection
     (evaluated only when something was raised)."""
-    return (httpclient.HTTPClientError, aiohttp.ClientError, asyncio.TimeoutError, *_HttpxErrors.transport)
+    return (httpclient.HTTPClientError, asyncio.TimeoutError, *_LibraryErrors.transport)
 
 
 TRANSPORTS = ("httptools", "aiohttp", "httpx")
@@ -264,6 +276,7 @@ class Upstream:
                     or "\0" in self._header_block or self._header_block.count("\r") != len(headers):
                 raise ValueError(f"provider {self.name!r}: a header holds a line break or a NUL")
         elif self.transport == "aiohttp":
+            aiohttp = _aiohttp()
             self._slots = _Slots(self._max_connections)
             self._aiohttp = aiohttp.ClientSession(
                 connector=aiohttp.TCPConnector(limit=0, ttl_dns_cache=300),
@@ -344,12 +357,12 @@ class Upstream:
     def _classified(self, exc: BaseException, timed_out: str = "upstream request timed out",
                     broken: str = "could not reach upstream") -> ProviderError:
         """A transport failure (one of :func:`_transport_errors`) as the error the gateway reports."""
-        if isinstance(exc, _HttpxErrors.pool_timeout):
+        if isinstance(exc, _LibraryErrors.pool_timeout):
             return self.pool_full()
-        if isinstance(exc, (httpclient.ConnectTimeout, aiohttp.ConnectionTimeoutError, *_HttpxErrors.connect_timeout)):
+        if isinstance(exc, (httpclient.ConnectTimeout, *_LibraryErrors.connect_timeout)):
             return self.error(f"could not connect to upstream within connect_timeout ({self._connect_timeout:g} s)",
                               "timeout")
-        if isinstance(exc, (asyncio.TimeoutError, *_HttpxErrors.timeout)):
+        if isinstance(exc, (asyncio.TimeoutError, *_LibraryErrors.timeout)):
             return self.error(timed_out, "timeout")
         return self.error(f"{broken}: {type(exc).__name__}", "connection")
 
@@ -414,6 +427,8 @@ class Upstream:
         cannot appear in a URL at all are escaped."""
         url = self._urls.get(path)
         if url is None:
+            import yarl  # (aiohttp's, imported with it)
+
             if len(self._urls) >= URL_CACHE_SIZE:
                 self._urls.clear()
             url = self._urls[path] = yarl.URL(quote(self.url(path), safe=_URL_CHARACTERS), encoded=True)
@@ -622,7 +637,7 @@ class Upstream:
                 else:
                     while await aio.content.readany():
                         pass
-        except (TimeoutError, aiohttp.ClientError, httpclient.HTTPClientError):
+        except (TimeoutError, httpclient.HTTPClientError, *_LibraryErrors.transport):
             aio.close()
         except asyncio.CancelledError:  # the event loop is closing
             aio.close()
