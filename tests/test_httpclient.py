@@ -9,6 +9,7 @@ import gzip
 import shutil
 import ssl
 import subprocess
+import tracemalloc
 import zlib
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -254,6 +255,28 @@ def test_a_decoded_body_comes_in_bounded_pieces(monkeypatch: pytest.MonkeyPatch)
 
     sizes, _ = run(keep_alive(answer(gzip.compress(text), "content-encoding: gzip")), work)
     assert sum(sizes) == len(text) and max(sizes) <= 1000
+
+
+def test_a_compressed_body_past_the_limit_is_refused_without_being_decoded_whole() -> None:
+    """A small compressed answer that decodes to 64 MiB, against a 1 MiB
+    limit: decoding stops at the limit, so memory never holds the whole."""
+    packer = zlib.compressobj(wbits=16 + zlib.MAX_WBITS)
+    zeros = bytes(1024 * 1024)
+    bomb = b"".join(packer.compress(zeros) for _ in range(64)) + packer.flush()
+    assert len(bomb) < 200_000
+
+    async def work(up: Upstream, server: Server) -> Any:
+        tracemalloc.start()
+        try:
+            with pytest.raises(ProviderError) as info:
+                await post(up)
+            return info.value, tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+
+    (error, peak), _ = run(keep_alive(answer(bomb, "content-encoding: gzip")), work, max_response_bytes=1024 * 1024)
+    assert "larger than max_response_bytes" in error.message
+    assert peak < 16 * 1024 * 1024
 
 
 # -- connections ---------------------------------------------------------------------------------------------------

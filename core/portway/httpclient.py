@@ -370,8 +370,14 @@ class Response:
                 data = conn.take_body()
                 if decoder is None:
                     yield data
-                else:
-                    for piece in _decoded(decoder, data):
+                    continue
+                while data:  # piece by piece, so a reader that stops (too large) stops the decoding
+                    try:
+                        piece = decoder.decompress(data, DECODE_PIECE)
+                    except zlib.error as exc:
+                        raise BadResponse(f"the answer's compressed body is corrupt: {exc}") from None
+                    data = decoder.unconsumed_tail
+                    if piece:
                         yield piece
                 continue
             if conn.complete:
@@ -405,18 +411,6 @@ class Response:
             self._done = True
             self._conn.abort()
 
-
-def _decoded(decoder: Any, data: bytes) -> list[bytes]:
-    pieces = []
-    try:
-        while data:
-            piece = decoder.decompress(data, DECODE_PIECE)
-            if piece:
-                pieces.append(piece)
-            data = decoder.unconsumed_tail
-    except zlib.error as exc:
-        raise BadResponse(f"the answer's compressed body is corrupt: {exc}") from None
-    return pieces
 
 
 class Pool:
