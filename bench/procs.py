@@ -6,7 +6,6 @@ import http.client
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import time
 from collections.abc import Callable
@@ -26,9 +25,11 @@ class StartupError(RuntimeError):
 
 
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A free port (under pytest-xdist, of this worker's own slot: the quick
+    mode runs inside the test suite, beside other tests' servers)."""
+    from portway.testing.servers import free_port
+
+    return free_port()
 
 
 def pin_prefix(cpu: int | None) -> list[str]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import socket
 import threading
 import time
@@ -10,11 +11,31 @@ from typing import Any
 
 import uvicorn
 
+#: Under pytest-xdist, worker N takes only the ports of its own slot (see free_port).
+PORT_SLOTS = 16
+
+
+def port_slot(port: int) -> int:
+    """A port's slot: Linux hands out odd ports for ``bind(("", 0))`` (even
+    ones are kept for outgoing connections), so the lowest bit says nothing."""
+    return (port >> 1) % PORT_SLOTS
+
 
 def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+    """A port free now, for a server started later (a subprocess).  Under
+    pytest-xdist each worker takes only ports of its own slot (one of
+    :data:`PORT_SLOTS`, :func:`port_slot`): two workers could otherwise be handed the same port
+    between one releasing it here and its server binding it, and one test's
+    ``/health`` be answered by the other's server."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+    slot = int(worker[2:]) % PORT_SLOTS if worker.startswith("gw") and worker[2:].isdigit() else None
+    for _ in range(PORT_SLOTS * 64):
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            port: int = sock.getsockname()[1]
+        if slot is None or port_slot(port) == slot:
+            break
+    return port
 
 
 class ThreadedServer:
