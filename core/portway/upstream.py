@@ -255,9 +255,10 @@ class Upstream:
         self._urls: dict[str, yarl.URL] = {}
         #: Each path's origin and the start of its request (see :meth:`_target`).
         self._targets: dict[str, tuple[tuple[str, str, int], str]] = {}
-        #: The provider's own headers as the httptools transport sends them (see :meth:`start`).
+        #: The provider's own headers (names in lower case) as the httptools
+        #: transport sends them, and as one block of lines (see :meth:`start`).
+        self._base_headers: dict[str, str] = {}
         self._header_block = ""
-        self._header_names: frozenset[str] = frozenset()
         #: Finished streams whose connection is still reading its last bytes.
         self._drains: set[asyncio.Task[None]] = set()
 
@@ -270,11 +271,11 @@ class Upstream:
             self._pool = httpclient.Pool(connect_timeout=self._connect_timeout, read_timeout=self._timeout)
             headers = {"accept": "*/*", "accept-encoding": httpclient.ACCEPT_ENCODING, "user-agent": USER_AGENT}
             headers.update({name.lower(): value for name, value in self._headers.items()})
-            self._header_block = _header_lines(headers)
-            self._header_names = frozenset(headers)
-            if self._header_block.count("\n") != len(headers) or "\r\r" in self._header_block \
-                    or "\0" in self._header_block or self._header_block.count("\r") != len(headers):
-                raise ValueError(f"provider {self.name!r}: a header holds a line break or a NUL")
+            try:
+                self._header_block = _header_lines(headers)
+            except ValueError as exc:
+                raise ValueError(f"provider {self.name!r}: {exc}") from None
+            self._base_headers = headers
         elif self.transport == "aiohttp":
             aiohttp = _aiohttp()
             self._slots = _Slots(self._max_connections)
@@ -453,22 +454,28 @@ class Upstream:
             target = self._targets[path] = ((scheme, host, port), start)
         return target
 
-    def _request_bytes(self, method: str, start: str, content: bytes | None, headers: dict[str, str]) -> bytes:
-        """The request's line, headers and body, as they go on the wire."""
+    def _wire_request(self, method: str, path: str, content: bytes | None,
+                      headers: dict[str, str]) -> tuple[httpclient.Pool, tuple[str, str, int], bytes]:
+        """The httptools transport's pool, the request's origin, and the
+        request's line, headers and body as they go on the wire."""
+        pool = self._pool
+        if pool is None:
+            raise self.error("the HTTP pool is not open (Upstream.start() was not awaited)", "unavailable")
+        key, start = self._target(path)
         block = self._header_block
-        names = self._header_names
-        if any(name.lower() in names for name in headers):  # the request's own value wins
+        base = self._base_headers
+        if any(name.lower() in base for name in headers):  # the request's own value wins
             own = {name.lower() for name in headers}
-            block = _header_lines({name: value for name, value in _header_pairs(block) if name not in own})
-        extra = _header_lines(headers)
+            block = _header_lines({name: value for name, value in base.items() if name not in own})
+        try:
+            extra = _header_lines(headers)
+        except ValueError:
+            raise self.error("a request header holds a line break or a NUL; it was not sent", "bad_request",
+                             400) from None
         if content is not None:
             extra += f"content-length: {len(content)}\r\n"
-        head = f"{method}{start}{block}{extra}\r\n"
-        lines = len(headers) + (content is not None)
-        if extra.count("\n") != lines or extra.count("\r") != lines or "\0" in extra:
-            raise self.error("a request header holds a line break or a NUL; it was not sent", "bad_request", 400)
-        data = head.encode("utf-8")
-        return data + content if content else data
+        data = f"{method}{start}{block}{extra}\r\n".encode()
+        return pool, key, data + content if content else data
 
     @staticmethod
     def _prepare(json: Any, body: bytes | None, headers: Mapping[str, str] | None) -> tuple[bytes | None, dict[str, str]]:
@@ -528,11 +535,7 @@ class Upstream:
 
     async def _request(self, method: str, path: str, content: bytes | None, headers: dict[str, str]) -> UpstreamResponse:
         """:meth:`request` on the httptools transport."""
-        pool = self._pool
-        if pool is None:
-            raise self.error("the HTTP pool is not open (Upstream.start() was not awaited)", "unavailable")
-        key, start = self._target(path)
-        data = self._request_bytes(method, start, content, headers)
+        pool, key, data = self._wire_request(method, path, content, headers)
         await self._acquire()
         try:
             resp = await pool.send(key, data, method in _IDEMPOTENT)
@@ -561,11 +564,7 @@ class Upstream:
     ) -> AsyncIterator[UpstreamStream]:
         content, merged = self._prepare(json, body, headers)
         if self.transport == "httptools":
-            pool = self._pool
-            if pool is None:
-                raise self.error("the HTTP pool is not open (Upstream.start() was not awaited)", "unavailable")
-            key, start = self._target(path)
-            data = self._request_bytes(method, start, content, merged)
+            pool, key, data = self._wire_request(method, path, content, merged)
             with self._failures():
                 await self._acquire()
                 try:
@@ -649,11 +648,9 @@ class Upstream:
 
 
 def _header_lines(headers: Mapping[str, str]) -> str:
-    return "".join([f"{name}: {value}\r\n" for name, value in headers.items()])
-
-
-def _header_pairs(block: str) -> Iterator[tuple[str, str]]:
-    for line in block.split("\r\n"):
-        if line:
-            name, _, value = line.partition(": ")
-            yield name, value
+    """``headers`` as request lines; a ``ValueError`` if a name or value
+    holds a line break or a NUL (it would end the line and forge another)."""
+    block = "".join([f"{name}: {value}\r\n" for name, value in headers.items()])
+    if block.count("\n") != len(headers) or block.count("\r") != len(headers) or "\0" in block:
+        raise ValueError("a header holds a line break or a NUL")
+    return block
